@@ -1,0 +1,1 @@
+"""Hardware generators (Amaranth): processing elements in ``pe``, arrays of them in ``arrays``."""

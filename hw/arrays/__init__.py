@@ -1,0 +1,1 @@
+"""Arrays of processing elements with their skew, control and streaming interfaces."""

@@ -1,0 +1,207 @@
+"""R x C systolic array of PE cells, output- or weight-stationary, with skew and de-skew built in.
+
+Layering follows Gemmini (datapath -> cell -> array): :mod:`tpegen.hw.pe.mac` (or any datapath with
+the same signature) computes, :mod:`tpegen.hw.pe.cell` registers and forwards, this module wires
+R x C cells, skews the operand streams into the array, de-skews the results out of it, and applies
+backpressure. Cycle-exact formulas for both dataflows live in :mod:`tpegen.sim.systolic_timing`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import EnableInserter, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tpegen.errors import check_int
+from tpegen.hw.pe.cell import DatapathParams, OutputStationaryCell, Token, WeightStationaryCell
+
+
+@dataclass(frozen=True)
+class SystolicParams:
+    """Shape of a systolic array: ``rows`` x ``cols`` cells (each 1..128) of the given PE."""
+
+    rows: int
+    cols: int
+    pe: DatapathParams
+
+    def __post_init__(self) -> None:
+        check_int("array.rows", self.rows, 1, 128)
+        check_int("array.cols", self.cols, 1, 128)
+
+    @property
+    def dataflow(self) -> str:
+        return self.pe.dataflow
+
+    def result_layout(self) -> data.StructLayout:
+        return data.StructLayout({"data": data.ArrayLayout(self.pe.acc_shape, self.cols), "last": 1})
+
+
+def _delay(m: Module, value, stages: int, name: str):
+    """``value`` delayed by ``stages`` registers (in the enclosing clock-enabled domain)."""
+    for n in range(stages):
+        reg = Signal.like(value, name=f"{name}_d{n}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class SystolicArray(wiring.Component):
+    """A ``rows`` x ``cols`` systolic array for ``pe.dataflow`` ``"os"`` or ``"ws"``.
+
+    All ports are ``amaranth.lib.stream`` streams (clock ``clk``, synchronous reset ``rst``). The
+    whole array advances each cycle unless ``results`` holds a beat that is not taken (a global
+    stall), so input bubbles are allowed and backpressure is exact.
+
+    **Output-stationary** (``operands`` in, ``results`` out). One ``operands`` beat carries column
+    ``k`` of an A tile (``a[i]``, i < rows) and row ``k`` of a W tile (``w[j]``, j < cols);
+    ``last`` marks ``k = K - 1``. Cell (i, j) sees beat k at cycle ``k + i + j``. A tile's
+    results leave as ``rows`` beats of ``cols`` accumulators, row 0 first, ``last`` on row
+    ``rows - 1``. Latency: row q of a tile whose ``last`` beat was accepted at cycle L appears at
+    cycle ``L + rows + cols + q``. Throughput: one tile per ``max(K, rows)`` cycles -- each column
+    drains through one port, so a ``last`` beat is refused (``ready`` low) until ``rows`` cycles
+    after the previous one.
+
+    **Weight-stationary** (``weights`` and ``activations`` in, ``results`` out). A tile first
+    loads ``rows`` ``weights`` beats of ``cols`` values, *bottom row first* (beat b is W-tile row
+    ``rows - 1 - b``) into a shadow register chain. Each ``activations`` beat carries one row of
+    the A tile (``a[i]``, i < rows, the K slice); ``last`` marks the tile's final row. The first
+    beat of a tile is accepted only once its weights are loaded and switches every cell to them
+    as it passes, so the next tile's weights load while the current one computes. Each beat
+    yields one ``results`` beat (``cols`` partial sums over the rows) ``rows + cols - 1`` cycles
+    after it was accepted. Loading the next weights starts ``rows + cols - 1`` cycles after a
+    tile's first beat, so a tile takes ``max(M, 2 * rows + cols - 1)`` cycles.
+
+    Arithmetic: exactly the datapath's (integer MACs wrap at ``acc_bits``).
+    """
+
+    def __init__(self, params: SystolicParams):
+        self.params = params
+        pe = params.pe
+        R, C = params.rows, params.cols
+        results = Out(stream.Signature(params.result_layout()))
+        if pe.dataflow == "os":
+            operands = data.StructLayout({
+                "a": data.ArrayLayout(pe.a_shape, R), "w": data.ArrayLayout(pe.w_shape, C), "last": 1})
+            super().__init__({"operands": In(stream.Signature(operands)), "results": results})
+        else:
+            acts = data.StructLayout({"a": data.ArrayLayout(pe.a_shape, R), "last": 1})
+            super().__init__({
+                "weights": In(stream.Signature(data.ArrayLayout(pe.w_shape, C))),
+                "activations": In(stream.Signature(acts)),
+                "results": results,
+            })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        advance = Signal()
+        m.d.comb += advance.eq(~(self.results.valid & ~self.results.ready))
+        core = Module()
+        if self.params.dataflow == "os":
+            self._elaborate_os(core, advance)
+        else:
+            self._elaborate_ws(core, advance)
+        m.submodules.core = EnableInserter(advance)(core)
+        return m
+
+    def _elaborate_os(self, m: Module, advance: Signal) -> None:
+        R, C, pe = self.params.rows, self.params.cols, self.params.pe
+        ops = self.operands
+        since_last = Signal(range(R + 1), init=R)  # cycles since the last `last` beat, saturating
+        after_last = Signal(init=1)  # the next accepted beat starts a tile
+        m.d.comb += ops.ready.eq(advance & (~ops.payload.last | (since_last == R)))
+        fire = ops.valid & ops.ready
+        with m.If(fire & ops.payload.last):
+            m.d.sync += since_last.eq(1)
+        with m.Elif(since_last != R):
+            m.d.sync += since_last.eq(since_last + 1)
+        with m.If(fire):
+            m.d.sync += after_last.eq(ops.payload.last)
+
+        token = Signal(Token)
+        m.d.comb += [token.valid.eq(fire), token.first.eq(after_last), token.last.eq(ops.payload.last)]
+        cells = [[OutputStationaryCell(pe) for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = cells[i][j]
+        for i in range(R):  # row skew: row i enters i cycles late
+            m.d.comb += [
+                cells[i][0].a_in.eq(_delay(m, ops.payload.a[i], i, f"skew_a{i}")),
+                cells[i][0].tok_in.eq(_delay(m, token, i, f"skew_tok{i}")),
+            ]
+        for j in range(C):  # column skew: column j enters j cycles late
+            m.d.comb += cells[0][j].w_in.eq(_delay(m, ops.payload.w[j], j, f"skew_w{j}"))
+        for i in range(R):
+            for j in range(C):
+                cell = cells[i][j]
+                if j + 1 < C:
+                    m.d.comb += [cells[i][j + 1].a_in.eq(cell.a_out), cells[i][j + 1].tok_in.eq(cell.tok_out)]
+                if i + 1 < R:
+                    m.d.comb += [cells[i + 1][j].w_in.eq(cell.w_out), cell.drain_in.eq(cells[i + 1][j].drain_out)]
+                # Column j captures when its bottom cell has finished the tile's last beat.
+                bottom = cells[R - 1][j].tok_out
+                m.d.comb += cell.capture.eq(bottom.valid & bottom.last)
+
+        drain_left = Signal(range(R + 1))  # result rows still to emit for the current tile
+        corner = cells[R - 1][C - 1].tok_out
+        with m.If(corner.valid & corner.last):
+            m.d.sync += drain_left.eq(R)
+        with m.Elif(drain_left != 0):
+            m.d.sync += drain_left.eq(drain_left - 1)
+        res = self.results
+        m.d.comb += [res.valid.eq(drain_left != 0), res.payload.last.eq(drain_left == 1)]
+        for j in range(C):  # de-skew: column j leaves C-1-j cycles later
+            m.d.comb += res.payload.data[j].eq(_delay(m, cells[0][j].drain_out, C - 1 - j, f"deskew{j}"))
+
+    def _elaborate_ws(self, m: Module, advance: Signal) -> None:
+        R, C, pe = self.params.rows, self.params.cols, self.params.pe
+        wts, acts = self.weights, self.activations
+        loaded = Signal(range(R + 1))  # weight rows in the shadow chain
+        busy = Signal(range(R + C))  # cycles until the last tile switch has passed every cell
+        after_last = Signal(init=1)
+        m.d.comb += [
+            wts.ready.eq(advance & (loaded != R) & (busy == 0)),
+            acts.ready.eq(advance & (~after_last | (loaded == R))),
+        ]
+        load = wts.valid & wts.ready
+        fire = acts.valid & acts.ready
+        starts_tile = fire & after_last
+        with m.If(starts_tile):
+            m.d.sync += [loaded.eq(0), busy.eq(R + C - 2)]
+        with m.Else():
+            with m.If(load):
+                m.d.sync += loaded.eq(loaded + 1)
+            with m.If(busy != 0):
+                m.d.sync += busy.eq(busy - 1)
+        with m.If(fire):
+            m.d.sync += after_last.eq(acts.payload.last)
+
+        token = Signal(Token)
+        m.d.comb += [token.valid.eq(fire), token.first.eq(after_last), token.last.eq(acts.payload.last)]
+        cells = [[WeightStationaryCell(pe) for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                cell = cells[i][j]
+                m.submodules[f"pe_{i}_{j}"] = cell
+                m.d.comb += cell.load.eq(load)
+        for i in range(R):
+            m.d.comb += [
+                cells[i][0].a_in.eq(_delay(m, acts.payload.a[i], i, f"skew_a{i}")),
+                cells[i][0].tok_in.eq(_delay(m, token, i, f"skew_tok{i}")),
+            ]
+        for j in range(C):
+            m.d.comb += [cells[0][j].load_in.eq(wts.payload[j]), cells[0][j].psum_in.eq(0)]
+        for i in range(R):
+            for j in range(C):
+                cell = cells[i][j]
+                if j + 1 < C:
+                    m.d.comb += [cells[i][j + 1].a_in.eq(cell.a_out), cells[i][j + 1].tok_in.eq(cell.tok_out)]
+                if i + 1 < R:
+                    m.d.comb += [cells[i + 1][j].psum_in.eq(cell.psum_out), cells[i + 1][j].load_in.eq(cell.load_out)]
+
+        res = self.results
+        corner = cells[R - 1][C - 1].tok_out
+        m.d.comb += [res.valid.eq(corner.valid), res.payload.last.eq(corner.last)]
+        for j in range(C):
+            m.d.comb += res.payload.data[j].eq(_delay(m, cells[R - 1][j].psum_out, C - 1 - j, f"deskew{j}"))

@@ -1,0 +1,1 @@
+"""Processing elements: one multiply-accumulate datapath each."""

@@ -1,0 +1,1 @@
+"""Numeric (bit-exact) and timing (cycle) models, and the Verilator/cocotb runner."""

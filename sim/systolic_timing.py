@@ -1,0 +1,56 @@
+"""Cycle-exact timing model of :class:`tpegen.hw.arrays.systolic.SystolicArray`.
+
+Cycles are counted as the RTL testbench counts them: from the first accepted input beat to the
+last accepted result beat, both inclusive, with inputs always offered and results always taken.
+Each tile's ``start`` is its first input handshake and its ``end`` its last result handshake.
+
+Output-stationary, R x C array, tiles with K_t beats each. The ``last`` beat of tile t is
+accepted at ``L_t = L_{t-1} + max(K_t, R)`` (``L_0 = K_0 - 1``): a column drains one row per
+cycle, so ``last`` beats are spaced by at least R cycles. Result row q of tile t leaves at
+``L_t + R + C + q``; the GEMM ends at ``L_{T-1} + 2R + C - 1``.
+
+Weight-stationary: tile t loads R weight beats and streams M_t activation rows. Its first
+activation is accepted at ``F_t = F_{t-1} + max(M_{t-1}, 2R + C - 1)`` (``F_0 = R``): the next
+tile's weights may enter the shadow chain only after the current tile's first row has switched
+every cell (``R + C - 1`` cycles), and then take R cycles. Row m leaves ``R + C - 1`` cycles
+after it entered; the GEMM ends at ``F_{T-1} + M_{T-1} + R + C - 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Per-tile start/end cycles (inclusive) and the total cycle count of a stream of tiles."""
+
+    start: np.ndarray
+    end: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.end.max() - self.start.min() + 1) if len(self.end) else 0
+
+
+def os_timeline(rows: int, cols: int, k_per_tile: np.ndarray) -> Timeline:
+    """Timeline of output-stationary tiles streamed back to back (``k_per_tile[t]`` beats each)."""
+    k = np.asarray(k_per_tile, dtype=np.int64)
+    step = np.maximum(k, rows)
+    step[0] = k[0]
+    last = np.cumsum(step) - 1
+    start = np.concatenate([[0], last[:-1] + 1])
+    end = last + 2 * rows + cols - 1
+    return Timeline(start=start, end=end)
+
+
+def ws_timeline(rows: int, cols: int, m_per_tile: np.ndarray) -> Timeline:
+    """Timeline of weight-stationary tiles (``m_per_tile[t]`` activation rows each)."""
+    m = np.asarray(m_per_tile, dtype=np.int64)
+    gap = np.maximum(m[:-1], 2 * rows + cols - 1)
+    first = rows + np.concatenate([[0], np.cumsum(gap)])
+    start = np.concatenate([[0], first[:-1] + rows + cols - 1])
+    end = first + m + rows + cols - 2
+    return Timeline(start=start, end=end)

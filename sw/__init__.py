@@ -1,0 +1,1 @@
+"""Software driver: maps GEMMs onto generated arrays and runs them on a backend."""

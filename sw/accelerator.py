@@ -1,0 +1,141 @@
+"""What every hardware family provides to the driver, and the GEMM backends built on it.
+
+An :class:`Accelerator` binds one validated design configuration to its RTL generator, its
+numeric golden model, its timing model and the mapping of a GEMM onto its streams. The driver,
+the CLI and the tests only talk to this interface, so a new PE family plugs in by subclassing it
+and registering its config section in :mod:`tpegen.config`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from amaranth import Shape
+from amaranth.lib import wiring
+
+from tpegen.errors import ConfigError
+from tpegen.sim.verilator import StreamProgram, VerilatedModel
+
+BACKENDS = ("golden", "rtl")
+
+
+@dataclass
+class Program:
+    """A GEMM mapped onto an array: the stream beats and how to turn result beats into C."""
+
+    stream: StreamProgram
+    decode: Callable[[dict[str, np.ndarray]], np.ndarray]
+    tiles: int
+
+
+@dataclass
+class GemmResult:
+    """Output of one GEMM on one backend; ``cycles`` is None for the untimed golden backend."""
+
+    output: np.ndarray
+    backend: str
+    cycles: int | None = None
+
+
+class Accelerator(abc.ABC):
+    """A generated array and everything needed to run GEMMs on it (see module docstring)."""
+
+    family: str = ""
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    # -- hardware ---------------------------------------------------------------------------
+    @property
+    def top_name(self) -> str:
+        return "tpegen_" + "".join(ch if ch.isalnum() else "_" for ch in self.config.name)
+
+    @abc.abstractmethod
+    def component(self) -> wiring.Component:
+        """A fresh instance of the top-level Amaranth component."""
+
+    @cached_property
+    def verilog(self) -> str:
+        from amaranth.back import verilog
+
+        return verilog.convert(self.component(), name=self.top_name, emit_src=False)
+
+    @abc.abstractmethod
+    def latency(self) -> dict[str, Any]:
+        """Latency/throughput facts for the manifest (documented formulas, in cycles)."""
+
+    def manifest(self) -> dict[str, Any]:
+        comp = self.component()
+        ports = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
+        for path, member, value in comp.signature.flatten(comp):
+            ports.append({
+                "name": "__".join(str(p) for p in path),
+                "direction": "in" if member.flow == wiring.In else "out",
+                "width": Shape.cast(member.shape).width,
+            })
+        return {
+            "top": self.top_name,
+            "family": self.family,
+            "config": self.config.to_dict(),
+            "ports": ports,
+            "timing": self.latency(),
+            "macs_per_cycle": self.macs_per_cycle,
+        }
+
+    @property
+    @abc.abstractmethod
+    def macs_per_cycle(self) -> int:
+        """Peak multiply-accumulates per cycle."""
+
+    # -- numerics and timing ----------------------------------------------------------------
+    @abc.abstractmethod
+    def check_operands(self, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Validate A (M x K) and W (K x N); return them converted to the model's dtypes."""
+
+    @abc.abstractmethod
+    def golden(self, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The numeric model's C = A @ W, bit-exact with the hardware."""
+
+    @abc.abstractmethod
+    def program(self, a: np.ndarray, w: np.ndarray) -> Program:
+        """Tile the GEMM onto the array as stream beats."""
+
+    @abc.abstractmethod
+    def cycles(self, m: int, k: int, n: int) -> int:
+        """Timing model: cycles the RTL takes for an M x K x N GEMM (as :meth:`program` tiles it)."""
+
+    # -- backends ---------------------------------------------------------------------------
+    def rtl_model(self) -> VerilatedModel:
+        from tpegen.sim.verilator import build
+
+        return build(self.verilog, self.top_name)
+
+    def run_rtl(self, gemms: Sequence[tuple[np.ndarray, np.ndarray]], *, stall_prob: float = 0.0,
+                seed: int = 0) -> list[GemmResult]:
+        """Run several GEMMs on the Verilated RTL in one simulation (reset between them)."""
+        checked = [self.check_operands(a, w) for a, w in gemms]
+        programs = [self.program(a, w) for a, w in checked]
+        results = self.rtl_model().run([p.stream for p in programs], stall_prob=stall_prob, seed=seed)
+        return [GemmResult(p.decode(r.outputs), "rtl", r.cycles) for p, r in zip(programs, results, strict=True)]
+
+    def run_gemm(self, a: np.ndarray, w: np.ndarray, backend: str = "golden") -> GemmResult:
+        """C = A @ W on ``backend`` (``golden`` numeric model or ``rtl`` Verilator simulation)."""
+        if backend not in BACKENDS:
+            raise ConfigError("--backend", "one of " + ", ".join(BACKENDS), backend)
+        if backend == "rtl":
+            return self.run_rtl([(a, w)])[0]
+        a, w = self.check_operands(a, w)
+        return GemmResult(self.golden(a, w), "golden", None)
+
+
+def check_shapes(a: np.ndarray, w: np.ndarray) -> None:
+    """A is M x K, W is K x N with matching K."""
+    if a.ndim != 2 or w.ndim != 2:
+        raise ConfigError("A/W", "2-D matrices", f"shapes {a.shape} and {w.shape}")
+    if a.shape[1] != w.shape[0]:
+        raise ConfigError("A/W", "shapes M x K and K x N with the same K", f"{a.shape} and {w.shape}")

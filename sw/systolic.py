@@ -1,0 +1,132 @@
+"""Driver for :class:`~tpegen.hw.arrays.systolic.SystolicArray`: GEMM tiling and stream encoding.
+
+Tiling (zero padding partial tiles, discarding padded outputs):
+
+* output-stationary: C is cut into ``rows x cols`` tiles, row blocks outer, column blocks inner;
+  each tile streams the whole K dimension (K beats), so the array accumulates it in place.
+* weight-stationary: W is cut into ``rows x cols`` tiles (K blocks inner, N blocks outer); each
+  tile streams all M rows of A's matching K slice and returns partial sums that the driver adds up
+  with the same accumulator semantics (integer wrap is associative, so the result is unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tpegen.hw.arrays.systolic import SystolicArray, SystolicParams
+from tpegen.sim.intgemm import check_operand, int_gemm
+from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
+from tpegen.sim.systolic_timing import Timeline, os_timeline, ws_timeline
+from tpegen.sim.verilator import StreamProgram
+from tpegen.sw.accelerator import Accelerator, Program, check_shapes
+
+
+def _blocks(n: int, size: int) -> list[slice]:
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+class SystolicAccelerator(Accelerator):
+    """Integer MAC systolic array (output- or weight-stationary) behind the driver interface."""
+
+    family = "mac"
+
+    @property
+    def params(self) -> SystolicParams:
+        return self.config.array
+
+    def component(self) -> SystolicArray:
+        return SystolicArray(self.params)
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.params.rows * self.params.cols
+
+    def latency(self) -> dict[str, Any]:
+        R, C = self.params.rows, self.params.cols
+        if self.params.dataflow == "os":
+            return {
+                "dataflow": "os",
+                "result_row_q_after_last_beat": f"{R + C} + q cycles",
+                "tile_interval": f"max(K, {R}) cycles",
+                "single_tile_cycles": f"K + {2 * R + C - 1}",
+            }
+        return {
+            "dataflow": "ws",
+            "result_after_activation": f"{R + C - 1} cycles",
+            "tile_interval": f"max(M, {2 * R + C - 1}) cycles",
+            "single_tile_cycles": f"M + {2 * R + C - 1}",
+        }
+
+    # -- numerics ---------------------------------------------------------------------------
+    def check_operands(self, a, w):
+        pe = self.params.pe
+        a = check_operand("A", a, pe.act_bits, pe.act_signed)
+        w = check_operand("W", w, pe.weight_bits, pe.weight_signed)
+        check_shapes(a, w)
+        return a, w
+
+    def golden(self, a, w):
+        return int_gemm(a, w, self.params.pe.acc_bits)
+
+    # -- timing -----------------------------------------------------------------------------
+    def timeline(self, m: int, k: int, n: int) -> Timeline:
+        R, C = self.params.rows, self.params.cols
+        mb, nb, kb = -(-m // R), -(-n // C), -(-k // R)
+        if self.params.dataflow == "os":
+            return os_timeline(R, C, np.full(mb * nb, k))
+        return ws_timeline(R, C, np.full(kb * nb, m))
+
+    def cycles(self, m: int, k: int, n: int) -> int:
+        return self.timeline(m, k, n).total
+
+    # -- stream encoding --------------------------------------------------------------------
+    def program(self, a, w) -> Program:
+        return self._program_os(a, w) if self.params.dataflow == "os" else self._program_ws(a, w)
+
+    def _pad(self, x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        return np.pad(x, ((0, rows - x.shape[0]), (0, cols - x.shape[1])))
+
+    def _program_os(self, a, w) -> Program:
+        p, pe = self.params, self.params.pe
+        R, C = p.rows, p.cols
+        (M, K), N = a.shape, w.shape[1]
+        tiles = [(ms, ns) for ms in _blocks(M, R) for ns in _blocks(N, C)]
+        a_beats = np.concatenate([self._pad(a[ms].T, K, R) for ms, _ in tiles])  # (T*K, R)
+        w_beats = np.concatenate([self._pad(w[:, ns], K, C) for _, ns in tiles])  # (T*K, C)
+        last = np.tile(np.arange(K) == K - 1, len(tiles)).astype(np.int64)
+        beats = pack_fields([(a_beats, pe.act_bits), (w_beats, pe.weight_bits), (last, 1)])
+
+        def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
+            rows = unpack_lanes(outputs["results"], pe.acc_bits, C, signed=True)
+            c = np.zeros((M, N), dtype=np.int64)
+            for t, (ms, ns) in enumerate(tiles):
+                block = rows[t * R : (t + 1) * R]
+                c[ms, ns] = block[: ms.stop - ms.start, : ns.stop - ns.start]
+            return c
+
+        stream = StreamProgram(inputs={"operands": beats}, outputs={"results": len(tiles) * R})
+        return Program(stream=stream, decode=decode, tiles=len(tiles))
+
+    def _program_ws(self, a, w) -> Program:
+        p, pe = self.params, self.params.pe
+        R, C = p.rows, p.cols
+        (M, K), N = a.shape, w.shape[1]
+        tiles = [(ks, ns) for ns in _blocks(N, C) for ks in _blocks(K, R)]
+        # Weight rows enter bottom row first (the shadow chain shifts downwards).
+        w_beats = np.concatenate([self._pad(w[ks, ns], R, C)[::-1] for ks, ns in tiles])
+        a_beats = np.concatenate([self._pad(a[:, ks], M, R) for ks, _ in tiles])
+        last = np.tile(np.arange(M) == M - 1, len(tiles)).astype(np.int64)
+        weights = pack_fields([(w_beats, pe.weight_bits)])
+        acts = pack_fields([(a_beats, pe.act_bits), (last, 1)])
+
+        def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
+            rows = unpack_lanes(outputs["results"], pe.acc_bits, C, signed=True)
+            c = np.zeros((M, N), dtype=np.int64)
+            for t, (_, ns) in enumerate(tiles):
+                c[:, ns] += rows[t * M : (t + 1) * M, : ns.stop - ns.start]
+            return wrap(c, pe.acc_bits)
+
+        stream = StreamProgram(inputs={"weights": weights, "activations": acts}, outputs={"results": len(tiles) * M})
+        return Program(stream=stream, decode=decode, tiles=len(tiles))

@@ -1,0 +1,1 @@
+"""Synthesis flow: area, timing and energy of generated Verilog."""

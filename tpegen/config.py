@@ -1,0 +1,159 @@
+"""Load design configurations (YAML) into validated, frozen parameter dataclasses.
+
+A config file has the sections::
+
+    name: int8_os_16x16          # optional; defaults to the file name
+    description: ...             # optional
+    pe:    {type: mac, act_bits: 8, weight_bits: 8, acc_bits: 32, dataflow: os, ...}
+    array: {rows: 16, cols: 16}
+
+``pe.type`` selects the hardware family. Unknown keys, wrong types and out-of-range values are
+rejected with a :class:`~tpegen.errors.ConfigError` naming the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tpegen.errors import ConfigError, TpegenError
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one hardware family's config sections map to parameter classes and a driver."""
+
+    pe_params: str  # "module:Class" of the PE parameter dataclass
+    array_params: str  # "module:Class" of the array parameter dataclass (takes pe=...)
+    accelerator: str  # "module:Class" of the sw.Accelerator subclass
+
+
+FAMILIES: dict[str, Family] = {
+    "mac": Family("tpegen.hw.pe.mac:MacPEParams", "tpegen.hw.arrays.systolic:SystolicParams",
+                  "tpegen.sw.systolic:SystolicAccelerator"),
+}
+
+TOP_KEYS = ("name", "description", "pe", "array")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "name": "int8_os_16x16",
+    "description": "16x16 output-stationary systolic array of INT8 x INT8 MACs, 32-bit accumulators",
+    "pe": {"type": "mac", "act_bits": 8, "weight_bits": 8, "act_signed": True, "weight_signed": True,
+           "acc_bits": 32, "dataflow": "os"},
+    "array": {"rows": 16, "cols": 16},
+}
+
+
+def _resolve(ref: str) -> Any:
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", bool: "true or false", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any], section: str, **inject: Any) -> Any:
+    """Build ``cls`` from a YAML mapping, rejecting unknown keys and values of the wrong type."""
+    if not isinstance(values, dict):
+        raise ConfigError(section, "a mapping of keys to values", values)
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in inject]
+    names = [f.name for f in fields]
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"{section}.{key}", "one of the keys " + ", ".join(names) + " (unknown key)")
+    for f in fields:
+        if f.name not in values:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{section}.{f.name}", f"given ({_type_name(hints[f.name])}; required)")
+            continue
+        value, tp = values[f.name], hints[f.name]
+        origin_args = typing.get_args(tp)
+        allowed = tuple(t for t in (origin_args or (tp,)) if isinstance(t, type))
+        if type(None) in allowed and value is None:
+            continue
+        ok = any(
+            (t is int and isinstance(value, int) and not isinstance(value, bool))
+            or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (t not in (int, float) and isinstance(value, t))
+            for t in allowed
+        ) if allowed else True
+        if not ok:
+            raise ConfigError(f"{section}.{f.name}", " or ".join(_type_name(t) for t in allowed if t is not type(None)),
+                              value)
+    return cls(**values, **inject)
+
+
+@dataclass(frozen=True)
+class DesignConfig:
+    """A validated hardware design: name, family, PE parameters and array parameters."""
+
+    name: str
+    family: str
+    pe: Any
+    array: Any
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        pe = {"type": self.family, **{f.name: getattr(self.pe, f.name) for f in dataclasses.fields(self.pe)}}
+        array = {f.name: getattr(self.array, f.name) for f in dataclasses.fields(self.array) if f.name != "pe"}
+        return {"name": self.name, "description": self.description, "pe": pe, "array": array}
+
+    def accelerator(self):
+        """The :class:`tpegen.sw.accelerator.Accelerator` that drives this design."""
+        return _resolve(FAMILIES[self.family].accelerator)(self)
+
+
+def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("config", "a mapping with sections " + ", ".join(TOP_KEYS), type(raw).__name__)
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise ConfigError(str(key), "one of the top-level keys " + ", ".join(TOP_KEYS) + " (unknown key)")
+    for section in ("pe", "array"):
+        if section not in raw:
+            raise ConfigError(section, "present (a mapping)")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(section, "a mapping of keys to values", raw[section])
+    pe_raw = dict(raw["pe"])
+    family = pe_raw.pop("type", None)
+    if family not in FAMILIES:
+        raise ConfigError("pe.type", "one of " + ", ".join(repr(f) for f in FAMILIES), family)
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ConfigError("name", "a non-empty string", name)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError("description", "a string", description)
+    fam = FAMILIES[family]
+    pe = dataclass_from_dict(_resolve(fam.pe_params), pe_raw, "pe")
+    array = dataclass_from_dict(_resolve(fam.array_params), raw["array"], "array", pe=pe)
+    return DesignConfig(name=name, family=family, pe=pe, array=array, description=description)
+
+
+def load_config(path: str | Path | None = None) -> DesignConfig:
+    """Load and validate a YAML design config; ``None`` gives the built-in default (int8_os_16x16)."""
+    if path is None:
+        return config_from_dict(DEFAULT_CONFIG)
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TpegenError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise TpegenError(f"{path}: not valid YAML{where}") from None
+    try:
+        return config_from_dict(raw, default_name=path.stem)
+    except ConfigError as exc:
+        raise ConfigError(exc.field, exc.allowed, exc.got, where=str(path)) from None
