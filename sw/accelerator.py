@@ -60,24 +60,35 @@ class Accelerator(abc.ABC):
         """A fresh instance of the top-level Amaranth component."""
 
     @cached_property
+    def top(self) -> wiring.Component:
+        """The top-level component this accelerator generates Verilog from."""
+        return self.component()
+
+    @cached_property
     def verilog(self) -> str:
         from amaranth.back import verilog
 
-        return verilog.convert(self.component(), name=self.top_name, emit_src=False)
+        return verilog.convert(self.top, name=self.top_name, emit_src=False)
 
     @abc.abstractmethod
     def latency(self) -> dict[str, Any]:
         """Latency/throughput facts for the manifest (documented formulas, in cycles)."""
 
     def manifest(self) -> dict[str, Any]:
-        comp = self.component()
-        ports = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
-        for path, member, value in comp.signature.flatten(comp):
-            ports.append({
-                "name": "__".join(str(p) for p in path),
-                "direction": "in" if member.flow == wiring.In else "out",
-                "width": Shape.cast(member.shape).width,
-            })
+        self.verilog  # noqa: B018 -- elaborates self.top, so its port list is the generated one
+        comp = self.top
+        ports = [
+            {"name": "clk", "direction": "in", "width": 1},
+            {"name": "rst", "direction": "in", "width": 1},
+        ]
+        for path, member, _value in comp.signature.flatten(comp):
+            ports.append(
+                {
+                    "name": "__".join(str(p) for p in path),
+                    "direction": "in" if member.flow == wiring.In else "out",
+                    "width": Shape.cast(member.shape).width,
+                }
+            )
         return {
             "top": self.top_name,
             "family": self.family,
@@ -109,19 +120,30 @@ class Accelerator(abc.ABC):
     def cycles(self, m: int, k: int, n: int) -> int:
         """Timing model: cycles the RTL takes for an M x K x N GEMM (as :meth:`program` tiles it)."""
 
+    @abc.abstractmethod
+    def verification_cases(
+        self, rng: np.random.Generator, n_random: int
+    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Edge-case GEMMs (extreme values, K = 1, K much larger than the array, zeros, wrap-around,
+        shapes that are not multiples of the array) followed by ``n_random`` random ones, as
+        ``(label, A, W)``."""
+
     # -- backends ---------------------------------------------------------------------------
     def rtl_model(self) -> VerilatedModel:
         from tpegen.sim.verilator import build
 
         return build(self.verilog, self.top_name)
 
-    def run_rtl(self, gemms: Sequence[tuple[np.ndarray, np.ndarray]], *, stall_prob: float = 0.0,
-                seed: int = 0) -> list[GemmResult]:
+    def run_rtl(
+        self, gemms: Sequence[tuple[np.ndarray, np.ndarray]], *, stall_prob: float = 0.0, seed: int = 0
+    ) -> list[GemmResult]:
         """Run several GEMMs on the Verilated RTL in one simulation (reset between them)."""
         checked = [self.check_operands(a, w) for a, w in gemms]
         programs = [self.program(a, w) for a, w in checked]
         results = self.rtl_model().run([p.stream for p in programs], stall_prob=stall_prob, seed=seed)
-        return [GemmResult(p.decode(r.outputs), "rtl", r.cycles) for p, r in zip(programs, results, strict=True)]
+        return [
+            GemmResult(p.decode(r.outputs), "rtl", r.cycles) for p, r in zip(programs, results, strict=True)
+        ]
 
     def run_gemm(self, a: np.ndarray, w: np.ndarray, backend: str = "golden") -> GemmResult:
         """C = A @ W on ``backend`` (``golden`` numeric model or ``rtl`` Verilator simulation)."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tpegen.hw.arrays.systolic import SystolicArray, SystolicParams
-from tpegen.sim.intgemm import check_operand, int_gemm
+from tpegen.sim.intgemm import check_operand, int_gemm, operand_range
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
 from tpegen.sim.systolic_timing import Timeline, os_timeline, ws_timeline
 from tpegen.sim.verilator import StreamProgram
@@ -69,6 +69,39 @@ class SystolicAccelerator(Accelerator):
 
     def golden(self, a, w):
         return int_gemm(a, w, self.params.pe.acc_bits)
+
+    def verification_cases(self, rng, n_random):
+        pe, R, C = self.params.pe, self.params.rows, self.params.cols
+        a_lo, a_hi = operand_range(pe.act_bits, pe.act_signed)
+        w_lo, w_hi = operand_range(pe.weight_bits, pe.weight_signed)
+
+        def rand(m, k, n):
+            return rng.integers(a_lo, a_hi + 1, (m, k)), rng.integers(w_lo, w_hi + 1, (k, n))
+
+        def full(m, k, n, a, w):
+            return np.full((m, k), a, dtype=np.int64), np.full((k, n), w, dtype=np.int64)
+
+        cases = [
+            ("K=1, one full tile", *rand(R, 1, C)),
+            ("1x1x1", *rand(1, 1, 1)),
+            ("all zeros", *full(2 * R, 3, C + 1, 0, 0)),
+            ("max x max", *full(R, 2 * R + 3, C, a_hi, w_hi)),
+            ("min x min", *full(R + 1, R + 2, C, a_lo, w_lo)),
+            ("min x max", *full(R, R, C + 2, a_lo, w_hi)),
+            ("K >> array", *rand(R + 1, 8 * max(R, C) + 3, max(1, C - 1))),
+            ("not a multiple of the array", *rand(2 * R + 3, R + 5, 2 * C + 1)),
+        ]
+        # Accumulator wrap-around: enough extreme products to overflow acc_bits (if affordable).
+        a_ext, w_ext = max(
+            ((x, y) for x in (a_lo, a_hi) for y in (w_lo, w_hi)), key=lambda p: abs(p[0] * p[1])
+        )
+        k_wrap = (1 << (pe.acc_bits - 1)) // abs(a_ext * w_ext) + 2
+        if k_wrap <= 4096:
+            cases.append(("accumulator wrap-around", *full(R, k_wrap, C, a_ext, w_ext)))
+        for n in range(n_random):
+            m, k, nn = (int(rng.integers(1, 2 * d + 4)) for d in (R, 3 * R, C))
+            cases.append((f"random #{n}", *rand(m, k, nn)))
+        return cases
 
     # -- timing -----------------------------------------------------------------------------
     def timeline(self, m: int, k: int, n: int) -> Timeline:
@@ -128,5 +161,7 @@ class SystolicAccelerator(Accelerator):
                 c[:, ns] += rows[t * M : (t + 1) * M, : ns.stop - ns.start]
             return wrap(c, pe.acc_bits)
 
-        stream = StreamProgram(inputs={"weights": weights, "activations": acts}, outputs={"results": len(tiles) * M})
+        stream = StreamProgram(
+            inputs={"weights": weights, "activations": acts}, outputs={"results": len(tiles) * M}
+        )
         return Program(stream=stream, decode=decode, tiles=len(tiles))

@@ -35,17 +35,28 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "mac": Family("tpegen.hw.pe.mac:MacPEParams", "tpegen.hw.arrays.systolic:SystolicParams",
-                  "tpegen.sw.systolic:SystolicAccelerator"),
+    "mac": Family(
+        "tpegen.hw.pe.mac:MacPEParams",
+        "tpegen.hw.arrays.systolic:SystolicParams",
+        "tpegen.sw.systolic:SystolicAccelerator",
+    ),
 }
 
 TOP_KEYS = ("name", "description", "pe", "array")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "name": "int8_os_16x16",
-    "description": "16x16 output-stationary systolic array of INT8 x INT8 MACs, 32-bit accumulators",
-    "pe": {"type": "mac", "act_bits": 8, "weight_bits": 8, "act_signed": True, "weight_signed": True,
-           "acc_bits": 32, "dataflow": "os"},
+    "description": "16x16 output-stationary systolic array of INT8 x INT8 MACs, 32-bit accumulators "
+    "(the default design)",
+    "pe": {
+        "type": "mac",
+        "act_bits": 8,
+        "weight_bits": 8,
+        "act_signed": True,
+        "weight_signed": True,
+        "acc_bits": 32,
+        "dataflow": "os",
+    },
     "array": {"rows": 16, "cols": 16},
 }
 
@@ -79,15 +90,22 @@ def dataclass_from_dict(cls: type, values: dict[str, Any], section: str, **injec
         allowed = tuple(t for t in (origin_args or (tp,)) if isinstance(t, type))
         if type(None) in allowed and value is None:
             continue
-        ok = any(
-            (t is int and isinstance(value, int) and not isinstance(value, bool))
-            or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (t not in (int, float) and isinstance(value, t))
-            for t in allowed
-        ) if allowed else True
+        ok = (
+            any(
+                (t is int and isinstance(value, int) and not isinstance(value, bool))
+                or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+                or (t not in (int, float) and isinstance(value, t))
+                for t in allowed
+            )
+            if allowed
+            else True
+        )
         if not ok:
-            raise ConfigError(f"{section}.{f.name}", " or ".join(_type_name(t) for t in allowed if t is not type(None)),
-                              value)
+            raise ConfigError(
+                f"{section}.{f.name}",
+                " or ".join(_type_name(t) for t in allowed if t is not type(None)),
+                value,
+            )
     return cls(**values, **inject)
 
 
@@ -103,7 +121,9 @@ class DesignConfig:
 
     def to_dict(self) -> dict[str, Any]:
         pe = {"type": self.family, **{f.name: getattr(self.pe, f.name) for f in dataclasses.fields(self.pe)}}
-        array = {f.name: getattr(self.array, f.name) for f in dataclasses.fields(self.array) if f.name != "pe"}
+        array = {
+            f.name: getattr(self.array, f.name) for f in dataclasses.fields(self.array) if f.name != "pe"
+        }
         return {"name": self.name, "description": self.description, "pe": pe, "array": array}
 
     def accelerator(self):

@@ -34,8 +34,19 @@ class SystolicParams:
     def dataflow(self) -> str:
         return self.pe.dataflow
 
+    @property
+    def out_shape(self):
+        """Shape of one result lane: the PE's ``out_shape`` if it has one (e.g. an FMA PE whose
+        partial sums travel in a relaxed format), else its accumulator shape."""
+        return getattr(self.pe, "out_shape", self.pe.acc_shape)
+
+    @property
+    def edge_normalized(self) -> bool:
+        """True when partial sums leave the array through the PE's edge ``normalizer()``."""
+        return self.out_shape != self.pe.acc_shape
+
     def result_layout(self) -> data.StructLayout:
-        return data.StructLayout({"data": data.ArrayLayout(self.pe.acc_shape, self.cols), "last": 1})
+        return data.StructLayout({"data": data.ArrayLayout(self.out_shape, self.cols), "last": 1})
 
 
 def _delay(m: Module, value, stages: int, name: str):
@@ -73,7 +84,9 @@ class SystolicArray(wiring.Component):
     after it was accepted. Loading the next weights starts ``rows + cols - 1`` cycles after a
     tile's first beat, so a tile takes ``max(M, 2 * rows + cols - 1)`` cycles.
 
-    Arithmetic: exactly the datapath's (integer MACs wrap at ``acc_bits``).
+    Arithmetic: exactly the datapath's (integer MACs wrap at ``acc_bits``). A PE whose partial
+    sums travel in an internal format (``pe.out_shape != pe.acc_shape``) gets one combinational
+    ``pe.normalizer()`` per column at the array edge; latency is unchanged.
     """
 
     def __init__(self, params: SystolicParams):
@@ -82,16 +95,19 @@ class SystolicArray(wiring.Component):
         R, C = params.rows, params.cols
         results = Out(stream.Signature(params.result_layout()))
         if pe.dataflow == "os":
-            operands = data.StructLayout({
-                "a": data.ArrayLayout(pe.a_shape, R), "w": data.ArrayLayout(pe.w_shape, C), "last": 1})
+            operands = data.StructLayout(
+                {"a": data.ArrayLayout(pe.a_shape, R), "w": data.ArrayLayout(pe.w_shape, C), "last": 1}
+            )
             super().__init__({"operands": In(stream.Signature(operands)), "results": results})
         else:
             acts = data.StructLayout({"a": data.ArrayLayout(pe.a_shape, R), "last": 1})
-            super().__init__({
-                "weights": In(stream.Signature(data.ArrayLayout(pe.w_shape, C))),
-                "activations": In(stream.Signature(acts)),
-                "results": results,
-            })
+            super().__init__(
+                {
+                    "weights": In(stream.Signature(data.ArrayLayout(pe.w_shape, C))),
+                    "activations": In(stream.Signature(acts)),
+                    "results": results,
+                }
+            )
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -138,7 +154,10 @@ class SystolicArray(wiring.Component):
                 if j + 1 < C:
                     m.d.comb += [cells[i][j + 1].a_in.eq(cell.a_out), cells[i][j + 1].tok_in.eq(cell.tok_out)]
                 if i + 1 < R:
-                    m.d.comb += [cells[i + 1][j].w_in.eq(cell.w_out), cell.drain_in.eq(cells[i + 1][j].drain_out)]
+                    m.d.comb += [
+                        cells[i + 1][j].w_in.eq(cell.w_out),
+                        cell.drain_in.eq(cells[i + 1][j].drain_out),
+                    ]
                 # Column j captures when its bottom cell has finished the tile's last beat.
                 bottom = cells[R - 1][j].tok_out
                 m.d.comb += cell.capture.eq(bottom.valid & bottom.last)
@@ -152,7 +171,7 @@ class SystolicArray(wiring.Component):
         res = self.results
         m.d.comb += [res.valid.eq(drain_left != 0), res.payload.last.eq(drain_left == 1)]
         for j in range(C):  # de-skew: column j leaves C-1-j cycles later
-            m.d.comb += res.payload.data[j].eq(_delay(m, cells[0][j].drain_out, C - 1 - j, f"deskew{j}"))
+            self._emit(m, j, _delay(m, cells[0][j].drain_out, C - 1 - j, f"deskew{j}"))
 
     def _elaborate_ws(self, m: Module, advance: Signal) -> None:
         R, C, pe = self.params.rows, self.params.cols, self.params.pe
@@ -198,10 +217,21 @@ class SystolicArray(wiring.Component):
                 if j + 1 < C:
                     m.d.comb += [cells[i][j + 1].a_in.eq(cell.a_out), cells[i][j + 1].tok_in.eq(cell.tok_out)]
                 if i + 1 < R:
-                    m.d.comb += [cells[i + 1][j].psum_in.eq(cell.psum_out), cells[i + 1][j].load_in.eq(cell.load_out)]
+                    m.d.comb += [
+                        cells[i + 1][j].psum_in.eq(cell.psum_out),
+                        cells[i + 1][j].load_in.eq(cell.load_out),
+                    ]
 
         res = self.results
         corner = cells[R - 1][C - 1].tok_out
         m.d.comb += [res.valid.eq(corner.valid), res.payload.last.eq(corner.last)]
         for j in range(C):
-            m.d.comb += res.payload.data[j].eq(_delay(m, cells[R - 1][j].psum_out, C - 1 - j, f"deskew{j}"))
+            self._emit(m, j, _delay(m, cells[R - 1][j].psum_out, C - 1 - j, f"deskew{j}"))
+
+    def _emit(self, m: Module, col: int, value) -> None:
+        """Drive result lane ``col`` from a de-skewed accumulator, through the edge normalizer if any."""
+        if self.params.edge_normalized:
+            m.submodules[f"normalize_{col}"] = norm = self.params.pe.normalizer()
+            m.d.comb += norm.acc_in.eq(value)
+            value = norm.acc_out
+        m.d.comb += self.results.payload.data[col].eq(value)

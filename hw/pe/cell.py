@@ -46,13 +46,19 @@ class OutputStationaryCell(wiring.Component):
 
     def __init__(self, params: DatapathParams):
         self.params = params
-        super().__init__({
-            "a_in": In(params.a_shape), "a_out": Out(params.a_shape),
-            "w_in": In(params.w_shape), "w_out": Out(params.w_shape),
-            "tok_in": In(Token), "tok_out": Out(Token),
-            "drain_in": In(params.acc_shape), "drain_out": Out(params.acc_shape),
-            "capture": In(1),
-        })
+        super().__init__(
+            {
+                "a_in": In(params.a_shape),
+                "a_out": Out(params.a_shape),
+                "w_in": In(params.w_shape),
+                "w_out": Out(params.w_shape),
+                "tok_in": In(Token),
+                "tok_out": Out(Token),
+                "drain_in": In(params.acc_shape),
+                "drain_out": Out(params.acc_shape),
+                "capture": In(1),
+            }
+        )
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -88,13 +94,19 @@ class WeightStationaryCell(wiring.Component):
 
     def __init__(self, params: DatapathParams):
         self.params = params
-        super().__init__({
-            "a_in": In(params.a_shape), "a_out": Out(params.a_shape),
-            "tok_in": In(Token), "tok_out": Out(Token),
-            "psum_in": In(params.acc_shape), "psum_out": Out(params.acc_shape),
-            "load_in": In(params.w_shape), "load_out": Out(params.w_shape),
-            "load": In(1),
-        })
+        super().__init__(
+            {
+                "a_in": In(params.a_shape),
+                "a_out": Out(params.a_shape),
+                "tok_in": In(Token),
+                "tok_out": Out(Token),
+                "psum_in": In(params.acc_shape),
+                "psum_out": Out(params.acc_shape),
+                "load_in": In(params.w_shape),
+                "load_out": Out(params.w_shape),
+                "load": In(1),
+            }
+        )
 
     def elaborate(self, platform) -> Module:
         m = Module()

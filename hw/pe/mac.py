@@ -44,8 +44,11 @@ class MacPEParams:
         check_int("pe.acc_bits", self.acc_bits, 2, 64)
         if self.acc_bits < self.act_bits + self.weight_bits:
             raise ConfigError(
-                "pe.acc_bits", f"an integer in {self.act_bits + self.weight_bits}..64 "
-                "(at least act_bits + weight_bits, so one product fits)", self.acc_bits)
+                "pe.acc_bits",
+                f"an integer in {self.act_bits + self.weight_bits}..64 "
+                "(at least act_bits + weight_bits, so one product fits)",
+                self.acc_bits,
+            )
         check_choice("pe.dataflow", self.dataflow, DATAFLOWS)
 
     @property
@@ -74,12 +77,14 @@ class MacDatapath(wiring.Component):
 
     def __init__(self, params: MacPEParams):
         self.params = params
-        super().__init__({
-            "a": In(params.a_shape),
-            "w": In(params.w_shape),
-            "acc_in": In(params.acc_shape),
-            "acc_out": Out(params.acc_shape),
-        })
+        super().__init__(
+            {
+                "a": In(params.a_shape),
+                "w": In(params.w_shape),
+                "acc_in": In(params.acc_shape),
+                "acc_out": Out(params.acc_shape),
+            }
+        )
 
     def elaborate(self, platform) -> Module:
         m = Module()

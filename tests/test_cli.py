@@ -1,0 +1,154 @@
+"""The command line: help, gen, gemm (golden and RTL), demo, and one-line errors with no leftovers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import CONFIGS
+
+from tpegen.config import DEFAULT_CONFIG
+
+
+def test_help_lists_commands(run_cli):
+    with pytest.raises(SystemExit) as info:
+        run_cli("--help")
+    assert info.value.code == 0
+
+
+def test_no_command_prints_help(run_cli):
+    code, out, _ = run_cli()
+    assert code == 2 and "demo" in out and "gemm" in out
+
+
+def _write(tmp_path, name, x):
+    path = tmp_path / name
+    np.save(path, x)
+    return path
+
+
+def test_gemm_golden_json_contract(run_cli, tmp_path):
+    rng = np.random.default_rng(0)
+    a, w = rng.integers(-128, 128, (33, 70)), rng.integers(-128, 128, (70, 21))
+    out = tmp_path / "C.npy"
+    code, stdout, _ = run_cli(
+        "gemm",
+        "--hw",
+        CONFIGS / "int8_os_8x8.yaml",
+        "--a",
+        _write(tmp_path, "A.npy", a),
+        "--w",
+        _write(tmp_path, "W.npy", w),
+        "--backend",
+        "golden",
+        "-o",
+        out,
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(stdout)
+    assert set(report) == {"backend", "M", "K", "N", "cycles", "output"}
+    assert (report["M"], report["K"], report["N"], report["backend"]) == (33, 70, 21, "golden")
+    c = np.load(out)
+    assert c.dtype == np.int64 and np.array_equal(c, a.astype(np.int64) @ w)
+    # 5 x 3 output tiles of 70 beats each, spaced max(70, 8) apart, plus fill and drain.
+    assert report["cycles"] == 15 * 70 + 2 * 8 + 8 - 1
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("config", ["int8_os_8x8", "int8_ws_8x8"])
+def test_gemm_rtl_matches_numpy_and_timing_model(run_cli, tmp_path, config):
+    rng = np.random.default_rng(1)
+    a, w = (
+        rng.integers(-128, 128, (33, 70)).astype(np.int8),
+        rng.integers(-128, 128, (70, 21)).astype(np.int8),
+    )
+    pa, pw = _write(tmp_path, "A.npy", a), _write(tmp_path, "W.npy", w)
+    results = {}
+    for backend in ("rtl", "golden"):
+        out = tmp_path / f"C_{backend}.npy"
+        code, stdout, err = run_cli(
+            "gemm",
+            "--hw",
+            CONFIGS / f"{config}.yaml",
+            "--a",
+            pa,
+            "--w",
+            pw,
+            "--backend",
+            backend,
+            "-o",
+            out,
+            "--json",
+        )
+        assert code == 0, err
+        results[backend] = json.loads(stdout)
+        assert np.array_equal(np.load(out), a.astype(np.int64) @ w)
+    assert results["rtl"]["cycles"] == results["golden"]["cycles"]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("config", ["int8_ws_8x8", "w4a8_os_16x16"])
+def test_gen_verilog_lints_clean(run_cli, tmp_path, config):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("gen", CONFIGS / f"{config}.yaml", "-o", out, "--lint", "--json")
+    assert code == 0, err
+    paths = json.loads(stdout)
+    manifest = json.loads(Path(paths["manifest"]).read_text())
+    assert manifest["config"]["name"] == config
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert widths["results__valid"] == 1
+    rows = manifest["config"]["array"]["rows"]
+    cols = manifest["config"]["array"]["cols"]
+    assert widths["results__payload"] == cols * 32 + 1
+    if config.startswith("w4a8"):
+        assert widths["operands__payload"] == rows * 8 + cols * 4 + 1
+    assert "module " + manifest["top"] in Path(paths["verilog"]).read_text()
+
+
+@pytest.mark.rtl
+def test_demo_runs_default_job(run_cli):
+    code, stdout, err = run_cli("demo", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["rtl_equals_numpy"] and summary["rtl_equals_golden"]
+    assert summary["cycles_rtl"] == summary["cycles_model"]
+    assert summary["array"] == "16x16" and summary["gemm"] == [64, 64, 64]
+
+
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"array": {"rows": 0, "cols": 8}}, "array.rows"),
+        ({"array": {"rows": 8, "cols": 8, "banks": 2}}, "array.banks"),
+        ({"color": "red"}, "color"),
+    ],
+)
+def test_bad_config_one_line_error_and_no_output(run_cli, tmp_path, patch, field):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({**DEFAULT_CONFIG, **patch}))
+    out = tmp_path / "gen_out"
+    code, stdout, err = run_cli("gen", cfg, "-o", out)
+    assert code != 0
+    assert err.count("\n") == 1 and field in err and "must be" in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [cfg]
+
+
+def test_gemm_bad_operands(run_cli, tmp_path):
+    hw = CONFIGS / "int8_os_8x8.yaml"
+    ok = _write(tmp_path, "ok.npy", np.ones((4, 4), dtype=np.int64))
+    big = _write(tmp_path, "big.npy", np.full((4, 4), 200))
+    wide = _write(tmp_path, "wide.npy", np.ones((5, 4), dtype=np.int64))
+    out = tmp_path / "C.npy"
+    for a, w, needle in [
+        (big, ok, "A: must be signed 8-bit values in -128..127"),
+        (ok, wide, "same K"),
+        (tmp_path / "nope.npy", ok, "nope.npy: no such file"),
+    ]:
+        code, _, err = run_cli("gemm", "--hw", hw, "--a", a, "--w", w, "-o", out)
+        assert code != 0 and needle in err and err.count("\n") == 1
+        assert not out.exists()

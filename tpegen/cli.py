@@ -1,0 +1,273 @@
+"""The ``tpegen`` command line: generate, verify, run GEMMs, and the built-in demo.
+
+Every command exits 0 on success and non-zero on any error; errors are one line on stderr.
+Outputs are written atomically, so a failed command leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tpegen.errors import ConfigError, TpegenError
+
+EPILOG = """examples:
+  tpegen demo                                   16x16 INT8 array, random 64^3 GEMM on the RTL
+  tpegen gen configs/int8_ws_8x8.yaml -o out/   Verilog + JSON manifest
+  tpegen verify configs/int8_os_8x8.yaml --cases 16 --seed 1
+  tpegen gemm --hw configs/int8_os_8x8.yaml --a A.npy --w W.npy --backend rtl -o C.npy --json
+"""
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _progress(msg: str) -> None:
+    _console().print(f"[dim]· {msg}[/dim]")
+
+
+def _load_matrix(path: str, name: str) -> np.ndarray:
+    p = Path(path)
+    try:
+        x = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise TpegenError(f"{p}: no such file (--{name.lower()})") from None
+    except (ValueError, OSError) as exc:
+        raise TpegenError(f"{p}: not a readable .npy array (--{name.lower()}): {exc}") from None
+    if not isinstance(x, np.ndarray):
+        raise TpegenError(f"{p}: expected a single .npy array (--{name.lower()})")
+    return x
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    from tpegen.api import generate_verilog
+
+    paths = generate_verilog(args.config, args.output, lint=args.lint)
+    if args.json:
+        print(json.dumps({k: str(v) for k, v in paths.items()}))
+    else:
+        for kind, path in paths.items():
+            print(f"{kind:9s} {path}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tpegen.api import verify
+
+    if args.cases < 0:
+        raise ConfigError("--cases", "a non-negative integer", args.cases)
+    report = verify(args.config, cases=args.cases, seed=args.seed, progress=None if args.json else _progress)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{report.design}: RTL vs golden model (seed {report.seed})")
+        for col in ("case", "M x K x N", "bit-exact", "cycles RTL", "cycles model", "with stalls"):
+            table.add_column(col, justify="right" if "cycles" in col else "left")
+        for c in report.cases:
+            mark = lambda ok: "[green]yes[/green]" if ok else ("-" if ok is None else "[red]NO[/red]")  # noqa: E731
+            table.add_row(
+                c.label,
+                "x".join(map(str, c.shape)),
+                mark(c.bit_exact),
+                str(c.cycles_rtl),
+                str(c.cycles_model) if c.cycles_rtl == c.cycles_model else f"[red]{c.cycles_model}[/red]",
+                mark(c.stall_bit_exact),
+            )
+        console = Console()
+        console.print(table)
+        verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+        console.print(f"{verdict}: {sum(c.passed for c in report.cases)}/{len(report.cases)} cases")
+    return 0 if report.passed else 1
+
+
+def cmd_gemm(args: argparse.Namespace) -> int:
+    from tpegen._io import atomic_file
+    from tpegen.config import load_config
+
+    cfg = load_config(args.hw)
+    a = _load_matrix(args.a, "A")
+    w = _load_matrix(args.w, "W")
+    acc = cfg.accelerator()
+    result = acc.run_gemm(a, w, args.backend)
+    m, k = np.shape(a)
+    n = np.shape(w)[1]
+    cycles = result.cycles if result.cycles is not None else acc.cycles(m, k, n)
+    out = Path(args.output)
+    with atomic_file(out) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, result.output)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "backend": args.backend,
+                    "M": int(m),
+                    "K": int(k),
+                    "N": int(n),
+                    "cycles": int(cycles),
+                    "output": str(out),
+                }
+            )
+        )
+    else:
+        util = m * k * n / (cycles * acc.macs_per_cycle)
+        source = "measured on the RTL" if result.cycles is not None else "timing model"
+        print(f"C = A @ W  ({m}x{k} @ {k}x{n}) on {cfg.name}, backend {args.backend}")
+        print(f"cycles: {cycles} ({source}), utilization {util:.1%}")
+        print(f"output: {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tpegen.api import demo
+
+    summary = demo(seed=args.seed, progress=None if args.json else _progress)
+    ok = (
+        summary["rtl_equals_numpy"]
+        and summary["rtl_equals_golden"]
+        and summary["cycles_rtl"] == summary["cycles_model"]
+    )
+    if args.json:
+        print(json.dumps(summary))
+        return 0 if ok else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="tpegen demo", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    m, k, n = summary["gemm"]
+    rows = [
+        ("design", f"{summary['design']} ({summary['array']} {summary['dataflow'].upper()} systolic array)"),
+        ("workload", f"random INT8 GEMM {m}x{k} @ {k}x{n} (seed {args.seed})"),
+        ("Verilog", f"{summary['verilog_lines']} lines"),
+        ("RTL == A @ W", "[green]yes[/green]" if summary["rtl_equals_numpy"] else "[red]NO[/red]"),
+        ("RTL == golden model", "[green]yes[/green]" if summary["rtl_equals_golden"] else "[red]NO[/red]"),
+        ("cycles (RTL / model)", f"{summary['cycles_rtl']} / {summary['cycles_model']}"),
+        ("PE utilization", f"{summary['utilization']:.1%}"),
+        ("wall time", ", ".join(f"{k} {v:.1f} s" for k, v in summary["seconds"].items())),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tpegen",
+        description="Generate, simulate and evaluate DNN-accelerator datapaths (Amaranth -> Verilog -> Verilator).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from tpegen import __version__
+
+    parser.add_argument("--version", action="version", version=f"tpegen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "demo",
+        help="run the built-in default job (no arguments needed)",
+        description="Generate the default 16x16 INT8 output-stationary array, run a random "
+        "64x64x64 GEMM on its RTL (Verilator), check it and print a summary.",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed for the operands (default 0)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "gen",
+        help="write Verilog and a JSON manifest for a config",
+        description="Generate synthesizable Verilog for CONFIG plus a JSON manifest "
+        "(ports, widths, latency, parameters).",
+    )
+    p.add_argument("config", help="design config (YAML), e.g. configs/int8_os_16x16.yaml")
+    p.add_argument("-o", "--output", required=True, help="output folder (created; written atomically)")
+    p.add_argument("--lint", action="store_true", help="also lint the Verilog with Verilator")
+    p.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    p.set_defaults(func=cmd_gen)
+
+    p = sub.add_parser(
+        "verify",
+        help="check the RTL against the golden and timing models",
+        description="Run edge-case and random GEMMs on the Verilated RTL (cocotb) and require "
+        "bit-exact outputs and cycle counts equal to the timing model; also replay "
+        "them with random stalls. Exits 1 on any mismatch.",
+    )
+    p.add_argument("config", help="design config (YAML)")
+    p.add_argument(
+        "--cases", type=int, default=8, help="random GEMMs in addition to the edge cases (default 8)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "gemm",
+        help="C = A @ W on a configured array",
+        description="Compute C = A @ W (A: M x K, W: K x N, .npy files of integers in the "
+        "configured operand ranges), tiled over the array; write C (int64 .npy) "
+        "and report cycles.",
+    )
+    p.add_argument("--hw", required=True, help="design config (YAML)")
+    p.add_argument("--a", required=True, help="activations A (M x K) as .npy")
+    p.add_argument("--w", required=True, help="weights W (K x N) as .npy")
+    p.add_argument(
+        "--backend",
+        default="golden",
+        choices=("golden", "rtl"),
+        help="golden: numeric model + timing model; rtl: Verilator simulation, cycles measured",
+    )
+    p.add_argument("-o", "--output", required=True, help="where to write C (.npy)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"backend", "M", "K", "N", "cycles", "output"} as one JSON object',
+    )
+    p.set_defaults(func=cmd_gemm)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    lines = text.splitlines()
+    if len(lines) > 1:
+        from tpegen.sim.verilator import cache_root
+
+        log = cache_root() / "last-error.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(text + "\n")
+            return f"{lines[0]} (details in {log})"
+        except OSError:
+            pass
+    return lines[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except TpegenError as exc:
+        print(f"tpegen: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tpegen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
