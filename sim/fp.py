@@ -1,0 +1,552 @@
+"""Bit-exact numeric model of the floating-point multiply-add PE (exact and approximate normalization).
+
+Everything here is integer bit manipulation on ``int64`` numpy arrays (vectorized); floats appear
+only in :func:`quantize`/:func:`decode` at the edges. The model describes the hardware of
+:mod:`tpegen.hw.pe.fma` step by step, so the RTL matches it bit for bit in every mode.
+
+Formats
+-------
+All formats are IEEE-754-like (:class:`FloatFormat`): bias ``2**(e-1)-1``, exponent field 0 holds
+zeros and subnormals, the all-ones exponent holds infinities (fraction 0) and NaNs. This includes
+``FP8_E4M3``: **we do not use the OCP e4m3fn convention** (no inf, max 448); our e4m3 has
+infinities and max finite 240. ``FP8_E5M2`` equals the OCP e5m2.
+
+Numeric policy of :func:`fma` (``c + a*w``, one rounding)
+-------------------------------------------------------
+* Subnormals are fully supported on inputs and outputs (no flush-to-zero).
+* Rounding ``'rne'`` (round to nearest, ties to even) or ``'trunc'`` (toward zero).
+* Signed zeros: an exact zero sum is ``-0`` only if both addends are negative zeros-or-cancel
+  (``(-0) + (-0) = -0``, ``x + (-x) = +0``, in both rounding modes); a nonzero sum that rounds
+  to zero keeps its sign. The product sign is ``sign(a) ^ sign(w)`` also for zero products.
+* NaN in, ``inf * 0`` or ``inf - inf`` give the canonical quiet NaN (sign 0, exponent all ones,
+  fraction MSB set, e.g. ``0x7FC0`` in bf16). Infinities propagate with IEEE signs.
+* Overflow: ``'rne'`` gives ``±inf``, ``'trunc'`` gives ``±max finite`` (IEEE round-toward-zero).
+
+Datapath (shared by the model and the RTL)
+------------------------------------------
+``P = (Ma+1) + (Mw+1)`` bits of exact product significand, ``Q`` bits of addend significand
+(``Mc+1`` for an IEEE accumulator, the relaxed mantissa width otherwise). Each significand is
+placed at the top of a ``W = P + Q + 1``-bit window whose MSB has weight ``2**anchor``, where
+``anchor = max(Tp, Tc)`` (``Tc`` if the product is zero; ``T`` = weight exponent of a field's MSB).
+The smaller operand is shifted right by the exponent difference (clamped to ``W``); bits shifted
+out of the window are OR-ed into one extra *sticky bit* appended below the window. The two signed
+operands are added; the magnitude ``M`` has ``N = W + 2`` bits (carry + window + sticky), its MSB
+weight is ``T = anchor + 1``.
+
+Why this is correctly rounded in exact mode: bits are only lost when the shift ``d`` exceeds
+``W - width(small)``, i.e. ``d >= lz(big) + 2`` (``lz(big) <= width(big) - 1`` for a nonzero
+field), so the result keeps its leading one at most one position below the big operand's, and
+its rounding position lies at or above the window's LSB. Below that, the computed and the exact
+sum lie strictly inside the same open interval between two sticky-grid points, which contains no
+rounding boundary (grid point or midpoint), so both round the same way. Tests check it
+exhaustively/randomly against :class:`fractions.Fraction`.
+
+Normalization and rounding (output format with ``p`` significand bits, minimum exponent ``emin``)
+-----------------------------------------------------------------------------------------------
+``lz = clz_N(M)``; the shift is limited by the output's minimum exponent: ``L = T - emin`` (>= 1).
+
+* exact: ``sh = min(lz, L)``;
+* approximate (``norm_window = S``, ``shift_granularity = G``): the leading-one detector sees only
+  the top ``S`` bits, ``lzw = min(lz, S)``; ``sh = floor(min(lzw, L) / G) * G``.
+
+``M << sh`` (never loses a bit since ``sh <= lz``) is rounded at a *fixed* position: its top ``p``
+bits are the significand ``q``, the next bit is the guard, the OR of the rest the sticky;
+``E = T - sh`` is the weight exponent of ``q``'s MSB. A rounding carry out (``q == 2**p``) is
+``q >>= 1, E += 1``. If the approximate shift left ``q`` unnormalized, the result therefore lost
+``lz - sh`` bits of precision (it is rounded on a coarser grid), and the magnitude error is
+bounded by one coarse ulp; ``q`` itself is then an exactly representable value.
+
+* IEEE output (``normalize_in_pe=True``): ``q * 2**(E-p+1)`` is packed *exactly*: a short
+  renormalizer over the ``p``-bit ``q`` shifts it left by ``min(clz_p(q), E - emin)`` (a no-op in
+  exact mode, which the RTL omits there); ``q == 0`` gives a signed zero; a biased exponent
+  ``>= all-ones`` overflows.
+* Relaxed output (``normalize_in_pe=False``): ``q`` is stored as is (explicit leading bit, leading
+  zeros allowed) with ``E``; see :class:`RelaxedFormat`. The chain's last value goes through
+  :func:`normalize_relaxed` (the ``FmaNormalizer`` at the array edge), which rounds it correctly
+  (exact normalization, one rounding) to the accumulator format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tpegen.errors import ConfigError, check_bool, check_choice, check_int
+
+__all__ = [
+    "FloatFormat",
+    "BF16",
+    "FP16",
+    "FP32",
+    "FP8_E4M3",
+    "FP8_E5M2",
+    "FORMATS",
+    "RelaxedFormat",
+    "FmaConfig",
+    "quantize",
+    "decode",
+    "decode_relaxed",
+    "fma",
+    "gemm_chain",
+    "normalize_relaxed",
+    "clz",
+]
+
+I64 = np.int64
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """An IEEE-754-like binary format: 1 sign bit, ``exp_bits`` exponent bits, ``man_bits`` fraction bits.
+
+    Packed LSB first: fraction at bit 0, exponent above it, sign on top (equals the IEEE encoding).
+    """
+
+    exp_bits: int
+    man_bits: int
+    name: str = ""
+
+    def __post_init__(self):
+        check_int("format.exp_bits", self.exp_bits, 2, 11)
+        check_int("format.man_bits", self.man_bits, 1, 52)
+
+    @property
+    def width(self) -> int:
+        return 1 + self.exp_bits + self.man_bits
+
+    @property
+    def bias(self) -> int:
+        return (1 << (self.exp_bits - 1)) - 1
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the smallest normal number (also the exponent of subnormals' hidden bit)."""
+        return 1 - self.bias
+
+    @property
+    def emax(self) -> int:
+        return (1 << self.exp_bits) - 2 - self.bias
+
+    @property
+    def exp_all_ones(self) -> int:
+        return (1 << self.exp_bits) - 1
+
+    @property
+    def inf_bits(self) -> int:
+        return self.exp_all_ones << self.man_bits
+
+    @property
+    def nan_bits(self) -> int:
+        """Canonical quiet NaN: sign 0, exponent all ones, fraction MSB set."""
+        return self.inf_bits | (1 << (self.man_bits - 1))
+
+    @property
+    def max_finite_bits(self) -> int:
+        return ((self.exp_all_ones - 1) << self.man_bits) | ((1 << self.man_bits) - 1)
+
+    @property
+    def sign_bit(self) -> int:
+        return 1 << (self.width - 1)
+
+
+BF16 = FloatFormat(8, 7, "bf16")
+FP16 = FloatFormat(5, 10, "fp16")
+FP32 = FloatFormat(8, 23, "fp32")
+FP8_E4M3 = FloatFormat(4, 3, "fp8_e4m3")  # IEEE-like: has inf/NaN, max finite 240 (not OCP e4m3fn)
+FP8_E5M2 = FloatFormat(5, 2, "fp8_e5m2")
+FORMATS = {f.name: f for f in (BF16, FP16, FP32, FP8_E4M3, FP8_E5M2)}
+
+
+@dataclass(frozen=True)
+class RelaxedFormat:
+    """Internal partial-sum format between PEs when ``normalize_in_pe=False``.
+
+    Fields LSB first: ``man`` (``man_bits`` bits, *explicit* leading bit, may have leading zeros),
+    ``exp`` (``exp_bits`` bits, biased by ``bias``: weight of ``man``'s MSB is ``2**(exp - bias)``),
+    ``sign``, ``inf``, ``nan``. Value ``(-1)**sign * man * 2**(exp - bias - man_bits + 1)``.
+    ``exp == 0`` is an ordinary exponent (no subnormal special case); zeros are canonical
+    (``man == 0`` implies ``exp == 0``) so the all-zero word is ``+0``. ``inf``/``nan`` flags
+    override the rest (a NaN is canonical: only the ``nan`` flag set).
+    """
+
+    exp_bits: int
+    man_bits: int
+
+    @property
+    def bias(self) -> int:
+        return (1 << (self.exp_bits - 1)) - 1
+
+    @property
+    def emin(self) -> int:
+        """Smallest weight exponent of ``man``'s MSB (exp field 0)."""
+        return -self.bias
+
+    @property
+    def emax(self) -> int:
+        return (1 << self.exp_bits) - 1 - self.bias
+
+    @property
+    def width(self) -> int:
+        return self.man_bits + self.exp_bits + 3
+
+    @property
+    def exp_offset(self) -> int:
+        return self.man_bits
+
+    @property
+    def sign_offset(self) -> int:
+        return self.man_bits + self.exp_bits
+
+    @property
+    def inf_offset(self) -> int:
+        return self.sign_offset + 1
+
+    @property
+    def nan_offset(self) -> int:
+        return self.sign_offset + 2
+
+
+ROUNDINGS = ("rne", "trunc")
+
+
+@dataclass(frozen=True)
+class FmaConfig:
+    """Numeric configuration of one FMA PE: formats, rounding and approximate-normalization knobs.
+
+    ``norm_window`` (``S``, None = exact) and ``shift_granularity`` (``G``, a power of two, 1 = exact)
+    describe the normalizer (see the module docstring); ``normalize_in_pe=False`` makes the PE emit
+    the :attr:`relaxed` format (``Mc + 1 + relaxed_guard_bits`` mantissa bits, ``Ec + 2`` exponent
+    bits), normalized and rounded to ``acc_fmt`` once at the array edge.
+    """
+
+    a_fmt: FloatFormat = BF16
+    w_fmt: FloatFormat = BF16
+    acc_fmt: FloatFormat = FP32
+    rounding: str = "rne"
+    norm_window: int | None = None
+    shift_granularity: int = 1
+    normalize_in_pe: bool = True
+    relaxed_guard_bits: int = 3
+
+    def __post_init__(self):
+        for name in ("a_fmt", "w_fmt", "acc_fmt"):
+            if not isinstance(getattr(self, name), FloatFormat):
+                raise ConfigError(
+                    f"pe.{name}", "a FloatFormat (one of " + ", ".join(FORMATS) + ")", getattr(self, name)
+                )
+        check_choice("pe.rounding", self.rounding, ROUNDINGS)
+        check_bool("pe.normalize_in_pe", self.normalize_in_pe)
+        check_int("pe.relaxed_guard_bits", self.relaxed_guard_bits, 0, 16)
+        check_int("pe.shift_granularity", self.shift_granularity, 1, 64)
+        if self.shift_granularity & (self.shift_granularity - 1):
+            raise ConfigError("pe.shift_granularity", "a power of two in 1..64", self.shift_granularity)
+        if self.norm_window is not None:
+            check_int("pe.norm_window", self.norm_window, 1, self.sum_width)
+            if self.norm_window % self.shift_granularity:
+                raise ConfigError(
+                    "pe.norm_window",
+                    f"a multiple of pe.shift_granularity ({self.shift_granularity})",
+                    self.norm_window,
+                )
+        if self.sum_width + 2 > 63:
+            raise ConfigError(
+                "pe.acc_fmt",
+                "formats whose datapath fits 61 bits (e.g. bf16/fp16/fp8 "
+                f"inputs with up to fp32 accumulation); needs {self.sum_width} bits",
+                self.acc_fmt.name,
+            )
+
+    # --- derived datapath description (the RTL uses exactly these) ---------------------------
+    @property
+    def exact(self) -> bool:
+        return self.norm_window is None and self.shift_granularity == 1
+
+    @property
+    def relaxed(self) -> RelaxedFormat:
+        return RelaxedFormat(self.acc_fmt.exp_bits + 2, self.acc_fmt.man_bits + 1 + self.relaxed_guard_bits)
+
+    @property
+    def prod_width(self) -> int:
+        """P: exact product significand width."""
+        return self.a_fmt.man_bits + self.w_fmt.man_bits + 2
+
+    @property
+    def addend_width(self) -> int:
+        """Q: significand width of the accumulator operand (hidden bit made explicit)."""
+        return self.relaxed.man_bits if not self.normalize_in_pe else self.acc_fmt.man_bits + 1
+
+    @property
+    def window(self) -> int:
+        """W: alignment window width (without the sticky bit)."""
+        return self.prod_width + self.addend_width + 1
+
+    @property
+    def sum_width(self) -> int:
+        """N: magnitude width after the add: carry + W window bits + sticky."""
+        return self.window + 2
+
+    @property
+    def out_sig_width(self) -> int:
+        """p: significand bits kept by the in-PE rounding."""
+        return self.addend_width
+
+    @property
+    def out_emin(self) -> int:
+        return self.acc_fmt.emin if self.normalize_in_pe else self.relaxed.emin
+
+    @property
+    def acc_width(self) -> int:
+        return self.acc_fmt.width if self.normalize_in_pe else self.relaxed.width
+
+
+# ------------------------------------------------------------------------------------------------
+# integer helpers
+# ------------------------------------------------------------------------------------------------
+def clz(x: np.ndarray, width: int) -> np.ndarray:
+    """Leading zeros of non-negative ``x`` as a ``width``-bit number (``width`` for 0)."""
+    x = np.asarray(x, dtype=I64)
+    n = np.zeros(x.shape, dtype=I64)
+    v = x.copy()
+    pos = np.full(x.shape, -1, dtype=I64)  # index of the MSB set
+    for s in (32, 16, 8, 4, 2, 1):
+        big = v >= (I64(1) << I64(s))
+        v = np.where(big, v >> I64(s), v)
+        n = np.where(big, n + s, n)
+    pos = np.where(x > 0, n, -1)
+    return I64(width - 1) - pos
+
+
+def _shr_sticky(v: np.ndarray, d: np.ndarray, width: int) -> np.ndarray:
+    """``width``-bit ``v`` shifted right by ``d`` (clamped to ``width``), sticky bit appended below."""
+    d = np.minimum(d, width).astype(I64)
+    kept = v >> d
+    lost = (v - (kept << d)) != 0
+    return (kept << I64(1)) | lost.astype(I64)
+
+
+def _bit(x, n):
+    return (np.asarray(x, dtype=I64) >> I64(n)) & I64(1)
+
+
+def _ieee_fields(bits: np.ndarray, fmt: FloatFormat):
+    """-> sign, significand (hidden bit explicit), T (weight exponent of bit man_bits), inf, nan."""
+    bits = np.asarray(bits, dtype=I64)
+    m = fmt.man_bits
+    s = _bit(bits, fmt.width - 1)
+    e = (bits >> I64(m)) & I64(fmt.exp_all_ones)
+    f = bits & I64((1 << m) - 1)
+    special = e == fmt.exp_all_ones
+    sig = np.where(special, 0, np.where(e == 0, f, f | I64(1 << m)))
+    top = np.maximum(e, 1) - fmt.bias
+    return s, sig, top, special & (f == 0), special & (f != 0)
+
+
+def _relaxed_fields(bits: np.ndarray, rf: RelaxedFormat):
+    bits = np.asarray(bits, dtype=I64)
+    man = bits & I64((1 << rf.man_bits) - 1)
+    e = (bits >> I64(rf.exp_offset)) & I64((1 << rf.exp_bits) - 1)
+    s = _bit(bits, rf.sign_offset)
+    inf = _bit(bits, rf.inf_offset).astype(bool)
+    nan = _bit(bits, rf.nan_offset).astype(bool)
+    special = inf | nan
+    return s, np.where(special, 0, man), e - rf.bias, inf & ~nan, nan
+
+
+def _round_fixed(m: np.ndarray, width: int, p: int, rounding: str):
+    """Round ``width``-bit ``m`` to its top ``p`` bits -> (q, carry) with ``q < 2**p``."""
+    q = m >> I64(width - p)
+    if rounding == "rne":
+        g = _bit(m, width - p - 1)
+        st = (m & I64((1 << (width - p - 1)) - 1)) != 0
+        inc = g & ((st | (q & 1).astype(bool)).astype(I64))
+        q = q + inc
+    carry = q >> I64(p)
+    return np.where(carry != 0, q >> I64(1), q), carry
+
+
+def _pack_ieee(sign, q, e_top, p, fmt: FloatFormat, rounding: str, renormalize: bool):
+    """Pack the exactly representable ``q * 2**(e_top - p + 1)`` (``q < 2**p``, ``e_top >= emin``)."""
+    if renormalize:
+        rs = np.minimum(clz(q, p), e_top - fmt.emin)
+        q = q << rs
+        e_top = e_top - rs
+    normal = _bit(q, p - 1)
+    biased = np.where(normal != 0, e_top - fmt.emin + 1, 0)
+    over = biased >= fmt.exp_all_ones
+    bits = (biased << I64(fmt.man_bits)) | (q & I64((1 << fmt.man_bits) - 1))
+    big = fmt.inf_bits if rounding == "rne" else fmt.max_finite_bits
+    bits = np.where(over, I64(big), bits)
+    return bits | (np.asarray(sign, dtype=I64) << I64(fmt.width - 1))
+
+
+def _pack_relaxed(sign, q, e_top, rf: RelaxedFormat, rounding: str):
+    ef = e_top + rf.bias
+    zero = q == 0
+    over = (ef > (1 << rf.exp_bits) - 1) & ~zero
+    bits = np.where(zero, 0, (ef << I64(rf.exp_offset)) | q)
+    if rounding == "rne":
+        bits = np.where(over, I64(1 << rf.inf_offset), bits)
+    else:
+        bits = np.where(
+            over, I64((((1 << rf.exp_bits) - 1) << rf.exp_offset) | ((1 << rf.man_bits) - 1)), bits
+        )
+    return bits | (np.asarray(sign, dtype=I64) << I64(rf.sign_offset))
+
+
+# ------------------------------------------------------------------------------------------------
+# conversions
+# ------------------------------------------------------------------------------------------------
+def _round_to_format(sign, mag, lsb_exp, width: int, fmt: FloatFormat, rounding: str) -> np.ndarray:
+    """Correctly round ``(-1)**sign * mag * 2**lsb_exp`` (``mag < 2**width``) into ``fmt`` bits."""
+    mag = np.asarray(mag, dtype=I64)
+    lsb_exp = np.asarray(lsb_exp, dtype=I64)
+    p = fmt.man_bits + 1
+    lead = lsb_exp + (width - 1) - clz(mag, width)  # weight exponent of the leading one
+    tgt = np.maximum(lead, fmt.emin) - fmt.man_bits  # weight exponent of the result LSB
+    rs = tgt - lsb_exp
+    # bring mag to an (p+2)-bit frame: p result bits, guard, sticky
+    left = np.clip(2 - rs, 0, 62)
+    right = np.clip(rs - 2, 0, 63)
+    kept = np.where(rs - 2 > 62, 0, mag >> np.minimum(right, 62))
+    lost = (mag - (kept << np.minimum(right, 62))) != 0
+    lost = np.where(rs - 2 > 62, mag != 0, lost)
+    frame = np.where(rs <= 2, mag << left, kept | lost)
+    # frame holds value/2**(tgt-2) with sticky in bit 0
+    q, carry = _round_fixed(frame, p + 2, p, rounding)
+    zero = q == 0
+    e_top = np.maximum(lead, fmt.emin) + carry
+    out = _pack_ieee(sign, q, e_top, p, fmt, rounding, renormalize=False)
+    return np.where(zero, np.asarray(sign, dtype=I64) << I64(fmt.width - 1), out)
+
+
+def quantize(x: np.ndarray, fmt: FloatFormat, rounding: str = "rne") -> np.ndarray:
+    """Encode float64/float32 values as ``fmt`` bit patterns (int64), round-to-nearest-even by default.
+
+    NaN -> canonical quiet NaN; ``±inf`` -> ``±inf``; overflow -> ``±inf`` (``'rne'``) or ``±max``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    u = x.view(np.uint64).astype(np.uint64)
+    s = (u >> np.uint64(63)).astype(I64)
+    e = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(I64)
+    f = (u & np.uint64((1 << 52) - 1)).astype(I64)
+    mag = np.where(e == 0, f, f | I64(1 << 52))
+    lsb = np.maximum(e, 1) - 1075
+    out = _round_to_format(s, np.where(e == 0x7FF, 0, mag), lsb, 53, fmt, rounding)
+    out = np.where(np.isinf(x), (s << I64(fmt.width - 1)) | I64(fmt.inf_bits), out)
+    return np.where(np.isnan(x), I64(fmt.nan_bits), out)
+
+
+def decode(bits: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """``fmt`` bit patterns -> float64 (exact for every supported format)."""
+    s, sig, top, inf, nan = _ieee_fields(bits, fmt)
+    v = np.ldexp(sig.astype(np.float64), (top - fmt.man_bits).astype(np.int32))
+    v = np.where(inf, np.inf, v)
+    v = np.where(nan, np.nan, v)
+    return np.where(s != 0, -v, v)
+
+
+def decode_relaxed(bits: np.ndarray, rf: RelaxedFormat) -> np.ndarray:
+    s, man, top, inf, nan = _relaxed_fields(bits, rf)
+    v = np.ldexp(man.astype(np.float64), (top - rf.man_bits + 1).astype(np.int32))
+    v = np.where(inf, np.inf, v)
+    v = np.where(nan, np.nan, v)
+    return np.where(s != 0, -v, v)
+
+
+# ------------------------------------------------------------------------------------------------
+# the multiply-add
+# ------------------------------------------------------------------------------------------------
+def fma(a_bits: np.ndarray, w_bits: np.ndarray, c_bits: np.ndarray, cfg: FmaConfig) -> np.ndarray:
+    """``c + a*w`` with one rounding, bit-exactly as the PE datapath (broadcasting int64 arrays).
+
+    ``a``/``w`` are ``cfg.a_fmt``/``cfg.w_fmt`` bits; ``c`` and the result are ``cfg.acc_fmt`` bits,
+    or :attr:`FmaConfig.relaxed` bits when ``normalize_in_pe`` is False.
+    """
+    a_bits, w_bits, c_bits = np.broadcast_arrays(
+        *(np.asarray(x, dtype=I64) for x in (a_bits, w_bits, c_bits))
+    )
+    sa, siga, ta, infa, nana = _ieee_fields(a_bits, cfg.a_fmt)
+    sw, sigw, tw, infw, nanw = _ieee_fields(w_bits, cfg.w_fmt)
+    if cfg.normalize_in_pe:
+        sc, sigc, tc, infc, nanc = _ieee_fields(c_bits, cfg.acc_fmt)
+    else:
+        sc, sigc, tc, infc, nanc = _relaxed_fields(c_bits, cfg.relaxed)
+    P, Q, W, N, p = cfg.prod_width, cfg.addend_width, cfg.window, cfg.sum_width, cfg.out_sig_width
+
+    # multiply
+    sp = sa ^ sw
+    sigp = siga * sigw
+    tp = ta + tw + 1
+    # align
+    anchor = np.where(sigp == 0, tc, np.maximum(tp, tc))
+    xp = _shr_sticky(sigp << I64(W - P), np.maximum(anchor - tp, 0), W)
+    xc = _shr_sticky(sigc << I64(W - Q), anchor - tc, W)
+    # add
+    total = np.where(sp != 0, -xp, xp) + np.where(sc != 0, -xc, xc)
+    neg = (total < 0).astype(I64)
+    mag = np.abs(total)
+    t = anchor + 1
+    # normalize
+    lz = clz(mag, N)
+    lim = t - cfg.out_emin
+    if cfg.norm_window is not None:
+        lz = np.minimum(lz, cfg.norm_window)
+    sh = np.minimum(lz, lim)
+    if cfg.shift_granularity > 1:
+        sh = sh & ~I64(cfg.shift_granularity - 1)
+    m2 = mag << sh
+    e_top = t - sh
+    # round (fixed position)
+    q, carry = _round_fixed(m2, N, p, cfg.rounding)
+    e_top = e_top + carry
+    exact_zero = mag == 0
+    zsign = sp & sc
+    sign = np.where(exact_zero, zsign, neg)
+    # pack
+    infp = (infa | infw) & ~nana & ~nanw
+    nan = (
+        nana
+        | nanw
+        | nanc
+        | (infa & (sigw == 0) & ~infw)
+        | (infw & (siga == 0) & ~infa)
+        | (infp & infc & (sp != sc))
+    )
+    if cfg.normalize_in_pe:
+        fmt = cfg.acc_fmt
+        out = _pack_ieee(sign, q, e_top, p, fmt, cfg.rounding, renormalize=not cfg.exact)
+        out = np.where(q == 0, sign << I64(fmt.width - 1), out)
+        out = np.where(infc, (sc << I64(fmt.width - 1)) | I64(fmt.inf_bits), out)
+        out = np.where(infp, (sp << I64(fmt.width - 1)) | I64(fmt.inf_bits), out)
+        return np.where(nan, I64(fmt.nan_bits), out)
+    rf = cfg.relaxed
+    out = _pack_relaxed(sign, q, e_top, rf, cfg.rounding)
+    out = np.where(infc, (sc << I64(rf.sign_offset)) | I64(1 << rf.inf_offset), out)
+    out = np.where(infp, (sp << I64(rf.sign_offset)) | I64(1 << rf.inf_offset), out)
+    return np.where(nan, I64(1 << rf.nan_offset), out)
+
+
+def normalize_relaxed(bits: np.ndarray, cfg: FmaConfig) -> np.ndarray:
+    """Relaxed partial sum -> ``cfg.acc_fmt`` bits, correctly rounded (the array-edge normalizer)."""
+    rf, fmt = cfg.relaxed, cfg.acc_fmt
+    s, man, top, inf, nan = _relaxed_fields(bits, rf)
+    out = _round_to_format(s, man, top - rf.man_bits + 1, rf.man_bits, fmt, cfg.rounding)
+    out = np.where(inf, (s << I64(fmt.width - 1)) | I64(fmt.inf_bits), out)
+    return np.where(nan, I64(fmt.nan_bits), out)
+
+
+def gemm_chain(A_bits: np.ndarray, W_bits: np.ndarray, cfg: FmaConfig) -> np.ndarray:
+    """``C[i,j] = fl(...fl(fl(0 + A[i,0]W[0,j]) + A[i,1]W[1,j])...)``, k in order, from ``+0``.
+
+    With ``normalize_in_pe=False`` the chain carries relaxed partial sums and the result goes
+    through :func:`normalize_relaxed` once. Returns ``cfg.acc_fmt`` bits, shape (M, N).
+    """
+    A_bits = np.asarray(A_bits, dtype=I64)
+    W_bits = np.asarray(W_bits, dtype=I64)
+    if A_bits.ndim != 2 or W_bits.ndim != 2 or A_bits.shape[1] != W_bits.shape[0]:
+        raise ValueError(f"gemm_chain: incompatible shapes {A_bits.shape} x {W_bits.shape}")
+    acc = np.zeros((A_bits.shape[0], W_bits.shape[1]), dtype=I64)
+    for k in range(A_bits.shape[1]):
+        acc = fma(A_bits[:, k, None], W_bits[None, k, :], acc, cfg)
+    return acc if cfg.normalize_in_pe else normalize_relaxed(acc, cfg)
