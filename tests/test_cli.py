@@ -152,3 +152,38 @@ def test_gemm_bad_operands(run_cli, tmp_path):
         code, _, err = run_cli("gemm", "--hw", hw, "--a", a, "--w", w, "-o", out)
         assert code != 0 and needle in err and err.count("\n") == 1
         assert not out.exists()
+
+
+def _tiny_config(tmp_path, dataflow):
+    cfg = tmp_path / f"tiny_{dataflow}.yaml"
+    raw = {**DEFAULT_CONFIG, "name": f"tiny_{dataflow}", "array": {"rows": 3, "cols": 2}}
+    raw["pe"] = {**DEFAULT_CONFIG["pe"], "dataflow": dataflow, "acc_bits": 18}
+    cfg.write_text(yaml.safe_dump(raw))
+    return cfg
+
+
+@pytest.mark.rtl
+def test_verify_command_passes_and_reports_json(run_cli, tmp_path):
+    code, stdout, err = run_cli(
+        "verify", _tiny_config(tmp_path, "ws"), "--cases", "3", "--seed", "5", "--json"
+    )
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["passed"] and len(report["cases"]) >= 11
+    assert all(
+        c["bit_exact"] and c["stall_bit_exact"] and c["cycles_rtl"] == c["cycles_model"]
+        for c in report["cases"]
+    )
+
+
+@pytest.mark.rtl
+def test_verify_command_fails_on_a_wrong_timing_model(run_cli, tmp_path, monkeypatch):
+    """The verification can fail: a timing model that is off by one cycle is caught (exit 1)."""
+    from tpegen.sw.systolic import SystolicAccelerator
+
+    real = SystolicAccelerator.cycles
+    monkeypatch.setattr(SystolicAccelerator, "cycles", lambda self, m, k, n: real(self, m, k, n) + 1)
+    code, stdout, _ = run_cli("verify", _tiny_config(tmp_path, "os"), "--cases", "1", "--json")
+    assert code == 1
+    report = json.loads(stdout)
+    assert not report["passed"] and all(c["bit_exact"] for c in report["cases"])
