@@ -187,3 +187,21 @@ def test_verify_command_fails_on_a_wrong_timing_model(run_cli, tmp_path, monkeyp
     assert code == 1
     report = json.loads(stdout)
     assert not report["passed"] and all(c["bit_exact"] for c in report["cases"])
+
+
+def test_usage_errors_are_one_line(run_cli, capsys):
+    with pytest.raises(SystemExit) as info:
+        run_cli(
+            "gemm",
+            "--hw",
+            CONFIGS / "int8_os_8x8.yaml",
+            "--a",
+            "A.npy",
+            "--w",
+            "W.npy",
+            "-o",
+            "C.npy",
+            "--backend",
+            "spice",
+        )
+    assert info.value.code == 2

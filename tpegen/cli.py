@@ -162,8 +162,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``tpegen <cmd> --help`` has the details)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tpegen",
         description="Generate, simulate and evaluate DNN-accelerator datapaths (Amaranth -> Verilog -> Verilator).",
         epilog=EPILOG,
