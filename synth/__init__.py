@@ -1,1 +1,55 @@
-"""Synthesis flow: area, timing and energy of generated Verilog."""
+"""Synthesis flow: area, timing and energy of generated Verilog.
+
+from tpegen.synth import synthesize, measure_energy
+rep = synthesize(verilog, "top", liberty=None, period_ns=None)   # built-in tpegen45.lib
+en = measure_energy(rep, programs, ops=n_macs)                   # gate-level sim, checked vs RTL
+rep.to_json(); en.to_json(); rep.print(); en.print(); rep.plot_area("area.png")
+"""
+
+from __future__ import annotations
+
+from tpegen.synth.energy import EnergyReport, gate_level_verilog, measure_energy
+from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, read_liberty
+from tpegen.synth.timing import TimingReport, analyze_timing
+from tpegen.synth.yosys import ModuleArea, SynthReport, synthesize
+
+
+def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
+    """One JSON record: area, cells, delay, energy per op, ops per cycle, liberty, breakdowns."""
+    out = synth.to_json()
+    out.update({"energy_pj_per_op": None, "ops_per_cycle": None})
+    if energy is not None:
+        e = energy.to_json()
+        out.update(
+            {
+                k: e[k]
+                for k in (
+                    "energy_pj_per_op",
+                    "ops_per_cycle",
+                    "energy_breakdown_pj_per_op",
+                    "energy_by_module_pj_per_op",
+                    "ops",
+                    "cycles",
+                    "power_mw",
+                    "checked_against_rtl",
+                )
+            }
+        )
+        out["energy_period_ns"] = e["period_ns"]
+    return out
+
+
+__all__ = [
+    "BUILTIN_LIBERTY",
+    "EnergyReport",
+    "Library",
+    "ModuleArea",
+    "SynthReport",
+    "TimingReport",
+    "analyze_timing",
+    "gate_level_verilog",
+    "measure_energy",
+    "ppa_json",
+    "read_liberty",
+    "synthesize",
+]

