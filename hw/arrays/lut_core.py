@@ -1,0 +1,239 @@
+"""LUT tensor core: an elongated ``tile_m x tile_n x (tile_k groups)`` tile of LUT dot-product units.
+
+Numeric model, timing model and the stream driver live in :mod:`tpegen.sim.lut`; they are
+re-exported here so that generator, model and driver can be imported together.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tpegen.hw.pe.lut import LutDotProduct, LutTablePrecompute, rowsum_bits, table_layout
+from tpegen.sim.lut import (
+    LutCoreParams,
+    lut_decode_results,
+    lut_gemm,
+    lut_gemm_cycles,
+    lut_gemm_plan,
+    lut_gemm_program,
+    lut_tile_cycles,
+)
+
+__all__ = [
+    "LutCore",
+    "LutCoreParams",
+    "lut_core_verilog",
+    "lut_decode_results",
+    "lut_gemm",
+    "lut_gemm_cycles",
+    "lut_gemm_plan",
+    "lut_gemm_program",
+    "lut_tile_cycles",
+]
+
+
+def weight_layout(p: LutCoreParams) -> data.ArrayLayout:
+    """``weights`` beat: one bit plane of a weight tile, lane ``n * tile_k + k`` = g-bit index."""
+    return data.ArrayLayout(unsigned(p.group_size), p.tile_n * p.tile_k)
+
+
+def act_layout(p: LutCoreParams) -> data.StructLayout:
+    """``acts`` beat: ``a`` lanes ``m * k_tile + k`` (signed act_bits), then ``last``, ``wlast``."""
+    return data.StructLayout(
+        {
+            "a": data.ArrayLayout(signed(p.act_bits), p.tile_m * p.k_tile),
+            "last": 1,
+            "wlast": 1,
+        }
+    )
+
+
+def result_layout(p: LutCoreParams) -> data.ArrayLayout:
+    """``results`` beat: lane ``m * tile_n + n`` = signed(acc_bits) element of the output tile."""
+    return data.ArrayLayout(signed(p.acc_bits), p.tile_m * p.tile_n)
+
+
+class LutCore(wiring.Component):
+    """LUT tensor core: ``tile_m`` tables per group broadcast to ``tile_n`` LUT dot-product units.
+
+    Ports (``amaranth.lib.stream``, Verilog ``<port>__payload/__valid/__ready``; clock ``clk``,
+    synchronous active-high reset ``rst``):
+
+    * ``weights`` In: one bit plane of a weight tile per beat (``b`` beats per tile, plane 0
+      first); lane ``n * tile_k + k`` is the g-bit encoded index (sign bit on top, low bits
+      complemented offline when the sign is 0) of column ``n``, group ``k``. Tiles go into a
+      two-bank (double-buffered) weight store; a bank is accepted when it is free.
+    * ``acts`` In: ``a`` = one ``tile_m x (tile_k * g)`` activation block (lane ``m * k_tile + k``),
+      ``last`` = final K-tile of the output tile (emit the results and clear the accumulators after
+      it), ``wlast`` = last beat using the current weight tile (free its bank afterwards). A beat is
+      accepted only when its weight tile is fully loaded.
+    * ``results`` Out: the ``tile_m x tile_n`` results (lane ``m * tile_n + n``, signed acc_bits,
+      two's complement wrap), one beat per ``last`` activation beat.
+
+    Pipeline: an accepted ``acts`` beat's tables (``tile_m * tile_k`` precompute units) and row sums
+    are registered; the next ``b`` cycles process planes 0..b-1 (``tile_m * tile_n`` dot-product
+    units, ``tile_k`` lookups each), and the next beat is accepted in the cycle of plane ``b-1``.
+    The result register is loaded at the end of plane ``b-1`` of a ``last`` beat.
+    Timing (inputs always valid, output always ready): activation beat ``j`` is accepted at cycle
+    ``b (j + 1)`` after the first weight beat (cycle 0); its result leaves ``b + 1`` cycles later.
+    A single tile takes ``2 b + 2`` cycles, a GEMM of ``J`` activation beats ``b (J + 1) + 2``
+    (first input to last output handshake inclusive): initiation interval ``b`` per tile,
+    ``tile_m * tile_n * tile_k * g / b`` MACs per cycle. Backpressure: while ``results`` is valid and
+    not ready the whole core stalls (global clock enable), so no beat is ever dropped.
+    """
+
+    def __init__(self, params: LutCoreParams):
+        self.params = params
+        super().__init__(
+            {
+                "weights": In(stream.Signature(weight_layout(params))),
+                "acts": In(stream.Signature(act_layout(params))),
+                "results": Out(stream.Signature(result_layout(params))),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        p = self.params
+        b, g, tk = p.planes, p.group_size, p.tile_k
+        wbits = p.weight_payload_bits
+
+        # ---- global stall: freeze everything while a result waits for the consumer
+        out_valid = Signal()
+        out_data = Signal(result_layout(p))
+        ce = Signal()
+        m.d.comb += [
+            ce.eq(~out_valid | self.results.ready),
+            self.results.valid.eq(out_valid),
+            self.results.payload.eq(out_data),
+        ]
+
+        # ---- compute-stage state
+        busy = Signal()
+        plane = Signal(range(max(b, 2)))  # at least 1 bit: Verilator rejects zero-width wires
+        cur_bank = Signal()
+        cur_last = Signal()
+        cur_wlast = Signal()
+        last_plane = Signal()
+        releasing = Signal()
+        m.d.comb += [
+            last_plane.eq(busy & (plane == b - 1)),
+            releasing.eq(last_plane & cur_wlast),
+        ]
+
+        # ---- double-buffered weight store and its loader
+        wbuf = [[Signal(wbits, name=f"wbuf{bank}_p{q}") for q in range(b)] for bank in range(2)]
+        full = Signal(2)
+        wr_bank = Signal()
+        wr_plane = Signal(range(max(b, 2)))
+        rd_bank = Signal()
+        bank_free = Signal()
+        m.d.comb += [
+            bank_free.eq(~full.bit_select(wr_bank, 1) | (releasing & (cur_bank == wr_bank))),
+            self.weights.ready.eq(ce & bank_free),
+        ]
+
+        # ---- table precompute units (combinational from the acts payload) and table registers
+        row_layout = data.ArrayLayout(table_layout(g, p.table_bits), tk)
+        tables = [Signal(row_layout, name=f"tables_m{i}") for i in range(p.tile_m)]
+        rsum_w = rowsum_bits(g, p.act_bits, tk)
+        rowsums = [Signal(signed(rsum_w), name=f"rowsum_m{i}") for i in range(p.tile_m)]
+        new_tables = []
+        new_rowsums = []
+        for i in range(p.tile_m):
+            units = []
+            for k in range(tk):
+                unit = LutTablePrecompute(g, p.act_bits, p.table_bits)
+                m.submodules[f"pre_m{i}_k{k}"] = unit
+                for j in range(g):
+                    m.d.comb += unit.a[j].eq(self.acts.payload.a[i * p.k_tile + k * g + j])
+                units.append(unit)
+            new_tables.append(Cat(*(u.table.as_value() for u in units)))
+            new_rowsums.append(sum(u.table[p.entries - 1] for u in units))
+
+        m.d.comb += self.acts.ready.eq(ce & (~busy | last_plane) & full.bit_select(rd_bank, 1))
+        accept = Signal()
+        m.d.comb += accept.eq(self.acts.valid & self.acts.ready)
+
+        # ---- dot-product units: tile_m x tile_n, reading the current plane of the current bank
+        wread = Signal(wbits)
+        # pad each bank's plane list to a power of two so that the plane mux is a full case
+        padded = [bank + [bank[-1]] * ((1 << len(plane)) - b) for bank in wbuf]
+        m.d.comb += wread.eq(Mux(cur_bank, Array(padded[1])[plane], Array(padded[0])[plane]))
+        emit = Signal()
+        m.d.comb += emit.eq(last_plane & cur_last)
+        results = []
+        for i in range(p.tile_m):
+            for n in range(p.tile_n):
+                dpu = LutDotProduct(
+                    group_size=g,
+                    tile_k=tk,
+                    planes=b,
+                    table_bits=p.table_bits,
+                    rowsum_bits=rsum_w,
+                    acc_width=p.acc_width,
+                )
+                m.submodules[f"dpu_m{i}_n{n}"] = dpu
+                m.d.comb += [
+                    dpu.tables.eq(tables[i]),
+                    dpu.index.eq(wread[n * tk * g : (n + 1) * tk * g]),
+                    dpu.shift.eq(plane),
+                    dpu.rowsum.eq(rowsums[i]),
+                    dpu.subtract.eq((plane == 0) if p.corrected else 0),
+                    dpu.en.eq(busy & ce),
+                    dpu.clear.eq(emit),
+                ]
+                results.append(dpu.next[1:] if p.corrected else dpu.next)
+
+        # ---- sequential control, all under the global clock enable
+        with m.If(ce):
+            # output register
+            with m.If(out_valid & self.results.ready):
+                m.d.sync += out_valid.eq(0)
+            with m.If(emit):
+                m.d.sync += [out_valid.eq(1), out_data.eq(Cat(*results))]
+            # compute stage
+            with m.If(accept):
+                m.d.sync += [
+                    busy.eq(1),
+                    plane.eq(0),
+                    cur_bank.eq(rd_bank),
+                    cur_last.eq(self.acts.payload.last),
+                    cur_wlast.eq(self.acts.payload.wlast),
+                ]
+                for i in range(p.tile_m):
+                    m.d.sync += [tables[i].eq(new_tables[i]), rowsums[i].eq(new_rowsums[i])]
+                with m.If(self.acts.payload.wlast):
+                    m.d.sync += rd_bank.eq(~rd_bank)
+            with m.Elif(last_plane):
+                m.d.sync += busy.eq(0)
+            with m.Elif(busy):
+                m.d.sync += plane.eq(plane + 1)
+            # bank release (before the loader, whose "full" update must win for b == 1)
+            with m.If(releasing):
+                m.d.sync += full.bit_select(cur_bank, 1).eq(0)
+            # weight loader
+            with m.If(self.weights.valid & self.weights.ready):
+                for bank in range(2):
+                    for q in range(b):
+                        with m.If((wr_bank == bank) & (wr_plane == q)):
+                            m.d.sync += wbuf[bank][q].eq(self.weights.payload)
+                with m.If(wr_plane == b - 1):
+                    m.d.sync += [
+                        wr_plane.eq(0),
+                        full.bit_select(wr_bank, 1).eq(1),
+                        wr_bank.eq(~wr_bank),
+                    ]
+                with m.Else():
+                    m.d.sync += wr_plane.eq(wr_plane + 1)
+        return m
+
+
+def lut_core_verilog(params: LutCoreParams, name: str = "lut_core") -> str:
+    """Verilog text of :class:`LutCore` with top module ``name``."""
+    from amaranth.back import verilog
+
+    core = LutCore(params)
+    return verilog.convert(core, name=name)

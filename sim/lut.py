@@ -1,0 +1,506 @@
+"""LUT tensor core: parameters, bit-exact numeric model, timing model and stream driver.
+
+Technique (LUT Tensor Core, ISCA 2025) as the RTL in :mod:`tpegen.hw.arrays.lut_core` implements it:
+
+* **Bit-serial symmetric weights.** A signed ``b``-bit weight ``s`` in ``[-2^(b-1), 2^(b-1)-1]`` is
+  stored as the unsigned code ``q = s + 2^(b-1)`` with bits ``w_i``. Every bit plane is read as a
+  +-1 vector ``(2 w_i - 1)``, and ``q' = sum_i 2^i (2 w_i - 1) = 2q - (2^b - 1) = 2s + 1``. Hence
+  ``sum_k a_k q'_k = 2 sum_k a_k s_k + sum_k a_k`` and the exact product is
+  ``A @ W = (L - rowsum(A)) / 2`` with ``L`` the LUT result. The division is exact (the numerator is
+  even), so the hardware drops one accumulator LSB.
+* **Binary W1** weights are ``s`` in ``{-1, +1}``: one plane, ``q' = s``, no correction.
+* **Ternary** weights ``{-1, 0, +1}`` (``ternary=True``) run on the W2 datapath: they are a subset of
+  the signed 2-bit range, so they use two +-1 planes and the same correction; the encoder rejects
+  the code ``-2``.
+* **Half tables.** For a group of ``g`` activations the full table ``T[u] = sum_j (2 u_j - 1) a_j``
+  (bit ``j`` of ``u`` selects the sign of ``a_j``) satisfies ``T[~u] = -T[u]``. Only the
+  ``E = 2^(g-1)`` entries with ``u_{g-1} = 1`` are stored: ``S[v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j``.
+  The encoded index keeps ``u_{g-1}`` as its top (sign) bit; when it is 0 the low ``g-1`` bits are
+  complemented offline, so the hardware reads ``S[low]`` and negates it when the sign bit is 0.
+  ``S[E-1]`` (all signs +1) is the group's activation sum, the ``rowsum`` correction term.
+* **Order of operations** (mirrored by :func:`lut_gemm`): per K-tile (``tile_k`` groups) and per
+  plane ``p = 0..b-1``: look up, select negation, sum over the ``tile_k`` groups, shift left by
+  ``p``, subtract the K-tile's rowsum in plane 0 (``b >= 2``), add into the accumulator. The
+  accumulator is ``acc_bits + 1`` bits (``acc_bits`` for W1) and wraps in two's complement; it is
+  carried across the K-tiles of one output tile and emitted (``acc >> 1``, or ``acc`` for W1) after
+  the last one. So ``C = (A @ W) mod 2^acc_bits`` (two's complement), exact when it fits.
+
+Users with unsigned codes ``w = scale * (q - z)`` get ``w = scale' * (q' - z')`` with
+``scale' = scale / 2`` and ``z' = 2 z + 1 - 2^b`` (:func:`symmetric_scale_zero_point`).
+
+Sections: parameters (:class:`LutCoreParams`), numeric model (``encode_weights``,
+``precompute_tables``, ``lut_gemm``), timing model (``lut_*_cycles``, ``lut_macs_per_cycle*``) and
+the stream driver (``lut_gemm_program``, ``lut_decode_results``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tpegen.errors import ConfigError, check_bool, check_choice, check_int
+from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
+
+ACT_BITS_CHOICES = (8, 16)
+MAX_GROUP_SIZE = 6
+MAX_ACC_BITS = 60
+MAX_TABLE_BITS = 32
+
+
+def _signed_bits(magnitude: int) -> int:
+    """Smallest two's-complement width holding every integer in ``[-magnitude, magnitude]``."""
+    return max(1, int(magnitude).bit_length() + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LutCoreParams:
+    """Parameters of the LUT tensor core (YAML names in brackets).
+
+    * ``group_size`` [``pe.group_size``] g in 1..6: activations per table; ``2^(g-1)`` stored entries.
+    * ``act_bits`` [``pe.act_bits``]: signed activation width, 8 or 16.
+    * ``weight_bits`` [``pe.weight_bits``] b in 1..4: bit planes (= cycles per activation beat).
+      b = 1 is binary {-1, +1}; b >= 2 is signed ``[-2^(b-1), 2^(b-1)-1]``.
+    * ``ternary`` [``pe.ternary``]: weights in {-1, 0, +1}; requires ``weight_bits == 2``.
+    * ``table_bits`` [``pe.table_bits``]: table-entry width; default (None) and minimum
+      ``act_bits + floor(log2 g) + 1`` so that no entry overflows.
+    * ``acc_bits`` [``pe.acc_bits``]: result width (default 32, at most 60); the minimum holds one
+      K-tile's worst-case result, across K-tiles the accumulator wraps in two's complement.
+    * ``tile_m`` / ``tile_n`` [``array.tile_m`` / ``array.tile_n``]: activation rows (tables) and
+      weight columns of a tile; ``tile_k`` [``array.tile_k``]: groups per tile (K-tile =
+      ``tile_k * g`` elements).
+    """
+
+    group_size: int = 4
+    act_bits: int = 8
+    weight_bits: int = 4
+    ternary: bool = False
+    table_bits: int | None = None
+    acc_bits: int = 32
+    tile_m: int = 2
+    tile_n: int = 64
+    tile_k: int = 4
+
+    def __post_init__(self) -> None:
+        check_int("pe.group_size", self.group_size, 1, MAX_GROUP_SIZE)
+        check_choice("pe.act_bits", self.act_bits, ACT_BITS_CHOICES)
+        check_int("pe.weight_bits", self.weight_bits, 1, 4)
+        check_bool("pe.ternary", self.ternary)
+        if self.ternary and self.weight_bits != 2:
+            raise ConfigError(
+                "pe.weight_bits", "2 when pe.ternary is true (two +-1 bit planes)", self.weight_bits
+            )
+        check_int("array.tile_m", self.tile_m, 1, 64)
+        check_int("array.tile_n", self.tile_n, 1, 1024)
+        check_int("array.tile_k", self.tile_k, 1, 64)
+        if self.table_bits is None:
+            object.__setattr__(self, "table_bits", self.min_table_bits)
+        check_int("pe.table_bits", self.table_bits, self.min_table_bits, MAX_TABLE_BITS)
+        check_int("pe.acc_bits", self.acc_bits, self.min_acc_bits, MAX_ACC_BITS)
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any], *, where: str | None = None) -> LutCoreParams:
+        """Build from a nested config ``{"pe": {...}, "array": {...}}`` (unknown keys are errors)."""
+        sections = {
+            "pe": ("group_size", "act_bits", "weight_bits", "ternary", "table_bits", "acc_bits"),
+            "array": ("tile_m", "tile_n", "tile_k"),
+        }
+        kwargs: dict[str, Any] = {}
+        for section, value in cfg.items():
+            if section not in sections:
+                raise ConfigError(
+                    str(section), "one of " + ", ".join(sections) + " (unknown section)", where=where
+                )
+            if not isinstance(value, Mapping):
+                raise ConfigError(str(section), "a mapping", value, where=where)
+            for key, v in value.items():
+                if key not in sections[section]:
+                    raise ConfigError(
+                        f"{section}.{key}",
+                        "one of "
+                        + ", ".join(f"{section}.{k}" for k in sections[section])
+                        + " (unknown field)",
+                        where=where,
+                    )
+                kwargs[key] = v
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            if where is None:
+                raise
+            raise ConfigError(exc.field, exc.allowed, exc.got, where=where) from None
+
+    # derived quantities ---------------------------------------------------------------------
+    @property
+    def planes(self) -> int:
+        """Bit planes processed per activation beat (one per cycle)."""
+        return self.weight_bits
+
+    @property
+    def entries(self) -> int:
+        """Stored table entries per group, ``2^(g-1)``."""
+        return 1 << (self.group_size - 1)
+
+    @property
+    def k_tile(self) -> int:
+        """K elements per tile, ``tile_k * group_size``."""
+        return self.tile_k * self.group_size
+
+    @property
+    def corrected(self) -> bool:
+        """True when the rowsum correction (and the final halving) applies (``weight_bits >= 2``)."""
+        return self.weight_bits >= 2
+
+    @property
+    def acc_width(self) -> int:
+        """Internal accumulator width: ``acc_bits + 1`` (LSB dropped by the halving) or ``acc_bits`` (W1)."""
+        return self.acc_bits + (1 if self.corrected else 0)
+
+    @property
+    def min_table_bits(self) -> int:
+        return _signed_bits(self.group_size << (self.act_bits - 1))
+
+    @property
+    def min_acc_bits(self) -> int:
+        wmax = 1 if self.weight_bits == 1 else 1 << (self.weight_bits - 1)
+        return _signed_bits(self.k_tile * (1 << (self.act_bits - 1)) * wmax)
+
+    @property
+    def weight_payload_bits(self) -> int:
+        """Width of a ``weights`` beat: ``tile_n * tile_k`` encoded indices of ``g`` bits."""
+        return self.tile_n * self.tile_k * self.group_size
+
+    @property
+    def act_payload_bits(self) -> int:
+        """Width of an ``acts`` beat: ``tile_m * k_tile`` activations, then ``last``, ``wlast``."""
+        return self.tile_m * self.k_tile * self.act_bits + 2
+
+    @property
+    def result_payload_bits(self) -> int:
+        """Width of a ``results`` beat: ``tile_m * tile_n`` results of ``acc_bits``."""
+        return self.tile_m * self.tile_n * self.acc_bits
+
+    def weight_range(self) -> tuple[int, int]:
+        """Inclusive range of the integer weights (W1: the values are exactly -1 and +1)."""
+        if self.ternary or self.weight_bits == 1:
+            return -1, 1
+        return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Numeric model
+# ---------------------------------------------------------------------------------------------
+
+
+def check_weights(W: np.ndarray, weight_bits: int, *, ternary: bool = False) -> np.ndarray:
+    """Return ``W`` as int64 after checking every value is representable (raises ConfigError)."""
+    w = np.asarray(W, dtype=np.int64)
+    if weight_bits == 1:
+        ok = (w == 1) | (w == -1)
+        allowed = "-1 or +1 (binary W1)"
+    elif ternary:
+        ok = (w >= -1) & (w <= 1)
+        allowed = "-1, 0 or +1 (ternary)"
+    else:
+        lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+        ok = (w >= lo) & (w <= hi)
+        allowed = f"an integer in {lo}..{hi} (W{weight_bits})"
+    if not np.all(ok):
+        raise ConfigError("weights", allowed, int(w[~ok].flat[0]))
+    return w
+
+
+def check_acts(A: np.ndarray, act_bits: int) -> np.ndarray:
+    a = np.asarray(A, dtype=np.int64)
+    lo, hi = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
+    if a.size and (a.min() < lo or a.max() > hi):
+        bad = a[(a < lo) | (a > hi)].flat[0]
+        raise ConfigError("activations", f"integers in {lo}..{hi} (A{act_bits})", int(bad))
+    return a
+
+
+def weight_codes(W: np.ndarray, weight_bits: int, *, ternary: bool = False) -> np.ndarray:
+    """Unsigned codes ``q`` whose bits are the +-1 planes: ``q = s + 2^(b-1)``; W1: ``q = (s+1)/2``."""
+    w = check_weights(W, weight_bits, ternary=ternary)
+    if weight_bits == 1:
+        return (w + 1) >> 1
+    return w + (1 << (weight_bits - 1))
+
+
+def symmetric_value(q: np.ndarray, weight_bits: int) -> np.ndarray:
+    """``q' = sum_i 2^i (2 w_i - 1) = 2 q - (2^b - 1)`` for codes ``q`` (odd, in ``[-(2^b-1), 2^b-1]``)."""
+    return 2 * np.asarray(q, dtype=np.int64) - ((1 << weight_bits) - 1)
+
+
+def bit_planes(q: np.ndarray, weight_bits: int) -> np.ndarray:
+    """Bits of the codes: shape ``(b, *q.shape)``, plane ``i`` = bit ``i`` (0 -> -1, 1 -> +1)."""
+    q = np.asarray(q, dtype=np.int64)
+    return (q[None] >> np.arange(weight_bits).reshape((-1,) + (1,) * q.ndim)) & 1
+
+
+def symmetric_scale_zero_point(
+    scale: float | np.ndarray, zero_point: int | np.ndarray, weight_bits: int
+) -> tuple[Any, Any]:
+    """For unsigned codes with ``w = scale * (q - z)`` return ``(s', z')`` with ``w = s' * (q' - z')``.
+
+    ``s' = scale / 2`` and ``z' = 2 z + 1 - 2^b`` (``q'`` as in :func:`symmetric_value`).
+    """
+    return np.divide(scale, 2), 2 * np.asarray(zero_point, dtype=np.int64) + 1 - (1 << weight_bits)
+
+
+def encode_index(bits: np.ndarray, group_size: int) -> np.ndarray:
+    """Group plane bits into hardware indices with offline complement.
+
+    ``bits`` has shape ``(..., groups * g, N)`` (K axis second to last). Returns ``(..., groups, N)``
+    indices of ``g`` bits: top bit = sign (``u_{g-1}``), low bits = ``u_low`` if the sign is 1, else
+    ``~u_low`` (complemented so that the hardware reads ``S[low]`` and only negates).
+    """
+    g = group_size
+    b = np.asarray(bits, dtype=np.int64)
+    shape = b.shape[:-2] + (b.shape[-2] // g, g, b.shape[-1])
+    b = b.reshape(shape)
+    u = (b << np.arange(g).reshape(g, 1)).sum(axis=-2)
+    sign = (u >> (g - 1)) & 1
+    mask = (1 << (g - 1)) - 1
+    low = np.where(sign == 1, u & mask, ~u & mask)
+    return (sign << (g - 1)) | low
+
+
+def encode_weights(W: np.ndarray, weight_bits: int, group_size: int, *, ternary: bool = False) -> np.ndarray:
+    """Encode a (K, N) integer weight matrix into ``(b, ceil(K/g), N)`` hardware indices.
+
+    K is padded to a multiple of ``g`` with weight 0 (b >= 2) or +1 (W1); padded rows must meet
+    zero activations (the driver pads A with zeros), so their value never matters.
+    """
+    w = check_weights(W, weight_bits, ternary=ternary)
+    K = w.shape[0]
+    Kp = -(-K // group_size) * group_size
+    pad_value = 1 if weight_bits == 1 else 0
+    w = np.pad(w, ((0, Kp - K), (0, 0)), constant_values=pad_value)
+    return encode_index(bit_planes(weight_codes(w, weight_bits, ternary=ternary), weight_bits), group_size)
+
+
+def precompute_tables(A_groups: np.ndarray, table_bits: int | None = None) -> np.ndarray:
+    """Half tables ``S[..., v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j`` for groups ``(..., g)``.
+
+    Built like the hardware adder network: start from ``[a_{g-1}]`` and, for ``j = 0..g-2``, append
+    ``x + a_j`` after ``x - a_j`` (so index bit ``j`` selects the sign of ``a_j``). Returns
+    ``(..., 2^(g-1))`` int64, wrapped to ``table_bits`` if given.
+    """
+    a = np.asarray(A_groups, dtype=np.int64)
+    g = a.shape[-1]
+    t = a[..., g - 1 : g]
+    for j in range(g - 1):
+        aj = a[..., j : j + 1]
+        t = np.concatenate([t - aj, t + aj], axis=-1)
+    return wrap(t, table_bits) if table_bits is not None else t
+
+
+def lookup(tables: np.ndarray, index: np.ndarray, group_size: int) -> np.ndarray:
+    """Hardware lookup: ``S[low]`` negated when the sign bit (index bit g-1) is 0.
+
+    ``tables`` (M, G, E), ``index`` (G, N) -> (M, G, N).
+    """
+    low = index & ((1 << (group_size - 1)) - 1)
+    sign = (index >> (group_size - 1)) & 1
+    entries = tables[:, np.arange(tables.shape[1])[:, None], low]
+    return np.where(sign[None] == 1, entries, -entries)
+
+
+def _pad_to(x: np.ndarray, rows: int, cols: int, value: int = 0) -> np.ndarray:
+    return np.pad(x, ((0, rows - x.shape[0]), (0, cols - x.shape[1])), constant_values=value)
+
+
+def lut_gemm(A: np.ndarray, W: np.ndarray, params: LutCoreParams) -> np.ndarray:
+    """Bit-exact model of the core: ``C = A @ W`` (M, K) x (K, N) -> (M, N) int64, wrapped to ``acc_bits``.
+
+    Mirrors the RTL per K-tile and plane (lookup, negation select, sum over the tile's groups,
+    shift by the plane index, rowsum subtraction in plane 0, wrapping accumulate, final halving);
+    vectorized over all M and N tiles, which the hardware computes independently.
+    """
+    p = params
+    a = check_acts(A, p.act_bits)
+    w = check_weights(W, p.weight_bits, ternary=p.ternary)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
+        raise ConfigError("shapes", "A (M, K) and W (K, N) with matching K", (a.shape, w.shape))
+    M, K = a.shape
+    N = w.shape[1]
+    kt_count = max(1, -(-K // p.k_tile))
+    Kp = kt_count * p.k_tile
+    a = _pad_to(a, M, Kp)
+    w = _pad_to(w, Kp, N, value=1 if p.weight_bits == 1 else 0)
+    index = encode_weights(w, p.weight_bits, p.group_size, ternary=p.ternary)  # (b, G, N)
+    tables = precompute_tables(a.reshape(M, -1, p.group_size), p.table_bits)  # (M, G, E)
+    rowsum = tables[..., -1]  # all signs +1: the activation sum of each group
+    acc = np.zeros((M, N), dtype=np.int64)
+    for kt in range(kt_count):
+        groups = slice(kt * p.tile_k, (kt + 1) * p.tile_k)
+        t = tables[:, groups]
+        for plane in range(p.planes):
+            contrib = lookup(t, index[plane, groups], p.group_size).sum(axis=1) << plane
+            if plane == 0 and p.corrected:
+                contrib = contrib - rowsum[:, groups].sum(axis=1)[:, None]
+            acc = wrap(acc + contrib, p.acc_width)
+    if p.corrected:
+        acc = acc >> 1  # exact: the accumulator holds 2 * C (mod 2^(acc_bits+1))
+    return wrap(acc, p.acc_bits)
+
+
+def reference_gemm(A: np.ndarray, W: np.ndarray, acc_bits: int = 64) -> np.ndarray:
+    """Plain integer GEMM ``A @ W`` in int64, wrapped to ``acc_bits`` (two's complement)."""
+    return wrap(np.asarray(A, dtype=np.int64) @ np.asarray(W, dtype=np.int64), acc_bits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing model (cycle-exact for the RTL with an always-ready output and always-valid inputs)
+# ---------------------------------------------------------------------------------------------
+
+
+def lut_tile_counts(params: LutCoreParams, M: int, N: int, K: int) -> tuple[int, int, int]:
+    """(M tiles, N tiles, K tiles) of a GEMM; every dimension counts at least one tile."""
+    return (max(1, -(-M // params.tile_m)), max(1, -(-N // params.tile_n)), max(1, -(-K // params.k_tile)))
+
+
+def lut_act_beats(params: LutCoreParams, M: int, N: int, K: int) -> int:
+    """Activation beats of a GEMM (one per M-tile, N-tile and K-tile)."""
+    mt, nt, kt = lut_tile_counts(params, M, N, K)
+    return mt * nt * kt
+
+
+def lut_weight_beats(params: LutCoreParams, M: int, N: int, K: int) -> int:
+    """Weight beats the driver sends: ``b`` per weight tile; a tile is reused across M-tiles iff K fits one tile."""
+    mt, nt, kt = lut_tile_counts(params, M, N, K)
+    tiles = nt if kt == 1 else mt * nt * kt
+    return params.planes * tiles
+
+
+def lut_tile_cycles(params: LutCoreParams) -> int:
+    """Latency of a single-tile GEMM: ``2 b + 2`` cycles from the first weight beat to the result beat.
+
+    b weight beats (cycles 0..b-1), activation beat at cycle b, tables registered, planes at cycles
+    b+1..2b, result beat at 2b+1 (first and last cycle counted).
+    """
+    return 2 * params.planes + 2
+
+
+def lut_gemm_cycles(params: LutCoreParams, M: int, N: int, K: int) -> int:
+    """Cycles of a whole GEMM driven by :func:`lut_gemm_program`: ``b * (J + 1) + 2``, J = activation beats.
+
+    Counted from the first input handshake to the last output handshake inclusive, with inputs
+    always valid and the output always ready. The initiation interval is ``b`` cycles per
+    activation beat; the double-buffered weight store hides every weight load but the first.
+    """
+    return params.planes * (lut_act_beats(params, M, N, K) + 1) + 2
+
+
+def lut_macs_per_cycle(params: LutCoreParams) -> float:
+    """Steady-state b-bit-weight MACs per cycle: ``tile_m * tile_n * tile_k * g / b``."""
+    return params.tile_m * params.tile_n * params.k_tile / params.planes
+
+
+def lut_macs_per_cycle_per_weight_bit(params: LutCoreParams) -> int:
+    """MACs per cycle per weight bit (one bit plane per cycle): ``tile_m * tile_n * tile_k * g``."""
+    return params.tile_m * params.tile_n * params.k_tile
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream driver: (A, W) -> input beats, output beats -> C
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LutGemmPlan:
+    """Beats of one GEMM on the core plus what is needed to decode the results."""
+
+    weights: np.ndarray  # (beats, nbytes) uint8
+    acts: np.ndarray  # (beats, nbytes) uint8
+    result_beats: int
+    shape: tuple[int, int, int]  # M, N, K
+    tiles: tuple[int, int, int] = field(default=(1, 1, 1))  # M, N, K tiles
+
+
+def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGemmPlan:
+    """Tile an arbitrary (M, K) x (K, N) GEMM onto the core (zero-padding partial tiles).
+
+    Loop order: N-tile outer, then M-tile, then K-tile. Each activation beat carries one M-tile x
+    K-tile block (``last`` on the final K-tile: the core emits and clears its accumulators,
+    so K-tiles accumulate in hardware with ``acc_bits`` wrap). Weight tiles (``b`` beats, plane 0
+    first) are sent in the order they are used: when K fits one tile, one weight tile per N-tile is
+    reused by all M-tiles (``wlast`` on the last M-tile); otherwise every activation beat gets its
+    own weight tile (``wlast`` always 1).
+    """
+    p = params
+    a = check_acts(A, p.act_bits)
+    w = check_weights(W, p.weight_bits, ternary=p.ternary)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
+        raise ConfigError("shapes", "A (M, K) and W (K, N) with matching K", (a.shape, w.shape))
+    M, K = a.shape
+    N = w.shape[1]
+    mt, nt, kt = lut_tile_counts(p, M, N, K)
+    a = _pad_to(a, mt * p.tile_m, kt * p.k_tile)
+    w = _pad_to(w, kt * p.k_tile, nt * p.tile_n, value=1 if p.weight_bits == 1 else 0)
+    index = encode_weights(w, p.weight_bits, p.group_size, ternary=p.ternary)  # (b, kt*tile_k, nt*tile_n)
+    # weight tile (k, n) as b beats of tile_n * tile_k lanes, lane = n_local * tile_k + group_local
+    wt = index.reshape(p.planes, kt, p.tile_k, nt, p.tile_n).transpose(1, 3, 0, 4, 2)
+    wt = wt.reshape(kt, nt, p.planes, p.tile_n * p.tile_k)
+    # activation block (m, k): tile_m * k_tile lanes, lane = m_local * k_tile + k_local
+    ab = a.reshape(mt, p.tile_m, kt, p.k_tile).transpose(0, 2, 1, 3).reshape(mt, kt, -1)
+    n_idx, m_idx, k_idx = (
+        x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
+    )
+    acts = ab[m_idx, k_idx]
+    last = (k_idx == kt - 1).astype(np.int64)
+    if kt == 1:
+        wlast = (m_idx == mt - 1).astype(np.int64)
+        weights = wt[0].reshape(nt * p.planes, -1)
+    else:
+        wlast = np.ones_like(last)
+        weights = wt[k_idx, n_idx].reshape(-1, wt.shape[-1])
+    return LutGemmPlan(
+        weights=pack_fields([(weights, p.group_size)], p.weight_payload_bits),
+        acts=pack_fields([(acts, p.act_bits), (last, 1), (wlast, 1)], p.act_payload_bits),
+        result_beats=mt * nt,
+        shape=(M, N, K),
+        tiles=(mt, nt, kt),
+    )
+
+
+def lut_gemm_program(params: LutCoreParams, A: np.ndarray, W: np.ndarray):
+    """The :class:`~tpegen.sim.verilator.StreamProgram` of a GEMM (ports ``weights``, ``acts``, ``results``)."""
+    from tpegen.sim.verilator import StreamProgram
+
+    plan = lut_gemm_plan(params, A, W)
+    return StreamProgram(
+        inputs={"weights": plan.weights, "acts": plan.acts}, outputs={"results": plan.result_beats}
+    )
+
+
+def lut_decode_results(params: LutCoreParams, beats: np.ndarray, M: int, N: int) -> np.ndarray:
+    """Assemble (M, N) int64 ``C`` from ``results`` beats in N-tile-outer, M-tile-inner order."""
+    p = params
+    mt, nt = max(1, -(-M // p.tile_m)), max(1, -(-N // p.tile_n))
+    lanes = unpack_lanes(beats, p.acc_bits, p.tile_m * p.tile_n, signed=True)
+    if lanes.shape[0] != mt * nt:
+        raise ValueError(f"expected {mt * nt} result beats, got {lanes.shape[0]}")
+    c = lanes.reshape(nt, mt, p.tile_m, p.tile_n).transpose(1, 2, 0, 3).reshape(mt * p.tile_m, nt * p.tile_n)
+    return c[:M, :N]
+
+
+def lut_pe_summary(params: LutCoreParams) -> dict[str, Any]:
+    """Sizes of the datapath (for reports): tables, lookups per cycle, storage bits."""
+    p = params
+    return {
+        "tables": p.tile_m * p.tile_k,
+        "table_entries": p.tile_m * p.tile_k * p.entries,
+        "precompute_adders": p.tile_m * p.tile_k * (2 * p.entries - 2),
+        "lookups_per_cycle": p.tile_m * p.tile_n * p.tile_k,
+        "weight_store_bits": 2 * p.planes * p.weight_payload_bits,
+        "accumulator_bits": p.tile_m * p.tile_n * p.acc_width,
+    }
