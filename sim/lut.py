@@ -35,7 +35,6 @@ the stream driver (``lut_gemm_program``, ``lut_decode_results``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,9 +83,9 @@ class LutCoreParams:
     ternary: bool = False
     table_bits: int | None = None
     acc_bits: int = 32
-    tile_m: int = 2
-    tile_n: int = 64
-    tile_k: int = 4
+    tile_m: int = field(default=2, metadata={"section": "array"})
+    tile_n: int = field(default=64, metadata={"section": "array"})
+    tile_k: int = field(default=4, metadata={"section": "array"})
 
     def __post_init__(self) -> None:
         check_int("pe.group_size", self.group_size, 1, MAX_GROUP_SIZE)
@@ -104,38 +103,6 @@ class LutCoreParams:
             object.__setattr__(self, "table_bits", self.min_table_bits)
         check_int("pe.table_bits", self.table_bits, self.min_table_bits, MAX_TABLE_BITS)
         check_int("pe.acc_bits", self.acc_bits, self.min_acc_bits, MAX_ACC_BITS)
-
-    @classmethod
-    def from_dict(cls, cfg: Mapping[str, Any], *, where: str | None = None) -> LutCoreParams:
-        """Build from a nested config ``{"pe": {...}, "array": {...}}`` (unknown keys are errors)."""
-        sections = {
-            "pe": ("group_size", "act_bits", "weight_bits", "ternary", "table_bits", "acc_bits"),
-            "array": ("tile_m", "tile_n", "tile_k"),
-        }
-        kwargs: dict[str, Any] = {}
-        for section, value in cfg.items():
-            if section not in sections:
-                raise ConfigError(
-                    str(section), "one of " + ", ".join(sections) + " (unknown section)", where=where
-                )
-            if not isinstance(value, Mapping):
-                raise ConfigError(str(section), "a mapping", value, where=where)
-            for key, v in value.items():
-                if key not in sections[section]:
-                    raise ConfigError(
-                        f"{section}.{key}",
-                        "one of "
-                        + ", ".join(f"{section}.{k}" for k in sections[section])
-                        + " (unknown field)",
-                        where=where,
-                    )
-                kwargs[key] = v
-        try:
-            return cls(**kwargs)
-        except ConfigError as exc:
-            if where is None:
-                raise
-            raise ConfigError(exc.field, exc.allowed, exc.got, where=where) from None
 
     # derived quantities ---------------------------------------------------------------------
     @property
@@ -213,7 +180,7 @@ def check_weights(W: np.ndarray, weight_bits: int, *, ternary: bool = False) -> 
         ok = (w >= lo) & (w <= hi)
         allowed = f"an integer in {lo}..{hi} (W{weight_bits})"
     if not np.all(ok):
-        raise ConfigError("weights", allowed, int(w[~ok].flat[0]))
+        raise ConfigError("W", allowed, int(w[~ok].flat[0]))
     return w
 
 
@@ -222,7 +189,7 @@ def check_acts(A: np.ndarray, act_bits: int) -> np.ndarray:
     lo, hi = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
     if a.size and (a.min() < lo or a.max() > hi):
         bad = a[(a < lo) | (a > hi)].flat[0]
-        raise ConfigError("activations", f"integers in {lo}..{hi} (A{act_bits})", int(bad))
+        raise ConfigError("A", f"integers in {lo}..{hi} (A{act_bits})", int(bad))
     return a
 
 

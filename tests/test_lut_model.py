@@ -225,24 +225,6 @@ def test_params_validation(kwargs, field: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-def test_params_from_dict() -> None:
-    p = LutCoreParams.from_dict(
-        {"pe": {"weight_bits": 2, "ternary": True, "act_bits": 16}, "array": {"tile_n": 8}}
-    )
-    assert p == LutCoreParams(weight_bits=2, ternary=True, act_bits=16, tile_n=8)
-    with pytest.raises(ConfigError, match="pe.bits"):
-        LutCoreParams.from_dict({"pe": {"bits": 2}})
-    with pytest.raises(ConfigError, match="pe.act_bits: must be one of 8, 16, got 12"):
-        LutCoreParams.from_dict({"pe": {"act_bits": 12}})
-    with pytest.raises(ConfigError, match="cfg.yaml: pe.group_size: must be an integer in 1..6, got 9"):
-        LutCoreParams.from_dict({"pe": {"group_size": 9}}, where="cfg.yaml")
-    with pytest.raises(ConfigError, match="cfg.yaml: sim"):
-        LutCoreParams.from_dict({"sim": {}}, where="cfg.yaml")
-
-
-# ---- timing ---------------------------------------------------------------------------------
-
-
 def test_timing_formulas() -> None:
     p = LutCoreParams(weight_bits=3, tile_m=2, tile_n=8, tile_k=2, group_size=4)
     assert lut_tile_cycles(p) == 2 * 3 + 2

@@ -30,8 +30,13 @@ class Family:
     """How one hardware family's config sections map to parameter classes and a driver."""
 
     pe_params: str  # "module:Class" of the PE parameter dataclass
-    array_params: str  # "module:Class" of the array parameter dataclass (takes pe=...)
+    array_params: str | None  # "module:Class" of the array parameters (takes pe=...); None: combined
     accelerator: str  # "module:Class" of the sw.Accelerator subclass
+
+
+# A family whose parameters are one dataclass for both sections ("combined") marks the fields of the
+# ``array:`` section with ``field(metadata={"section": "array"})``; all other fields are ``pe:``.
+SECTION = "section"
 
 
 FAMILIES: dict[str, Family] = {
@@ -40,6 +45,12 @@ FAMILIES: dict[str, Family] = {
         "tpegen.hw.arrays.systolic:SystolicParams",
         "tpegen.sw.systolic:SystolicAccelerator",
     ),
+    "fma": Family(
+        "tpegen.hw.pe.fma:FmaPEParams",
+        "tpegen.hw.arrays.fp_engine:FpEngineParams",
+        "tpegen.sw.fp:FpAccelerator",
+    ),
+    "lut": Family("tpegen.sim.lut:LutCoreParams", None, "tpegen.sw.lut:LutAccelerator"),
 }
 
 TOP_KEYS = ("name", "description", "pe", "array")
@@ -70,12 +81,19 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", bool: "true or false", float: "a number", str: "a string"}.get(tp, str(tp))
 
 
-def dataclass_from_dict(cls: type, values: dict[str, Any], section: str, **inject: Any) -> Any:
-    """Build ``cls`` from a YAML mapping, rejecting unknown keys and values of the wrong type."""
+def _section_fields(cls: type, section: str, *, combined: bool, exclude=()) -> list[dataclasses.Field]:
+    return [
+        f
+        for f in dataclasses.fields(cls)
+        if f.init and f.name not in exclude and (not combined or f.metadata.get(SECTION, "pe") == section)
+    ]
+
+
+def _check_section(cls: type, values: Any, section: str, fields: list[dataclasses.Field]) -> dict[str, Any]:
+    """Reject unknown keys, missing required keys and values of the wrong type in one section."""
     if not isinstance(values, dict):
         raise ConfigError(section, "a mapping of keys to values", values)
     hints = typing.get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in inject]
     names = [f.name for f in fields]
     for key in values:
         if key not in names:
@@ -86,19 +104,14 @@ def dataclass_from_dict(cls: type, values: dict[str, Any], section: str, **injec
                 raise ConfigError(f"{section}.{f.name}", f"given ({_type_name(hints[f.name])}; required)")
             continue
         value, tp = values[f.name], hints[f.name]
-        origin_args = typing.get_args(tp)
-        allowed = tuple(t for t in (origin_args or (tp,)) if isinstance(t, type))
+        allowed = tuple(t for t in (typing.get_args(tp) or (tp,)) if isinstance(t, type))
         if type(None) in allowed and value is None:
             continue
-        ok = (
-            any(
-                (t is int and isinstance(value, int) and not isinstance(value, bool))
-                or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-                or (t not in (int, float) and isinstance(value, t))
-                for t in allowed
-            )
-            if allowed
-            else True
+        ok = not allowed or any(
+            (t is int and isinstance(value, int) and not isinstance(value, bool))
+            or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (t not in (int, float) and isinstance(value, t))
+            for t in allowed
         )
         if not ok:
             raise ConfigError(
@@ -106,7 +119,13 @@ def dataclass_from_dict(cls: type, values: dict[str, Any], section: str, **injec
                 " or ".join(_type_name(t) for t in allowed if t is not type(None)),
                 value,
             )
-    return cls(**values, **inject)
+    return dict(values)
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any], section: str, **inject: Any) -> Any:
+    """Build ``cls`` from a YAML mapping, rejecting unknown keys and values of the wrong type."""
+    fields = _section_fields(cls, section, combined=False, exclude=inject)
+    return cls(**_check_section(cls, values, section, fields), **inject)
 
 
 @dataclass(frozen=True)
@@ -120,11 +139,13 @@ class DesignConfig:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        pe = {"type": self.family, **{f.name: getattr(self.pe, f.name) for f in dataclasses.fields(self.pe)}}
-        array = {
-            f.name: getattr(self.array, f.name) for f in dataclasses.fields(self.array) if f.name != "pe"
-        }
-        return {"name": self.name, "description": self.description, "pe": pe, "array": array}
+        combined = self.pe is self.array
+        sections = {}
+        for section, params in (("pe", self.pe), ("array", self.array)):
+            fields = _section_fields(type(params), section, combined=combined, exclude=("pe",))
+            sections[section] = {f.name: getattr(params, f.name) for f in fields}
+        pe = {"type": self.family, **sections["pe"]}
+        return {"name": self.name, "description": self.description, "pe": pe, "array": sections["array"]}
 
     def accelerator(self):
         """The :class:`tpegen.sw.accelerator.Accelerator` that drives this design."""
@@ -153,8 +174,14 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
     if not isinstance(description, str):
         raise ConfigError("description", "a string", description)
     fam = FAMILIES[family]
-    pe = dataclass_from_dict(_resolve(fam.pe_params), pe_raw, "pe")
-    array = dataclass_from_dict(_resolve(fam.array_params), raw["array"], "array", pe=pe)
+    if fam.array_params is None:
+        cls = _resolve(fam.pe_params)
+        pe_vals = _check_section(cls, pe_raw, "pe", _section_fields(cls, "pe", combined=True))
+        array_vals = _check_section(cls, raw["array"], "array", _section_fields(cls, "array", combined=True))
+        pe = array = cls(**pe_vals, **array_vals)
+    else:
+        pe = dataclass_from_dict(_resolve(fam.pe_params), pe_raw, "pe")
+        array = dataclass_from_dict(_resolve(fam.array_params), raw["array"], "array", pe=pe)
     return DesignConfig(name=name, family=family, pe=pe, array=array, description=description)
 
 
