@@ -41,7 +41,9 @@ def os_timeline(rows: int, cols: int, k_per_tile: np.ndarray) -> Timeline:
     step = np.maximum(k, rows)
     step[0] = k[0]
     last = np.cumsum(step) - 1
-    start = np.concatenate([[0], last[:-1] + 1])
+    # A tile's first beat follows the previous `last` at once -- unless it is itself the `last`
+    # beat (K = 1), which waits for the drain spacing.
+    start = np.where(k == 1, last, np.concatenate([[0], last[:-1] + 1]))
     end = last + 2 * rows + cols - 1
     return Timeline(start=start, end=end)
 

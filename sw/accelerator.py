@@ -18,10 +18,10 @@ import numpy as np
 from amaranth import Shape
 from amaranth.lib import wiring
 
-from tpegen.errors import ConfigError
+from tpegen.errors import ConfigError, TpegenError
 from tpegen.sim.verilator import StreamProgram, VerilatedModel
 
-BACKENDS = ("golden", "rtl")
+BACKENDS = ("golden", "rtl", "cycle")
 
 
 @dataclass
@@ -35,11 +35,15 @@ class Program:
 
 @dataclass
 class GemmResult:
-    """Output of one GEMM on one backend; ``cycles`` is None for the untimed golden backend."""
+    """Output of one GEMM on one backend; ``cycles`` is None for the untimed golden backend.
+
+    ``sim`` holds the cycle-level simulator's full result (timeline, traffic) on the ``cycle``
+    backend."""
 
     output: np.ndarray
     backend: str
     cycles: int | None = None
+    sim: Any = None
 
 
 class Accelerator(abc.ABC):
@@ -120,6 +124,31 @@ class Accelerator(abc.ABC):
     def cycles(self, m: int, k: int, n: int) -> int:
         """Timing model: cycles the RTL takes for an M x K x N GEMM (as :meth:`program` tiles it)."""
 
+    def random_operands(
+        self, rng: np.random.Generator, m: int, k: int, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Random A (M x K) and W (K x N) over the configured operand ranges. The default covers
+        integer PEs (``act_bits``/``weight_bits``, ``act_signed``/``weight_signed``); other
+        families override it."""
+        from tpegen.sim.intgemm import operand_range
+
+        pe = getattr(getattr(self.config, "array", None), "pe", None)
+        if pe is None or not hasattr(pe, "act_bits") or not hasattr(pe, "weight_bits"):
+            raise TpegenError(
+                f"the {self.family!r} family does not define random operands (Accelerator.random_operands) yet"
+            )
+        a_lo, a_hi = operand_range(pe.act_bits, getattr(pe, "act_signed", True))
+        w_lo, w_hi = operand_range(pe.weight_bits, getattr(pe, "weight_signed", True))
+        return rng.integers(a_lo, a_hi + 1, (m, k)), rng.integers(w_lo, w_hi + 1, (k, n))
+
+    def schedule(self, m: int, k: int, n: int):
+        """Per-tile timing model and buffer traffic of an M x K x N GEMM for the cycle-level
+        simulator (a :class:`tpegen.sim.cycle.TileSchedule`). The default looks the family up in
+        :mod:`tpegen.sim.cycle`'s registry; a family may override it instead."""
+        from tpegen.sim.cycle import schedule_for
+
+        return schedule_for(self, m, k, n)
+
     @abc.abstractmethod
     def verification_cases(
         self, rng: np.random.Generator, n_random: int
@@ -146,11 +175,17 @@ class Accelerator(abc.ABC):
         ]
 
     def run_gemm(self, a: np.ndarray, w: np.ndarray, backend: str = "golden") -> GemmResult:
-        """C = A @ W on ``backend`` (``golden`` numeric model or ``rtl`` Verilator simulation)."""
+        """C = A @ W on ``backend``: ``golden`` numeric model, ``rtl`` Verilator simulation or
+        ``cycle`` (the cycle-level simulator :mod:`tpegen.sim.cycle`, cycles equal to the RTL's)."""
         if backend not in BACKENDS:
             raise ConfigError("--backend", "one of " + ", ".join(BACKENDS), backend)
         if backend == "rtl":
             return self.run_rtl([(a, w)])[0]
+        if backend == "cycle":
+            from tpegen.sim.cycle import simulate
+
+            sim = simulate(self, a, w)
+            return GemmResult(sim.output, "cycle", sim.cycles, sim)
         a, w = self.check_operands(a, w)
         return GemmResult(self.golden(a, w), "golden", None)
 

@@ -97,3 +97,57 @@ def demo(*, seed: int = 0, size: int = 64, progress: Callable[[str], None] | Non
         "utilization": macs / (result.cycles * acc.macs_per_cycle),
         "seconds": {"generate": round(t_gen, 2), "build": round(t_build, 2), "simulate": round(t_run, 2)},
     }
+
+
+def simulate_topology(
+    config: DesignConfig | str | Path | None,
+    topology: str | Path | list,
+    *,
+    bandwidth: float | dict[str, float | None] | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every layer of a SCALE-Sim topology (file or list of :class:`~tpegen.sim.topology.Layer`)
+    through the cycle-level simulator with random operands (seeded, configured ranges).
+
+    Returns a JSON-able report: ``design``, ``topology``, ``bandwidth``, ``seed``, ``layers`` (one
+    summary per layer: ``name``, ``M``, ``K``, ``N``, ``macs``, ``tiles``, ``cycles``,
+    ``ideal_cycles``, ``stall_cycles``, ``utilization``, ``traffic``), ``total_cycles``,
+    ``total_macs``, ``utilization`` and ``traffic`` (summed). ``progress(done, total, name)`` is
+    called after each layer.
+    """
+    from tpegen.sim.cycle import OPERANDS, simulate
+    from tpegen.sim.topology import load_topology
+
+    cfg = _config(config)
+    acc = cfg.accelerator()
+    layers = load_topology(topology) if isinstance(topology, (str, Path)) else list(topology)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, layer in enumerate(layers):
+        a, w = acc.random_operands(rng, layer.m, layer.k, layer.n)
+        res = simulate(acc, a, w, bandwidth=bandwidth)
+        rows.append({"name": layer.name, **res.summary()})
+        if progress:
+            progress(i + 1, len(layers), layer.name)
+    total_cycles = sum(r["cycles"] for r in rows)
+    total_macs = sum(r["macs"] for r in rows)
+    traffic = {
+        op: {
+            key: sum(r["traffic"][op][key] for r in rows)
+            for key in ("reads", "writes", "read_bytes", "write_bytes")
+        }
+        for op in OPERANDS
+    }
+    return {
+        "design": cfg.name,
+        "topology": str(topology) if isinstance(topology, (str, Path)) else "(list)",
+        "pes": acc.macs_per_cycle,
+        "bandwidth": bandwidth,
+        "seed": seed,
+        "layers": rows,
+        "total_cycles": total_cycles,
+        "total_macs": total_macs,
+        "utilization": total_macs / (total_cycles * acc.macs_per_cycle) if total_cycles else 0.0,
+        "traffic": traffic,
+    }

@@ -20,6 +20,7 @@ EPILOG = """examples:
   tpegen gen configs/int8_ws_8x8.yaml -o out/   Verilog + JSON manifest
   tpegen verify configs/int8_os_8x8.yaml --cases 16 --seed 1
   tpegen gemm --hw configs/int8_os_8x8.yaml --a A.npy --w W.npy --backend rtl -o C.npy --json
+  tpegen sim --hw configs/int8_os_32x32.yaml --topology configs/topologies/resnet18_conv.csv -o out/
 """
 
 
@@ -120,10 +121,133 @@ def cmd_gemm(args: argparse.Namespace) -> int:
         )
     else:
         util = m * k * n / (cycles * acc.macs_per_cycle)
-        source = "measured on the RTL" if result.cycles is not None else "timing model"
+        source = {"rtl": "measured on the RTL", "cycle": "cycle-level simulator"}.get(
+            args.backend, "timing model"
+        )
         print(f"C = A @ W  ({m}x{k} @ {k}x{n}) on {cfg.name}, backend {args.backend}")
         print(f"cycles: {cycles} ({source}), utilization {util:.1%}")
         print(f"output: {out}")
+    return 0
+
+
+def _parse_bandwidth(text: str | None):
+    """``16`` (bytes/cycle for every operand buffer) or ``A=8,W=8,C=16``."""
+    if text is None:
+        return None
+
+    def number(value: str, field: str) -> float:
+        try:
+            bw = float(value)
+        except ValueError:
+            raise ConfigError(field, "a positive number of bytes per cycle", value) from None
+        if not bw > 0:
+            raise ConfigError(field, "a positive number of bytes per cycle", value)
+        return bw
+
+    if "=" not in text:
+        return number(text, "--bandwidth")
+    out = {}
+    for part in text.split(","):
+        op, _, value = part.partition("=")
+        op = op.strip().upper()
+        if op not in ("A", "W", "C"):
+            raise ConfigError("--bandwidth", "B or a list like A=8,W=8,C=16 (operands A, W, C)", text)
+        out[op] = number(value.strip(), f"--bandwidth {op}")
+    return out
+
+
+SIM_CSV_COLUMNS = (
+    "layer", "M", "K", "N", "macs", "tiles", "cycles", "ideal_cycles", "stall_cycles", "utilization",
+    "A_reads", "A_read_bytes", "W_reads", "W_read_bytes", "C_reads", "C_read_bytes", "C_writes", "C_write_bytes",
+)  # fmt: skip
+
+
+def _sim_csv(report: dict) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SIM_CSV_COLUMNS)
+    for r in report["layers"]:
+        t = r["traffic"]
+        writer.writerow(
+            [r["name"], r["M"], r["K"], r["N"], r["macs"], r["tiles"], r["cycles"], r["ideal_cycles"],
+             r["stall_cycles"], f"{r['utilization']:.6f}",
+             t["A"]["reads"], t["A"]["read_bytes"], t["W"]["reads"], t["W"]["read_bytes"],
+             t["C"]["reads"], t["C"]["read_bytes"], t["C"]["writes"], t["C"]["write_bytes"]]
+        )  # fmt: skip
+    return buf.getvalue()
+
+
+def _fmt_bytes(x: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(x) < 1024 or unit == "GiB":
+            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
+        x /= 1024
+    return str(x)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from tpegen._io import atomic_dir
+    from tpegen.api import simulate_topology
+    from tpegen.config import load_config
+    from tpegen.sim.topology import load_topology
+
+    cfg = load_config(args.hw)
+    layers = load_topology(args.topology)
+    bandwidth = _parse_bandwidth(args.bandwidth)
+    show_progress = not args.json and len(layers) > 1
+    if show_progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=_console(), transient=True,
+        )  # fmt: skip
+        with bar:
+            task = bar.add_task("", total=len(layers))
+            report = simulate_topology(
+                cfg, layers, bandwidth=bandwidth, seed=args.seed,
+                progress=lambda done, _total, name: bar.update(task, completed=done, description=name),
+            )  # fmt: skip
+    else:
+        report = simulate_topology(cfg, layers, bandwidth=bandwidth, seed=args.seed)
+    report["topology"] = str(args.topology)
+    if args.output:
+        out = Path(args.output)
+        with atomic_dir(out) as scratch:
+            (scratch / "sim.csv").write_text(_sim_csv(report))
+            (scratch / "sim.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    bw = "unlimited" if bandwidth is None else str(args.bandwidth) + " B/cycle"
+    table = Table(title=f"{cfg.name} on {Path(args.topology).name} (bandwidth {bw}, seed {args.seed})")
+    for col in ("layer", "M x K x N", "MACs", "tiles", "cycles", "stalls", "util", "A reads", "W reads", "C writes", "C reads"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in report["layers"]:
+        t = r["traffic"]
+        table.add_row(
+            r["name"], f"{r['M']}x{r['K']}x{r['N']}", f"{r['macs']:,}", str(r["tiles"]), f"{r['cycles']:,}",
+            f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}", _fmt_bytes(t["A"]["read_bytes"]),
+            _fmt_bytes(t["W"]["read_bytes"]), _fmt_bytes(t["C"]["write_bytes"]), _fmt_bytes(t["C"]["read_bytes"]),
+        )  # fmt: skip
+    t = report["traffic"]
+    table.add_section()
+    table.add_row(
+        "total", "", f"{report['total_macs']:,}", "", f"{report['total_cycles']:,}",
+        f"{sum(r['stall_cycles'] for r in report['layers']):,}", f"{report['utilization']:.1%}",
+        _fmt_bytes(t["A"]["read_bytes"]), _fmt_bytes(t["W"]["read_bytes"]),
+        _fmt_bytes(t["C"]["write_bytes"]), _fmt_bytes(t["C"]["read_bytes"]),
+    )  # fmt: skip
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # no wrapping when piped
+    console.print(table)
+    if args.output:
+        console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
     return 0
 
 
@@ -231,8 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default="golden",
-        choices=("golden", "rtl"),
-        help="golden: numeric model + timing model; rtl: Verilator simulation, cycles measured",
+        choices=("golden", "rtl", "cycle"),
+        help="golden: numeric model + timing model; rtl: Verilator simulation, cycles measured; "
+        "cycle: cycle-level simulator (exact output, cycles equal to the RTL's)",
     )
     p.add_argument("-o", "--output", required=True, help="where to write C (.npy)")
     p.add_argument(
@@ -241,6 +366,31 @@ def build_parser() -> argparse.ArgumentParser:
         help='print {"backend", "M", "K", "N", "cycles", "output"} as one JSON object',
     )
     p.set_defaults(func=cmd_gemm)
+
+    p = sub.add_parser(
+        "sim",
+        help="cycle-level simulation of a workload (SCALE-Sim topology CSV)",
+        description="Simulate every layer of a SCALE-Sim topology (GEMM 'Layer, M, N, K' or conv "
+        "format, lowered by im2col) on CONFIG with the cycle-level simulator: random operands in "
+        "the configured ranges (seeded), exact outputs, RTL-exact cycles, PE utilization and "
+        "operand-buffer traffic per layer.",
+    )
+    p.add_argument("--hw", required=True, help="design config (YAML)")
+    p.add_argument("--topology", required=True, help="SCALE-Sim topology CSV (GEMM or conv format)")
+    p.add_argument(
+        "--bandwidth",
+        help="memory bandwidth in bytes/cycle for each operand buffer (e.g. 16), or per buffer "
+        "(A=8,W=8,C=16); default unlimited (RTL-exact cycles). Model: tpegen.sim.cycle",
+    )
+    p.add_argument("-o", "--output", help="folder to write sim.csv and sim.json into (atomically)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the operands (default 0)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object ({"layers": [{"name", "M", "K", "N", "cycles", "utilization", ...}], '
+        '"total_cycles", ...})',
+    )
+    p.set_defaults(func=cmd_sim)
     return parser
 
 

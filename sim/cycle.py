@@ -1,0 +1,466 @@
+"""Cycle-level simulator of the generated arrays: exact outputs, cycles, per-tile timeline, traffic.
+
+:func:`simulate` runs one GEMM ``C = A @ W`` on an :class:`~tpegen.sw.accelerator.Accelerator`
+without the RTL. It composes two independent pieces:
+
+* a **timing model per array type** -- a :class:`TileSchedule` built by the accelerator's
+  :meth:`~tpegen.sw.accelerator.Accelerator.schedule` (the integer systolic arrays register
+  :func:`systolic_schedule` here). It lists the tiles exactly as the driver streams them, with
+  useful MACs and operand-buffer traffic per tile, and a :class:`TileTiming` that turns them into
+  a timeline. With unlimited memory bandwidth the timeline is the RTL's, cycle for cycle
+  (:mod:`tpegen.sim.systolic_timing`, checked against Verilator in ``tests/test_cycle_sim.py``).
+* a **numeric model per PE type** -- :func:`numeric_model` gives the integer MAC PEs an exact
+  BLAS-backed GEMM (bit-identical with :func:`tpegen.sim.intgemm.int_gemm`); every other PE uses
+  its accelerator's ``golden``.
+
+A new family plugs in by overriding ``Accelerator.schedule`` (or calling :func:`register_schedule`)
+to return a :class:`TileSchedule` with its own :class:`TileTiming`; arrays built on
+:class:`~tpegen.hw.arrays.systolic.SystolicArray` (any PE) get the systolic model automatically.
+
+Cycle accounting (as the RTL testbench counts): with unlimited bandwidth, cycle 0 is the first
+accepted input beat and ``cycles`` runs to the last result beat inclusive. That path is
+vectorized numpy (closed forms of the per-tile recurrences, no Python loop per cycle or tile).
+With a finite bandwidth the fetch queue and the array recurrence are coupled through ``max``,
+so :func:`_stalled_timeline` takes one integer step per tile in Python (a few microseconds per
+tile); the write-back queue is again a vectorized prefix maximum.
+
+**Memory-bandwidth model** (``bandwidth`` in bytes per cycle, for each operand buffer ``A``,
+``W`` and ``C``; a number applies to all three, a mapping sets them one by one, missing or
+``None`` means unlimited). Cycle 0 is when the first fetch starts.
+
+A transfer of ``x`` bytes over a port of ``bw`` bytes per cycle occupies the port for
+``ceil(x / bw)`` consecutive cycles; its data is usable in the last of them (the buffer fill
+writes through to the array edge), so a transfer of at most ``bw`` bytes costs no extra cycle.
+
+1. Inputs are double buffered: two tile slots per input buffer. Tile ``t``'s A and W blocks are
+   fetched over separate ports in parallel, occupying them ``f_t = max_op ceil(bytes_op,t / bw_op)``
+   cycles. Fetches are serial (one tile at a time) and the fetch of tile ``t`` may only start once
+   its slot is free, i.e. the cycle after tile ``t - 2`` accepted its last input beat::
+
+       fetch_start_t = max(fetch_start_{t-1} + f_{t-1}, last_input_{t-2} + 1)
+       ready_t       = fetch_start_t + max(f_t - 1, 0)
+
+2. Tile ``t`` cannot accept its first input beat before ``ready_t``; otherwise the array runs
+   exactly as the RTL does with its inputs withheld (the array-specific recurrences of
+   :class:`OSTiming` and :class:`WSTiming`), so later tiles shift accordingly.
+3. Results (C traffic of the tile: outputs written, plus partial sums read back for
+   weight-stationary accumulation) are written back in tile order over the C port, without
+   backpressure on the array, starting at the earliest in the cycle the tile's last result
+   leaves: ``wb_start_t = max(wb_start_{t-1} + g_{t-1}, end_t)`` with ``g_t = ceil(bytes_C,t /
+   bw_C)``. The GEMM ends at ``max(end_{T-1}, wb_start_{T-1} + g_{T-1} - 1)``.
+
+With bandwidth large enough that every ``ceil`` is 0 or hides under compute, the result equals
+the unlimited-bandwidth (RTL-exact) timeline; stalls only ever add cycles.
+
+**Traffic** counts real matrix elements moved between each operand buffer and the array (the
+zero lanes of partial tiles are generated at the array edge, not read): output-stationary tile
+``(i, j)`` reads its ``m_i x K`` A block and ``K x n_j`` W block and writes ``m_i x n_j`` results;
+weight-stationary tile ``(k, j)`` reads its ``k_k x n_j`` W block and ``M x k_k`` A block, writes
+``M x n_j`` partial sums and (for all but the first K block) reads the previous ones back. Bytes
+are ``elements x bits / 8`` with the operand widths (C at the result-lane width).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from amaranth import Shape
+
+from tpegen.errors import ConfigError, TpegenError
+from tpegen.sim.packing import wrap
+from tpegen.sim.systolic_timing import Timeline, os_timeline, ws_timeline
+
+if TYPE_CHECKING:
+    from tpegen.sw.accelerator import Accelerator
+
+OPERANDS = ("A", "W", "C")
+INPUTS = ("A", "W")
+
+Bandwidth = float | Mapping[str, float | None] | None
+
+
+# -- timing models ------------------------------------------------------------------------------
+class TileTiming(abc.ABC):
+    """Timing model of one array type for a stream of tiles (see the module docstring).
+
+    ``timeline()`` is the RTL-exact schedule with operands always available. ``stalled(ready)``
+    is the schedule when tile ``t`` may not accept its first input before ``ready[t]``; it must
+    equal ``timeline()`` whenever ``ready`` never binds. ``last_input(timeline)`` is the cycle of
+    each tile's last input handshake (its input slot is free the cycle after).
+    """
+
+    @abc.abstractmethod
+    def timeline(self) -> Timeline:
+        """RTL-exact per-tile start/end cycles with operands always available."""
+
+    @abc.abstractmethod
+    def last_input(self, timeline: Timeline) -> np.ndarray:
+        """Cycle of each tile's last accepted input beat."""
+
+    @abc.abstractmethod
+    def step(self, state: Any, t: int, ready: int) -> tuple[Any, int, int, int]:
+        """One tile of the stalled recurrence: ``(state, start, last_input, end)``; ``state`` is
+        ``None`` before tile 0."""
+
+
+@dataclass(frozen=True)
+class OSTiming(TileTiming):
+    """Output-stationary systolic array: tile ``t`` streams ``k[t]`` operand beats.
+
+    Stalled recurrence (``L`` = cycle of the tile's ``last`` beat): ``s_t = max(L_{t-1} + 1,
+    ready_t)``, ``L_t = max(s_t + k_t - 1, L_{t-1} + rows)``, ``end_t = L_t + 2 rows + cols - 1``.
+    The tile's first handshake is ``s_t``, except for ``k_t = 1``: its only beat is the ``last``
+    beat, which the array refuses until ``rows`` cycles after the previous one, so it starts at
+    ``L_t``.
+    """
+
+    rows: int
+    cols: int
+    k: np.ndarray
+
+    def timeline(self) -> Timeline:
+        return os_timeline(self.rows, self.cols, self.k)
+
+    def last_input(self, timeline: Timeline) -> np.ndarray:
+        return timeline.end - (2 * self.rows + self.cols - 1)
+
+    def step(self, state, t, ready):
+        k = int(self.k[t])
+        if state is None:
+            start, last = ready, ready + k - 1
+        else:
+            start = max(state + 1, ready)
+            last = max(start + k - 1, state + self.rows)
+        return last, (last if k == 1 else start), last, last + 2 * self.rows + self.cols - 1
+
+
+@dataclass(frozen=True)
+class WSTiming(TileTiming):
+    """Weight-stationary systolic array: tile ``t`` loads ``rows`` weight beats, then ``m[t]`` rows.
+
+    Stalled recurrence (``F`` = cycle of the tile's first activation, ``start`` its first weight
+    beat): ``start_t = max(F_{t-1} + rows + cols - 1, ready_t)``, ``F_t = max(start_t + rows,
+    F_{t-1} + m_{t-1})``, ``end_t = F_t + m_t + rows + cols - 2``.
+    """
+
+    rows: int
+    cols: int
+    m: np.ndarray
+
+    def timeline(self) -> Timeline:
+        return ws_timeline(self.rows, self.cols, self.m)
+
+    def last_input(self, timeline: Timeline) -> np.ndarray:
+        return timeline.end - (self.rows + self.cols - 1)
+
+    def step(self, state, t, ready):
+        R, C, m = self.rows, self.cols, int(self.m[t])
+        if state is None:
+            start = ready
+            first = start + R
+        else:
+            first_prev, m_prev = state
+            start = max(first_prev + R + C - 1, ready)
+            first = max(start + R, first_prev + m_prev)
+        return (first, m), start, first + m - 1, first + m + R + C - 2
+
+
+# -- schedules and results ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TileSchedule:
+    """How an accelerator runs one M x K x N GEMM, tile by tile, in the driver's order.
+
+    ``macs[t]`` useful multiply-accumulates of tile ``t``; ``reads[op][t]``/``writes[op][t]``
+    elements it moves from/to operand buffer ``op`` (``A``, ``W``, ``C``); ``bits[op]`` the element
+    width in that buffer; ``pes`` the number of PEs (utilization denominator).
+    """
+
+    timing: TileTiming
+    macs: np.ndarray
+    reads: dict[str, np.ndarray]
+    writes: dict[str, np.ndarray]
+    bits: dict[str, int]
+    pes: int
+
+    @property
+    def tiles(self) -> int:
+        return len(self.macs)
+
+
+@dataclass(frozen=True)
+class BufferTraffic:
+    """Reads and writes of one operand buffer, in elements and in bytes (``elements x bits / 8``)."""
+
+    operand: str
+    bits: int
+    reads: int
+    writes: int
+
+    @property
+    def read_bytes(self) -> float:
+        return self.reads * self.bits / 8
+
+    @property
+    def write_bytes(self) -> float:
+        return self.writes * self.bits / 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bits": self.bits,
+            "reads": self.reads,
+            "writes": self.writes,
+            "read_bytes": self.read_bytes,
+            "write_bytes": self.write_bytes,
+        }
+
+
+@dataclass
+class SimResult:
+    """Outcome of one simulated GEMM (``output`` is None for a timing-only run)."""
+
+    shape: tuple[int, int, int]
+    output: np.ndarray | None
+    cycles: int
+    ideal_cycles: int
+    timeline: Timeline
+    macs: int
+    pes: int
+    traffic: dict[str, BufferTraffic]
+    ready: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def stall_cycles(self) -> int:
+        """Cycles added by limited memory bandwidth (0 when unlimited)."""
+        return self.cycles - self.ideal_cycles
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs / (cycles x PEs)."""
+        return self.macs / (self.cycles * self.pes) if self.cycles else 0.0
+
+    @property
+    def tiles(self) -> int:
+        return len(self.timeline.start)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary (no output matrix, no per-tile arrays)."""
+        m, k, n = self.shape
+        return {
+            "M": m,
+            "K": k,
+            "N": n,
+            "macs": self.macs,
+            "tiles": self.tiles,
+            "cycles": self.cycles,
+            "ideal_cycles": self.ideal_cycles,
+            "stall_cycles": self.stall_cycles,
+            "utilization": self.utilization,
+            "traffic": {op: t.to_dict() for op, t in self.traffic.items()},
+        }
+
+
+# -- the systolic timing model ------------------------------------------------------------------
+def _block_sizes(n: int, size: int) -> np.ndarray:
+    sizes = np.full(-(-n // size), size, dtype=np.int64)
+    sizes[-1] = n - size * (len(sizes) - 1)
+    return sizes
+
+
+def _lane_bits(shape: Any) -> int:
+    return Shape.cast(shape).width
+
+
+def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
+    """Tiles of an OS/WS :class:`~tpegen.hw.arrays.systolic.SystolicArray`, as ``sw/systolic.py``
+    streams them (OS: row blocks outer, column blocks inner; WS: N blocks outer, K blocks inner)."""
+    p = acc.params
+    R, C = p.rows, p.cols
+    bits = {"A": _lane_bits(p.pe.a_shape), "W": _lane_bits(p.pe.w_shape), "C": _lane_bits(p.out_shape)}
+    ns = _block_sizes(n, C)
+    if p.dataflow == "os":
+        ms = _block_sizes(m, R)
+        mt = np.repeat(ms, len(ns))  # rows of tile t
+        nt = np.tile(ns, len(ms))  # cols of tile t
+        kt = np.full(len(mt), k, dtype=np.int64)
+        timing: TileTiming = OSTiming(R, C, kt)
+        macs = mt * nt * k
+        reads = {"A": mt * k, "W": kt * nt, "C": np.zeros_like(mt)}
+        writes = {"A": np.zeros_like(mt), "W": np.zeros_like(mt), "C": mt * nt}
+    else:
+        ks = _block_sizes(k, R)
+        kt = np.tile(ks, len(ns))
+        nt = np.repeat(ns, len(ks))
+        first_k = np.tile(np.arange(len(ks)) == 0, len(ns))
+        timing = WSTiming(R, C, np.full(len(kt), m, dtype=np.int64))
+        macs = m * kt * nt
+        reads = {"A": m * kt, "W": kt * nt, "C": np.where(first_k, 0, m * nt)}
+        writes = {"A": np.zeros_like(kt), "W": np.zeros_like(kt), "C": m * nt}
+    return TileSchedule(timing=timing, macs=macs, reads=reads, writes=writes, bits=bits, pes=R * C)
+
+
+_SCHEDULES: dict[str, Callable[..., TileSchedule]] = {"mac": systolic_schedule}
+
+
+def register_schedule(family: str, builder: Callable[[Accelerator, int, int, int], TileSchedule]) -> None:
+    """Make ``builder(acc, m, k, n)`` the timing model of hardware family ``family``."""
+    _SCHEDULES[family] = builder
+
+
+def schedule_for(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
+    """The registered timing model of ``acc``'s family (systolic for any SystolicArray)."""
+    from tpegen.hw.arrays.systolic import SystolicParams
+
+    builder = _SCHEDULES.get(acc.family)
+    if builder is None and isinstance(getattr(acc, "params", None), SystolicParams):
+        builder = systolic_schedule
+    if builder is None:
+        raise TpegenError(f"no cycle-level timing model for hardware family {acc.family!r}")
+    return builder(acc, m, k, n)
+
+
+# -- numeric models -----------------------------------------------------------------------------
+_F64_EXACT = 1 << 53
+
+
+def exact_int_gemm(a: np.ndarray, w: np.ndarray, acc_bits: int) -> np.ndarray:
+    """``wrap(A @ W, acc_bits)`` like :func:`~tpegen.sim.intgemm.int_gemm`, computed with float64
+    BLAS on K chunks small enough that every partial sum is an exact float64 integer."""
+    a = np.asarray(a)
+    w = np.asarray(w)
+    amax = int(np.abs(a).max(initial=0))
+    wmax = int(np.abs(w).max(initial=0))
+    k = a.shape[1]
+    per_term = max(1, amax * wmax)
+    chunk = max(1, (_F64_EXACT - 1) // per_term)
+    if per_term > _F64_EXACT // 2:  # a single product may not be exact: integer fallback
+        return wrap(a.astype(np.int64) @ w.astype(np.int64), acc_bits, signed=True)
+    af = a.astype(np.float64)
+    wf = w.astype(np.float64)
+    if chunk >= k:
+        out = (af @ wf).astype(np.int64)
+    else:
+        out = np.zeros((a.shape[0], w.shape[1]), dtype=np.int64)
+        for s in range(0, k, chunk):  # int64 sums wrap mod 2**64, like int_gemm's
+            out += (af[:, s : s + chunk] @ wf[s : s + chunk]).astype(np.int64)
+    return wrap(out, acc_bits, signed=True)
+
+
+def numeric_model(acc: Accelerator) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The numeric model of ``acc``'s PE type: exact BLAS GEMM for integer MACs, else ``golden``."""
+    from tpegen.hw.pe.mac import MacPEParams
+
+    pe = getattr(getattr(acc, "params", None), "pe", None)
+    if isinstance(pe, MacPEParams):
+        acc_bits = pe.acc_bits
+        return lambda a, w: exact_int_gemm(a, w, acc_bits)
+    return acc.golden
+
+
+# -- the simulator ------------------------------------------------------------------------------
+def _bandwidths(bandwidth: Bandwidth) -> dict[str, float | None]:
+    if bandwidth is None:
+        return dict.fromkeys(OPERANDS)
+    if isinstance(bandwidth, Mapping):
+        for key in bandwidth:
+            if key not in OPERANDS:
+                raise ConfigError("bandwidth", "a mapping with keys " + ", ".join(OPERANDS), key)
+        raw = {op: bandwidth.get(op) for op in OPERANDS}
+    else:
+        raw = dict.fromkeys(OPERANDS, bandwidth)
+    for op, bw in raw.items():
+        if bw is None:
+            continue
+        if isinstance(bw, bool) or not isinstance(bw, (int, float)) or not bw > 0:
+            raise ConfigError(f"bandwidth.{op}", "a positive number of bytes per cycle", bw)
+        if math.isinf(bw):
+            raw[op] = None
+    return raw
+
+
+def _transfer_cycles(elements: np.ndarray, bits: int, bw: float | None) -> np.ndarray:
+    if bw is None:
+        return np.zeros(len(elements), dtype=np.int64)
+    return np.ceil((elements * bits) / (8.0 * bw)).astype(np.int64)
+
+
+def _stalled_timeline(timing: TileTiming, fetch: np.ndarray) -> tuple[Timeline, np.ndarray]:
+    """Double-buffered fetch coupled with the array recurrence (module docstring, steps 1-2)."""
+    T = len(fetch)
+    start = np.empty(T, dtype=np.int64)
+    end = np.empty(T, dtype=np.int64)
+    ready = np.empty(T, dtype=np.int64)
+    last_in = [0] * T
+    state, port_free = None, 0
+    f = fetch.tolist()
+    for t in range(T):
+        fetch_start = max(port_free, last_in[t - 2] + 1 if t >= 2 else 0)
+        port_free = fetch_start + f[t]
+        ready[t] = fetch_start + max(f[t] - 1, 0)
+        state, start[t], last_in[t], end[t] = timing.step(state, t, int(ready[t]))
+    return Timeline(start=start, end=end), ready
+
+
+def simulate_schedule(
+    sched: TileSchedule, *, shape: tuple[int, int, int], bandwidth: Bandwidth = None
+) -> SimResult:
+    """Timing and traffic of a :class:`TileSchedule` (no numerics)."""
+    bws = _bandwidths(bandwidth)
+    ideal = sched.timing.timeline()
+    traffic = {
+        op: BufferTraffic(op, sched.bits[op], int(sched.reads[op].sum()), int(sched.writes[op].sum()))
+        for op in OPERANDS
+    }
+    macs = int(sched.macs.sum())
+    ideal_total = ideal.total
+    if all(bw is None for bw in bws.values()):
+        return SimResult(shape, None, ideal_total, ideal_total, ideal, macs, sched.pes, traffic)
+    fetch = np.maximum(
+        _transfer_cycles(sched.reads["A"] + sched.writes["A"], sched.bits["A"], bws["A"]),
+        _transfer_cycles(sched.reads["W"] + sched.writes["W"], sched.bits["W"], bws["W"]),
+    )
+    if fetch.any():
+        timeline, ready = _stalled_timeline(sched.timing, fetch)
+    else:
+        timeline, ready = ideal, np.zeros(len(fetch), dtype=np.int64)
+    # Write-back queue: port free after tile t at P_t = max(P_{t-1}, end_t) + g_t (prefix maximum).
+    g = _transfer_cycles(sched.reads["C"] + sched.writes["C"], sched.bits["C"], bws["C"])
+    G = np.cumsum(g)
+    port_free = G + np.maximum.accumulate(timeline.end - (G - g))
+    finish = max(int(timeline.end[-1]), int(port_free[-1]) - 1)
+    cycles = finish + 1  # cycle 0 is the first fetch (or the first input beat)
+    return SimResult(shape, None, cycles, ideal_total, timeline, macs, sched.pes, traffic, ready)
+
+
+def simulate_shape(acc: Accelerator, m: int, k: int, n: int, *, bandwidth: Bandwidth = None) -> SimResult:
+    """Timing-only simulation of an M x K x N GEMM on ``acc`` (``output`` is None)."""
+    for name, v in (("M", m), ("K", k), ("N", n)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(name, "a positive integer", v)
+    m, k, n = int(m), int(k), int(n)
+    return simulate_schedule(acc.schedule(m, k, n), shape=(m, k, n), bandwidth=bandwidth)
+
+
+def simulate(
+    acc: Accelerator,
+    a: np.ndarray,
+    w: np.ndarray,
+    *,
+    bandwidth: Bandwidth = None,
+    numeric: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> SimResult:
+    """Simulate ``C = A @ W`` on ``acc``: exact output, cycles, timeline, utilization, traffic.
+
+    ``numeric`` overrides the PE numeric model (default :func:`numeric_model`); ``bandwidth`` is
+    described in the module docstring.
+    """
+    a, w = acc.check_operands(a, w)
+    m, k = a.shape
+    n = w.shape[1]
+    result = simulate_shape(acc, m, k, n, bandwidth=bandwidth)
+    result.output = (numeric or numeric_model(acc))(a, w)
+    return result

@@ -1,0 +1,177 @@
+"""Import workloads from SCALE-Sim topology CSV files as a list of GEMMs.
+
+Two formats, told apart by the header row (SCALE-Sim 3.0's ``topology_utils``; every row may end
+with a trailing comma, blank lines are skipped):
+
+* **GEMM**: ``Layer, M, N, K,`` -- C (M x N) = A (M x K) @ W (K x N).
+* **Convolution**: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width,
+  Channels, Num Filter, Strides,`` -- a valid (unpadded) convolution with the same stride in both
+  directions; padding is expressed, as in SCALE-Sim, by giving the padded IFMAP size. It is
+  lowered by im2col to ``M = OFMAP_h x OFMAP_w`` output pixels, ``K = Filter_h x Filter_w x
+  Channels`` and ``N = Num Filter``, with ``OFMAP = ceil((IFMAP - Filter + Stride) / Stride)``
+  (SCALE-Sim's formula). A layer whose name contains ``DP`` is depth-wise and, as in SCALE-Sim,
+  becomes one single-channel GEMM per channel.
+
+An optional last column holds SCALE-Sim's N:M sparsity ratio; only dense ``1:1`` is supported.
+Any bad row raises :class:`~tpegen.errors.ConfigError` whose one-line message names the file,
+the row (1-based line number) and the column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from tpegen.errors import ConfigError, TpegenError
+
+GEMM_COLUMNS = ("Layer", "M", "N", "K")
+CONV_COLUMNS = (
+    "Layer name",
+    "IFMAP Height",
+    "IFMAP Width",
+    "Filter Height",
+    "Filter Width",
+    "Channels",
+    "Num Filter",
+    "Strides",
+)
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A convolution layer as given in a SCALE-Sim conv topology (padding folded into the IFMAP)."""
+
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    filters: int
+    stride: int
+
+    @property
+    def ofmap(self) -> tuple[int, int]:
+        s = self.stride
+        return (
+            math.ceil((self.ifmap_h - self.filter_h + s) / s),
+            math.ceil((self.ifmap_w - self.filter_w + s) / s),
+        )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One GEMM of a workload: ``C (M x N) = A (M x K) @ W (K x N)``, and the conv it came from."""
+
+    name: str
+    m: int
+    k: int
+    n: int
+    conv: ConvShape | None = None
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n
+
+
+def im2col_shape(conv: ConvShape) -> tuple[int, int, int]:
+    """``(M, K, N)`` of a convolution lowered by im2col."""
+    oh, ow = conv.ofmap
+    return oh * ow, conv.filter_h * conv.filter_w * conv.channels, conv.filters
+
+
+def _fields(line: str) -> list[str]:
+    fields = [f.strip() for f in line.split(",")]
+    while fields and fields[-1] == "":
+        fields.pop()
+    return fields
+
+
+def _detect(header: list[str], where: str) -> str:
+    low = [h.lower().replace(" ", "") for h in header]
+    if any("ifmap" in h or "filter" in h for h in low):
+        return "conv"
+    if low[1:4] == ["m", "n", "k"]:
+        return "gemm"
+    raise ConfigError(
+        "row 1 (header)",
+        "a SCALE-Sim GEMM header (" + ", ".join(GEMM_COLUMNS) + ") or conv header ("
+        "" + ", ".join(CONV_COLUMNS) + ")",
+        ",".join(header),
+        where=where,
+    )
+
+
+def parse_topology(text: str, *, where: str = "topology") -> list[Layer]:
+    """Parse the text of a SCALE-Sim topology CSV (GEMM or conv format, see module docstring)."""
+    lines = text.splitlines()
+    rows = [(n + 1, _fields(line)) for n, line in enumerate(lines) if line.strip()]
+    if not rows:
+        raise TpegenError(f"{where}: empty topology file (expected a header row and layers)")
+    (_, header), body = rows[0], rows[1:]
+    kind = _detect(header, where)
+    columns = GEMM_COLUMNS if kind == "gemm" else CONV_COLUMNS
+    if not body:
+        raise TpegenError(f"{where}: no layers after the header row")
+    layers: list[Layer] = []
+    for row, fields in body:
+        if len(fields) < len(columns) or any(f == "" for f in fields[: len(columns)]):
+            missing = next(
+                (c for i, c in enumerate(columns) if i >= len(fields) or fields[i] == ""), columns[-1]
+            )
+            raise ConfigError(f"row {row}, column '{missing}'", "present", where=where)
+        extra = fields[len(columns) :]
+        if len(extra) > 1 or (extra and extra[0] != "1:1"):
+            raise ConfigError(
+                f"row {row}, column {len(columns) + 1} (sparsity)",
+                "absent or 1:1 (only dense layers are supported)",
+                ",".join(extra),
+                where=where,
+            )
+        values = []
+        for col, text_value in zip(columns[1:], fields[1 : len(columns)], strict=True):
+            try:
+                value = int(text_value)
+            except ValueError:
+                value = None
+            if value is None or value < 1:
+                raise ConfigError(f"row {row}, column '{col}'", "a positive integer", text_value, where=where)
+            values.append(value)
+        name = fields[0]
+        if kind == "gemm":
+            m, n, k = values
+            layers.append(Layer(name, m, k, n))
+            continue
+        conv = ConvShape(*values)
+        for dim, filt, col in ((conv.ifmap_h, conv.filter_h, "Filter Height"), (conv.ifmap_w, conv.filter_w, "Filter Width")):  # fmt: skip
+            if filt > dim:
+                raise ConfigError(
+                    f"row {row}, column '{col}'", f"at most the IFMAP size {dim}", filt, where=where
+                )
+        if "DP" in name:  # depth-wise: one single-channel GEMM per channel (as SCALE-Sim does)
+            one = ConvShape(*values[:4], 1, *values[5:])
+            m, k, n = im2col_shape(one)
+            layers.extend(Layer(f"{name}Channel_{c}", m, k, n, one) for c in range(conv.channels))
+        else:
+            m, k, n = im2col_shape(conv)
+            layers.append(Layer(name, m, k, n, conv))
+    return layers
+
+
+def load_topology(path: str | Path) -> list[Layer]:
+    """Read a SCALE-Sim topology CSV file into GEMM layers (errors name file, row and column)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TpegenError(f"{path}: cannot read topology file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise TpegenError(f"{path}: not a text (CSV) file") from None
+    return parse_topology(text, where=str(path))
+
+
+def to_gemm_csv(layers: list[Layer]) -> str:
+    """The layers as a SCALE-Sim GEMM topology (``Layer, M, N, K,``)."""
+    out = ["Layer, M, N, K,"]
+    out += [f"{layer.name}, {layer.m}, {layer.n}, {layer.k}," for layer in layers]
+    return "\n".join(out) + "\n"
