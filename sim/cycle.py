@@ -9,9 +9,8 @@ without the RTL. It composes two independent pieces:
   useful MACs and operand-buffer traffic per tile, and a :class:`TileTiming` that turns them into
   a timeline. With unlimited memory bandwidth the timeline is the RTL's, cycle for cycle
   (:mod:`tpegen.sim.systolic_timing`, checked against Verilator in ``tests/test_cycle_sim.py``).
-* a **numeric model per PE type** -- :func:`numeric_model` gives the integer MAC PEs an exact
-  BLAS-backed GEMM (bit-identical with :func:`tpegen.sim.intgemm.int_gemm`); every other PE uses
-  its accelerator's ``golden``.
+* a **numeric model per PE type** -- the accelerator's ``golden`` (for the integer MAC PEs the
+  BLAS-backed :func:`tpegen.sim.intgemm.int_gemm`), the same model the RTL is checked against.
 
 A new family plugs in by overriding ``Accelerator.schedule`` (or calling :func:`register_schedule`)
 to return a :class:`TileSchedule` with its own :class:`TileTiming`; arrays built on
@@ -72,7 +71,6 @@ import numpy as np
 from amaranth import Shape
 
 from tpegen.errors import ConfigError, TpegenError
-from tpegen.sim.packing import wrap
 from tpegen.sim.systolic_timing import Timeline, os_timeline, ws_timeline
 
 if TYPE_CHECKING:
@@ -323,44 +321,6 @@ def schedule_for(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
     return builder(acc, m, k, n)
 
 
-# -- numeric models -----------------------------------------------------------------------------
-_F64_EXACT = 1 << 53
-
-
-def exact_int_gemm(a: np.ndarray, w: np.ndarray, acc_bits: int) -> np.ndarray:
-    """``wrap(A @ W, acc_bits)`` like :func:`~tpegen.sim.intgemm.int_gemm`, computed with float64
-    BLAS on K chunks small enough that every partial sum is an exact float64 integer."""
-    a = np.asarray(a)
-    w = np.asarray(w)
-    amax = int(np.abs(a).max(initial=0))
-    wmax = int(np.abs(w).max(initial=0))
-    k = a.shape[1]
-    per_term = max(1, amax * wmax)
-    chunk = max(1, (_F64_EXACT - 1) // per_term)
-    if per_term > _F64_EXACT // 2:  # a single product may not be exact: integer fallback
-        return wrap(a.astype(np.int64) @ w.astype(np.int64), acc_bits, signed=True)
-    af = a.astype(np.float64)
-    wf = w.astype(np.float64)
-    if chunk >= k:
-        out = (af @ wf).astype(np.int64)
-    else:
-        out = np.zeros((a.shape[0], w.shape[1]), dtype=np.int64)
-        for s in range(0, k, chunk):  # int64 sums wrap mod 2**64, like int_gemm's
-            out += (af[:, s : s + chunk] @ wf[s : s + chunk]).astype(np.int64)
-    return wrap(out, acc_bits, signed=True)
-
-
-def numeric_model(acc: Accelerator) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """The numeric model of ``acc``'s PE type: exact BLAS GEMM for integer MACs, else ``golden``."""
-    from tpegen.hw.pe.mac import MacPEParams
-
-    pe = getattr(getattr(acc, "params", None), "pe", None)
-    if isinstance(pe, MacPEParams):
-        acc_bits = pe.acc_bits
-        return lambda a, w: exact_int_gemm(a, w, acc_bits)
-    return acc.golden
-
-
 # -- the simulator ------------------------------------------------------------------------------
 def _bandwidths(bandwidth: Bandwidth) -> dict[str, float | None]:
     if bandwidth is None:
@@ -455,12 +415,12 @@ def simulate(
 ) -> SimResult:
     """Simulate ``C = A @ W`` on ``acc``: exact output, cycles, timeline, utilization, traffic.
 
-    ``numeric`` overrides the PE numeric model (default :func:`numeric_model`); ``bandwidth`` is
+    ``numeric`` overrides the PE numeric model (default ``acc.golden``); ``bandwidth`` is
     described in the module docstring.
     """
     a, w = acc.check_operands(a, w)
     m, k = a.shape
     n = w.shape[1]
     result = simulate_shape(acc, m, k, n, bandwidth=bandwidth)
-    result.output = (numeric or numeric_model(acc))(a, w)
+    result.output = (numeric or acc.golden)(a, w)
     return result

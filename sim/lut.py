@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 
 from tpegen.errors import ConfigError, check_bool, check_choice, check_int
+from tpegen.sim.cycle import TileSchedule, TileTiming
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
+from tpegen.sim.systolic_timing import Timeline
 
 ACT_BITS_CHOICES = (8, 16)
 MAX_GROUP_SIZE = 6
@@ -375,6 +377,68 @@ def lut_macs_per_cycle(params: LutCoreParams) -> float:
 def lut_macs_per_cycle_per_weight_bit(params: LutCoreParams) -> int:
     """MACs per cycle per weight bit (one bit plane per cycle): ``tile_m * tile_n * tile_k * g``."""
     return params.tile_m * params.tile_n * params.k_tile
+
+
+def _block_sizes(n: int, size: int, count: int) -> np.ndarray:
+    """Real (unpadded) extent of each of ``count`` blocks of ``size`` covering ``n``."""
+    return np.minimum(size, np.maximum(n - size * np.arange(count), 0))
+
+
+@dataclass(frozen=True)
+class LutTiming(TileTiming):
+    """Timing of the LUT core for the cycle-level simulator; a tile is one activation beat.
+
+    Beat ``j`` is accepted ``b`` cycles after beat ``j - 1`` (``b`` cycles after the first weight
+    beat for ``j = 0``), so tile ``j`` runs from ``b j`` to ``b (j + 2) + 1``, and the GEMM takes
+    ``b (J + 1) + 2`` cycles (:func:`lut_gemm_cycles`). Per-tile start/end are the windows in which
+    beat ``j``'s weights stream in and its planes are computed; the totals are RTL-exact. With
+    operands arriving late (``ready``), beat ``j`` is accepted ``b`` cycles after ``ready_j`` at
+    the earliest (its weight planes stream in first).
+    """
+
+    planes: int
+    beats: int
+
+    def timeline(self) -> Timeline:
+        j = np.arange(self.beats, dtype=np.int64)
+        return Timeline(start=self.planes * j, end=self.planes * (j + 2) + 1)
+
+    def last_input(self, timeline: Timeline) -> np.ndarray:
+        return timeline.start + self.planes
+
+    def step(self, state, t, ready):
+        b = self.planes
+        accept = ready + b if state is None else max(state + b, ready + b)
+        return accept, accept - b, accept, accept + b + 1
+
+
+def lut_schedule(params: LutCoreParams, M: int, N: int, K: int) -> TileSchedule:
+    """Tiles (activation beats) of a GEMM in the driver's order with MACs and buffer traffic.
+
+    Order as :func:`lut_gemm_plan`: N-tile outer, M-tile, K-tile inner. A reads its real
+    ``m x k`` block per beat; W reads ``k x n`` weights whenever a weight tile is loaded (every
+    beat, or once per N-tile when K fits one tile); C writes the ``m x n`` results after the last
+    K-tile. Utilization is against the peak of :func:`lut_macs_per_cycle` MACs per cycle.
+    """
+    p = params
+    mt, nt, kt = lut_tile_counts(p, M, N, K)
+    n_idx, m_idx, k_idx = (
+        x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
+    )
+    rows = _block_sizes(M, p.tile_m, mt)[m_idx]
+    cols = _block_sizes(N, p.tile_n, nt)[n_idx]
+    ks = _block_sizes(K, p.k_tile, kt)[k_idx]
+    loads_weights = (m_idx == 0) if kt == 1 else np.ones(len(k_idx), dtype=bool)
+    last = k_idx == kt - 1
+    zeros = np.zeros(len(k_idx), dtype=np.int64)
+    return TileSchedule(
+        timing=LutTiming(planes=p.planes, beats=len(k_idx)),
+        macs=rows * ks * cols,
+        reads={"A": rows * ks, "W": np.where(loads_weights, ks * cols, 0), "C": zeros},
+        writes={"A": zeros, "W": zeros, "C": np.where(last, rows * cols, 0)},
+        bits={"A": p.act_bits, "W": p.weight_bits, "C": p.acc_bits},
+        pes=lut_macs_per_cycle(p),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

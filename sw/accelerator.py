@@ -18,7 +18,7 @@ import numpy as np
 from amaranth import Shape
 from amaranth.lib import wiring
 
-from tpegen.errors import ConfigError, TpegenError
+from tpegen.errors import ConfigError
 from tpegen.sim.verilator import StreamProgram, VerilatedModel
 
 BACKENDS = ("golden", "rtl", "cycle")
@@ -124,22 +124,11 @@ class Accelerator(abc.ABC):
     def cycles(self, m: int, k: int, n: int) -> int:
         """Timing model: cycles the RTL takes for an M x K x N GEMM (as :meth:`program` tiles it)."""
 
+    @abc.abstractmethod
     def random_operands(
         self, rng: np.random.Generator, m: int, k: int, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Random A (M x K) and W (K x N) over the configured operand ranges. The default covers
-        integer PEs (``act_bits``/``weight_bits``, ``act_signed``/``weight_signed``); other
-        families override it."""
-        from tpegen.sim.intgemm import operand_range
-
-        pe = getattr(getattr(self.config, "array", None), "pe", None)
-        if pe is None or not hasattr(pe, "act_bits") or not hasattr(pe, "weight_bits"):
-            raise TpegenError(
-                f"the {self.family!r} family does not define random operands (Accelerator.random_operands) yet"
-            )
-        a_lo, a_hi = operand_range(pe.act_bits, getattr(pe, "act_signed", True))
-        w_lo, w_hi = operand_range(pe.weight_bits, getattr(pe, "weight_signed", True))
-        return rng.integers(a_lo, a_hi + 1, (m, k)), rng.integers(w_lo, w_hi + 1, (k, n))
+        """Random A (M x K) and W (K x N) drawn uniformly from the configured operand ranges."""
 
     def schedule(self, m: int, k: int, n: int):
         """Per-tile timing model and buffer traffic of an M x K x N GEMM for the cycle-level

@@ -73,6 +73,9 @@ class LutAccelerator(Accelerator):
     def cycles(self, m: int, k: int, n: int) -> int:
         return lut.lut_gemm_cycles(self.params, m, n, k)
 
+    def schedule(self, m: int, k: int, n: int):
+        return lut.lut_schedule(self.params, m, n, k)
+
     def weight_values(self) -> np.ndarray:
         """Every weight value the configuration accepts."""
         p = self.params
@@ -82,6 +85,10 @@ class LutAccelerator(Accelerator):
             return np.array([-1, 0, 1])
         return np.arange(-(1 << (p.weight_bits - 1)), 1 << (p.weight_bits - 1))
 
+    def random_operands(self, rng, m, k, n):
+        lo, hi = -(1 << (self.params.act_bits - 1)), (1 << (self.params.act_bits - 1)) - 1
+        return rng.integers(lo, hi + 1, (m, k)), rng.choice(self.weight_values(), (k, n))
+
     def verification_cases(self, rng, n_random):
         p = self.params
         lo, hi = -(1 << (p.act_bits - 1)), (1 << (p.act_bits - 1)) - 1
@@ -89,7 +96,7 @@ class LutAccelerator(Accelerator):
         tm, tn, tk = p.tile_m, p.tile_n, p.k_tile
 
         def rand(m, k, n):
-            return rng.integers(lo, hi + 1, (m, k)), rng.choice(wv, (k, n))
+            return self.random_operands(rng, m, k, n)
 
         def full(m, k, n, a, w):
             return np.full((m, k), a, dtype=np.int64), np.full((k, n), w, dtype=np.int64)

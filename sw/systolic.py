@@ -70,13 +70,19 @@ class SystolicAccelerator(Accelerator):
     def golden(self, a, w):
         return int_gemm(a, w, self.params.pe.acc_bits)
 
+    def random_operands(self, rng, m, k, n):
+        pe = self.params.pe
+        a_lo, a_hi = operand_range(pe.act_bits, pe.act_signed)
+        w_lo, w_hi = operand_range(pe.weight_bits, pe.weight_signed)
+        return rng.integers(a_lo, a_hi + 1, (m, k)), rng.integers(w_lo, w_hi + 1, (k, n))
+
     def verification_cases(self, rng, n_random):
         pe, R, C = self.params.pe, self.params.rows, self.params.cols
         a_lo, a_hi = operand_range(pe.act_bits, pe.act_signed)
         w_lo, w_hi = operand_range(pe.weight_bits, pe.weight_signed)
 
         def rand(m, k, n):
-            return rng.integers(a_lo, a_hi + 1, (m, k)), rng.integers(w_lo, w_hi + 1, (k, n))
+            return self.random_operands(rng, m, k, n)
 
         def full(m, k, n, a, w):
             return np.full((m, k), a, dtype=np.int64), np.full((k, n), w, dtype=np.int64)

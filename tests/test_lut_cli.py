@@ -61,8 +61,9 @@ def _rtl_case(run_cli, tmp_path, name):
     a, w = _operands(name)
     rtl, c_rtl = _gemm(run_cli, tmp_path, name, "rtl", a, w)
     golden, _ = _gemm(run_cli, tmp_path, name, "golden", a, w)
-    assert np.array_equal(c_rtl, a.astype(np.int64) @ w)
-    assert rtl["cycles"] == golden["cycles"]
+    cycle, c_cycle = _gemm(run_cli, tmp_path, name, "cycle", a, w)
+    assert np.array_equal(c_rtl, a.astype(np.int64) @ w) and np.array_equal(c_cycle, c_rtl)
+    assert rtl["cycles"] == golden["cycles"] == cycle["cycles"]
 
 
 @pytest.mark.rtl
@@ -136,3 +137,15 @@ def test_wrong_weights_are_rejected(run_cli, tmp_path):
         tmp_path / "C.npy",
     )
     assert code != 0 and "W: must be -1, 0 or +1 (ternary)" in err
+
+
+def test_sim_command_on_lut_core(run_cli, tmp_path):
+    topo = tmp_path / "gemms.csv"
+    topo.write_text("Layer, M, N, K,\nqkv, 16, 96, 64,\nffn, 16, 128, 96,\n")
+    code, stdout, err = run_cli("sim", "--hw", CONFIGS / "lut_w2a8.yaml", "--topology", topo, "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert [layer["name"] for layer in report["layers"]] == ["qkv", "ffn"]
+    acc = load_config(CONFIGS / "lut_w2a8.yaml").accelerator()
+    assert report["layers"][0]["cycles"] == acc.cycles(16, 64, 96)
+    assert report["total_cycles"] == sum(layer["cycles"] for layer in report["layers"])
