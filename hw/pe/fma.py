@@ -9,14 +9,14 @@ array registers ``acc_out`` and feeds it back to ``acc_in``; the all-zero word i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.errors import ConfigError, check_choice
-from tpegen.sim.fp import FloatFormat, FmaConfig, RelaxedFormat
+from tpegen.sim.fp import FORMATS, FloatFormat, FmaConfig, RelaxedFormat
 
 __all__ = ["FmaPEParams", "FmaDatapath", "FmaNormalizer", "float_layout", "relaxed_layout"]
 
@@ -33,22 +33,93 @@ def relaxed_layout(rf: RelaxedFormat) -> data.StructLayout:
     return data.StructLayout({"man": rf.man_bits, "exp": rf.exp_bits, "sign": 1, "inf": 1, "nan": 1})
 
 
+DATAFLOWS = ("os",)
+
+
 @dataclass(frozen=True)
 class FmaPEParams:
-    """Parameters of a floating-point multiply-add PE: the numeric :class:`FmaConfig` plus dataflow.
+    """Parameters of a floating-point multiply-add PE, as the flat ``pe:`` section of a YAML config.
 
-    ``a_shape``/``w_shape`` are the input formats' layouts; ``acc_shape`` is the accumulator format
-    (or the relaxed internal format when ``fma.normalize_in_pe`` is False); ``out_shape`` is always
-    the accumulator format (what :class:`FmaNormalizer` produces at the array edge).
+    Parameters
+    ----------
+    input_format : format of the A operands (and of W unless ``weight_format`` is given), one of
+        :data:`tpegen.sim.fp.FORMATS` (``bf16``, ``fp16``, ``fp32``, ``fp8_e4m3``, ``fp8_e5m2``).
+    weight_format : format of the W operands; ``None`` (default) means ``input_format``.
+    acc_format : accumulator (and output) format.
+    rounding : ``rne`` (round to nearest, ties to even) or ``trunc`` (toward zero).
+    norm_window : approximate normalization: the leading-one detector sees only this many top bits
+        of the sum (``None`` = exact, full-width detector). At most the datapath's sum width.
+    shift_granularity : normalization shifts are multiples of this power of two (1 = exact).
+    normalize_in_pe : ``True``: every PE packs its partial sum into ``acc_format``; ``False``: the
+        partial sums stay in the relaxed internal format and one :class:`FmaNormalizer` per column
+        rounds them to ``acc_format`` at the array edge.
+    relaxed_guard_bits : extra mantissa bits of the relaxed format (``normalize_in_pe: false``).
+    dataflow : ``os`` only (output-stationary keeps the accumulation chain in order, see
+        :mod:`tpegen.hw.arrays.fp_engine`).
+
+    Ports seen by the array: ``a_shape``/``w_shape`` are the input formats' layouts; ``acc_shape``
+    is the accumulator format (or the relaxed format when ``normalize_in_pe`` is False);
+    ``out_shape`` is always the accumulator format. :attr:`fma` is the numeric
+    :class:`~tpegen.sim.fp.FmaConfig` shared with the bit-exact model. Python callers may also pass
+    an :class:`~tpegen.sim.fp.FmaConfig` as the first argument; it is expanded into the flat fields.
     """
 
-    fma: FmaConfig = field(default_factory=FmaConfig)
+    input_format: str = "bf16"
+    acc_format: str = "fp32"
+    weight_format: str | None = None
+    rounding: str = "rne"
+    norm_window: int | None = None
+    shift_granularity: int = 1
+    normalize_in_pe: bool = True
+    relaxed_guard_bits: int = 3
     dataflow: str = "os"
 
+    kind = "fma"
+
     def __post_init__(self):
-        if not isinstance(self.fma, FmaConfig):
-            raise ConfigError("pe.fma", "an FmaConfig", self.fma)
-        check_choice("pe.dataflow", self.dataflow, ("os",))
+        given = self.input_format
+        if isinstance(given, FmaConfig):  # FmaPEParams(FmaConfig(...)): expand into the flat fields
+            cfg = given
+            for name, value in (
+                ("input_format", cfg.a_fmt.name),
+                ("weight_format", None if cfg.w_fmt == cfg.a_fmt else cfg.w_fmt.name),
+                ("acc_format", cfg.acc_fmt.name),
+                ("rounding", cfg.rounding),
+                ("norm_window", cfg.norm_window),
+                ("shift_granularity", cfg.shift_granularity),
+                ("normalize_in_pe", cfg.normalize_in_pe),
+                ("relaxed_guard_bits", cfg.relaxed_guard_bits),
+            ):
+                object.__setattr__(self, name, value)
+        else:
+            names = tuple(FORMATS)
+            check_choice("pe.input_format", self.input_format, names)
+            if self.weight_format is not None:
+                check_choice("pe.weight_format", self.weight_format, names)
+            check_choice("pe.acc_format", self.acc_format, names)
+            cfg = FmaConfig(
+                a_fmt=FORMATS[self.input_format],
+                w_fmt=FORMATS[self.weight_format or self.input_format],
+                acc_fmt=FORMATS[self.acc_format],
+                rounding=self.rounding,
+                norm_window=self.norm_window,
+                shift_granularity=self.shift_granularity,
+                normalize_in_pe=self.normalize_in_pe,
+                relaxed_guard_bits=self.relaxed_guard_bits,
+            )
+        if self.dataflow not in DATAFLOWS:
+            raise ConfigError(
+                "pe.dataflow",
+                "'os' (floating-point accumulation is order-sensitive; weight-stationary would split "
+                "the in-order chain over K tiles)",
+                self.dataflow,
+            )
+        object.__setattr__(self, "_fma", cfg)
+
+    @property
+    def fma(self) -> FmaConfig:
+        """The numeric configuration (formats, rounding, normalization) of the datapath."""
+        return self._fma
 
     @property
     def a_shape(self) -> data.StructLayout:
