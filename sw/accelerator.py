@@ -125,6 +125,10 @@ class Accelerator(abc.ABC):
         """Timing model: cycles the RTL takes for an M x K x N GEMM (as :meth:`program` tiles it)."""
 
     @abc.abstractmethod
+    def workload_shape(self) -> tuple[int, int, int]:
+        """One full tile (M, K, N) with K a few times the array depth: the default energy workload."""
+
+    @abc.abstractmethod
     def random_operands(
         self, rng: np.random.Generator, m: int, k: int, n: int
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -85,6 +85,9 @@ class LutAccelerator(Accelerator):
             return np.array([-1, 0, 1])
         return np.arange(-(1 << (p.weight_bits - 1)), 1 << (p.weight_bits - 1))
 
+    def workload_shape(self):
+        return self.params.tile_m, 4 * self.params.k_tile, self.params.tile_n
+
     def random_operands(self, rng, m, k, n):
         lo, hi = -(1 << (self.params.act_bits - 1)), (1 << (self.params.act_bits - 1)) - 1
         return rng.integers(lo, hi + 1, (m, k)), rng.choice(self.weight_values(), (k, n))

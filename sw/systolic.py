@@ -70,6 +70,9 @@ class SystolicAccelerator(Accelerator):
     def golden(self, a, w):
         return int_gemm(a, w, self.params.pe.acc_bits)
 
+    def workload_shape(self):
+        return self.params.rows, 4 * self.params.rows, self.params.cols
+
     def random_operands(self, rng, m, k, n):
         pe = self.params.pe
         a_lo, a_hi = operand_range(pe.act_bits, pe.act_signed)

@@ -151,3 +151,37 @@ def simulate_topology(
         "utilization": total_macs / (total_cycles * acc.macs_per_cycle) if total_cycles else 0.0,
         "traffic": traffic,
     }
+
+
+def synthesize_design(
+    config: DesignConfig | str | Path | None,
+    *,
+    liberty: str | Path | None = None,
+    period_ns: float | None = None,
+    workload: tuple[np.ndarray, np.ndarray] | None = None,
+    energy: bool = True,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+):
+    """Synthesize a design and (unless ``energy=False``) measure its energy on a GEMM workload.
+
+    The workload is ``(A, W)`` or, if not given, random operands (seeded) of one natural tile set
+    of the array (:meth:`~tpegen.sw.accelerator.Accelerator.workload_shape`). Energy per op is per
+    useful MAC of that GEMM, from the gate-level netlist's toggles (checked against the RTL).
+    Returns ``(SynthReport, EnergyReport | None)``.
+    """
+    from tpegen.synth import measure_energy, synthesize
+
+    say = progress or (lambda _msg: None)
+    acc = _config(config).accelerator()
+    say(f"synthesizing {acc.top_name} with Yosys ({'built-in library' if liberty is None else liberty})")
+    report = synthesize(acc.verilog, acc.top_name, liberty=liberty, period_ns=period_ns)
+    if not energy:
+        return report, None
+    if workload is None:
+        workload = acc.random_operands(np.random.default_rng(seed), *acc.workload_shape())
+    a, w = acc.check_operands(*workload)
+    program = acc.program(a, w)
+    ops = a.shape[0] * a.shape[1] * w.shape[1]
+    say(f"simulating the gate-level netlist on a {a.shape[0]}x{a.shape[1]}x{w.shape[1]} GEMM ({ops} MACs)")
+    return report, measure_energy(report, [program.stream], ops=ops, period_ns=period_ns)

