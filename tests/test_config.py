@@ -22,7 +22,7 @@ def test_required_configs_exist_and_load(name):
 
 
 def test_every_shipped_config_loads():
-    for path in sorted(CONFIGS.glob("*.yaml")):
+    for path in sorted(CONFIGS.rglob("*.yaml")):
         load_config(path)
 
 
@@ -93,3 +93,13 @@ def test_file_errors_name_the_file(tmp_path):
     bad.write_text(yaml.safe_dump(_with("array", "rows", 0)))
     with pytest.raises(ConfigError, match=r"^.*bad.yaml: array.rows: must be an integer in 1..128, got 0$"):
         load_config(bad)
+
+
+def test_comparison_pair_has_equal_peak_macs():
+    lut = load_config(CONFIGS / "compare" / "lut_w2a8_128.yaml").accelerator()
+    mac = load_config(CONFIGS / "compare" / "mac_w2a8_8x16.yaml").accelerator()
+    assert lut.macs_per_cycle == mac.macs_per_cycle == 128
+    assert (lut.params.weight_bits, lut.params.act_bits) == (
+        mac.params.pe.weight_bits,
+        mac.params.pe.act_bits,
+    )
