@@ -28,10 +28,9 @@ import numpy as np
 from tpegen.errors import ConfigError
 from tpegen.hw.arrays.fp_engine import FpEngineParams, FpSystolicEngine
 from tpegen.sim import fp
-from tpegen.sim.packing import pack_fields, unpack_lanes
-from tpegen.sim.verilator import StreamProgram
-from tpegen.sw.accelerator import Program, check_shapes
-from tpegen.sw.systolic import SystolicAccelerator, _blocks
+from tpegen.sim.packing import unpack_lanes
+from tpegen.sw.accelerator import check_shapes
+from tpegen.sw.systolic import SystolicAccelerator
 
 __all__ = ["FpAccelerator", "to_float32", "round_operand"]
 
@@ -186,25 +185,7 @@ class FpAccelerator(SystolicAccelerator):
         return cases
 
     # -- stream encoding --------------------------------------------------------------------
-    def program(self, a, w) -> Program:
-        p, cfg = self.params, self.cfg
-        R, C = p.rows, p.cols
-        (M, K), N = a.shape, w.shape[1]
-        tiles = [(ms, ns) for ms in _blocks(M, R) for ns in _blocks(N, C)]
-        # Padding lanes carry +0 (all-zero bits); their results are discarded.
-        a_beats = np.concatenate([self._pad(a[ms].T, K, R) for ms, _ in tiles])  # (T*K, R)
-        w_beats = np.concatenate([self._pad(w[:, ns], K, C) for _, ns in tiles])  # (T*K, C)
-        last = np.tile(np.arange(K) == K - 1, len(tiles)).astype(np.int64)
-        beats = pack_fields([(a_beats, cfg.a_fmt.width), (w_beats, cfg.w_fmt.width), (last, 1)])
-        out_fmt = cfg.acc_fmt
-
-        def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
-            rows = unpack_lanes(outputs["results"], out_fmt.width, C, signed=False)
-            bits = np.zeros((M, N), dtype=np.int64)
-            for t, (ms, ns) in enumerate(tiles):
-                block = rows[t * R : (t + 1) * R]
-                bits[ms, ns] = block[: ms.stop - ms.start, : ns.stop - ns.start]
-            return to_float32(bits, out_fmt)
-
-        stream = StreamProgram(inputs={"operands": beats}, outputs={"results": len(tiles) * R})
-        return Program(stream=stream, decode=decode, tiles=len(tiles))
+    def decode_lanes(self, payload: np.ndarray) -> np.ndarray:
+        """Result beats -> (beats, cols) float32 values of the accumulator-format bit patterns."""
+        bits = unpack_lanes(payload, self.cfg.acc_fmt.width, self.params.cols, signed=False)
+        return to_float32(bits, self.cfg.acc_fmt)

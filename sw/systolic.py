@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from amaranth import Shape
 
 from tpegen.hw.arrays.systolic import SystolicArray, SystolicParams
 from tpegen.sim.intgemm import check_operand, int_gemm, operand_range
@@ -130,19 +131,29 @@ class SystolicAccelerator(Accelerator):
     def _pad(self, x: np.ndarray, rows: int, cols: int) -> np.ndarray:
         return np.pad(x, ((0, rows - x.shape[0]), (0, cols - x.shape[1])))
 
+    def lane_bits(self) -> tuple[int, int, int]:
+        """Widths of one A lane, one W lane and one result lane in the stream payloads."""
+        p = self.params
+        return tuple(Shape.cast(shape).width for shape in (p.pe.a_shape, p.pe.w_shape, p.out_shape))
+
+    def decode_lanes(self, payload: np.ndarray) -> np.ndarray:
+        """Result beats -> (beats, cols) output values (integers: signed accumulators)."""
+        return unpack_lanes(payload, self.lane_bits()[2], self.params.cols, signed=True)
+
     def _program_os(self, a, w) -> Program:
-        p, pe = self.params, self.params.pe
-        R, C = p.rows, p.cols
+        R, C = self.params.rows, self.params.cols
+        a_bits, w_bits, _ = self.lane_bits()
         (M, K), N = a.shape, w.shape[1]
         tiles = [(ms, ns) for ms in _blocks(M, R) for ns in _blocks(N, C)]
+        # Padding lanes carry all-zero bits (integer 0, floating-point +0); their results are dropped.
         a_beats = np.concatenate([self._pad(a[ms].T, K, R) for ms, _ in tiles])  # (T*K, R)
         w_beats = np.concatenate([self._pad(w[:, ns], K, C) for _, ns in tiles])  # (T*K, C)
         last = np.tile(np.arange(K) == K - 1, len(tiles)).astype(np.int64)
-        beats = pack_fields([(a_beats, pe.act_bits), (w_beats, pe.weight_bits), (last, 1)])
+        beats = pack_fields([(a_beats, a_bits), (w_beats, w_bits), (last, 1)])
 
         def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
-            rows = unpack_lanes(outputs["results"], pe.acc_bits, C, signed=True)
-            c = np.zeros((M, N), dtype=np.int64)
+            rows = self.decode_lanes(outputs["results"])
+            c = np.zeros((M, N), dtype=rows.dtype)
             for t, (ms, ns) in enumerate(tiles):
                 block = rows[t * R : (t + 1) * R]
                 c[ms, ns] = block[: ms.stop - ms.start, : ns.stop - ns.start]
@@ -154,17 +165,18 @@ class SystolicAccelerator(Accelerator):
     def _program_ws(self, a, w) -> Program:
         p, pe = self.params, self.params.pe
         R, C = p.rows, p.cols
+        a_bits, w_bits, _ = self.lane_bits()
         (M, K), N = a.shape, w.shape[1]
         tiles = [(ks, ns) for ns in _blocks(N, C) for ks in _blocks(K, R)]
         # Weight rows enter bottom row first (the shadow chain shifts downwards).
         w_beats = np.concatenate([self._pad(w[ks, ns], R, C)[::-1] for ks, ns in tiles])
         a_beats = np.concatenate([self._pad(a[:, ks], M, R) for ks, _ in tiles])
         last = np.tile(np.arange(M) == M - 1, len(tiles)).astype(np.int64)
-        weights = pack_fields([(w_beats, pe.weight_bits)])
-        acts = pack_fields([(a_beats, pe.act_bits), (last, 1)])
+        weights = pack_fields([(w_beats, w_bits)])
+        acts = pack_fields([(a_beats, a_bits), (last, 1)])
 
         def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
-            rows = unpack_lanes(outputs["results"], pe.acc_bits, C, signed=True)
+            rows = self.decode_lanes(outputs["results"])
             c = np.zeros((M, N), dtype=np.int64)
             for t, (_, ns) in enumerate(tiles):
                 c[:, ns] += rows[t * M : (t + 1) * M, : ns.stop - ns.start]
