@@ -195,6 +195,15 @@ def check_acts(A: np.ndarray, act_bits: int) -> np.ndarray:
     return a
 
 
+def check_operands(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (M, K) activations and W (K, N) weights as int64 after range and shape checks."""
+    a = check_acts(A, params.act_bits)
+    w = check_weights(W, params.weight_bits, ternary=params.ternary)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
+        raise ConfigError("shapes", "A (M, K) and W (K, N) with matching K", (a.shape, w.shape))
+    return a, w
+
+
 def weight_codes(W: np.ndarray, weight_bits: int, *, ternary: bool = False) -> np.ndarray:
     """Unsigned codes ``q`` whose bits are the +-1 planes: ``q = s + 2^(b-1)``; W1: ``q = (s+1)/2``."""
     w = check_weights(W, weight_bits, ternary=ternary)
@@ -295,10 +304,7 @@ def lut_gemm(A: np.ndarray, W: np.ndarray, params: LutCoreParams) -> np.ndarray:
     vectorized over all M and N tiles, which the hardware computes independently.
     """
     p = params
-    a = check_acts(A, p.act_bits)
-    w = check_weights(W, p.weight_bits, ternary=p.ternary)
-    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
-        raise ConfigError("shapes", "A (M, K) and W (K, N) with matching K", (a.shape, w.shape))
+    a, w = check_operands(p, A, W)
     M, K = a.shape
     N = w.shape[1]
     kt_count = max(1, -(-K // p.k_tile))
@@ -468,10 +474,7 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
     own weight tile (``wlast`` always 1).
     """
     p = params
-    a = check_acts(A, p.act_bits)
-    w = check_weights(W, p.weight_bits, ternary=p.ternary)
-    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
-        raise ConfigError("shapes", "A (M, K) and W (K, N) with matching K", (a.shape, w.shape))
+    a, w = check_operands(p, A, W)
     M, K = a.shape
     N = w.shape[1]
     mt, nt, kt = lut_tile_counts(p, M, N, K)

@@ -51,8 +51,7 @@ class LutAccelerator(Accelerator):
         for name, x in (("A", a), ("W", w)):
             if 0 in x.shape or not np.issubdtype(x.dtype, np.integer):
                 raise ConfigError(name, "a non-empty integer matrix", f"{x.dtype} array of shape {x.shape}")
-        p = self.params
-        return lut.check_acts(a, p.act_bits), lut.check_weights(w, p.weight_bits, ternary=p.ternary)
+        return lut.check_operands(self.params, a, w)
 
     def golden(self, a, w):
         return lut.lut_gemm(a, w, self.params)

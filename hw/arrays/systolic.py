@@ -58,6 +58,15 @@ def _delay(m: Module, value, stages: int, name: str):
     return value
 
 
+def _token(m: Module, fire, last, after_last: Signal) -> Signal:
+    """Control token of an input beat; ``after_last`` (reset 1) makes the beat after a ``last`` a ``first``."""
+    with m.If(fire):
+        m.d.sync += after_last.eq(last)
+    token = Signal(Token)
+    m.d.comb += [token.valid.eq(fire), token.first.eq(after_last), token.last.eq(last)]
+    return token
+
+
 class SystolicArray(wiring.Component):
     """A ``rows`` x ``cols`` systolic array for ``pe.dataflow`` ``"os"`` or ``"ws"``.
 
@@ -132,11 +141,7 @@ class SystolicArray(wiring.Component):
             m.d.sync += since_last.eq(1)
         with m.Elif(since_last != R):
             m.d.sync += since_last.eq(since_last + 1)
-        with m.If(fire):
-            m.d.sync += after_last.eq(ops.payload.last)
-
-        token = Signal(Token)
-        m.d.comb += [token.valid.eq(fire), token.first.eq(after_last), token.last.eq(ops.payload.last)]
+        token = _token(m, fire, ops.payload.last, after_last)
         cells = [[OutputStationaryCell(pe) for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
@@ -193,11 +198,7 @@ class SystolicArray(wiring.Component):
                 m.d.sync += loaded.eq(loaded + 1)
             with m.If(busy != 0):
                 m.d.sync += busy.eq(busy - 1)
-        with m.If(fire):
-            m.d.sync += after_last.eq(acts.payload.last)
-
-        token = Signal(Token)
-        m.d.comb += [token.valid.eq(fire), token.first.eq(after_last), token.last.eq(acts.payload.last)]
+        token = _token(m, fire, acts.payload.last, after_last)
         cells = [[WeightStationaryCell(pe) for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
