@@ -23,6 +23,11 @@ MODES = {
         BF16, BF16, FP32, rounding="trunc", norm_window=16, shift_granularity=4
     ),
     "relaxed_w8_bf16": FmaConfig(BF16, BF16, BF16, normalize_in_pe=False, norm_window=8),
+    # The two shipped Pareto points of bench/fp_dse.py (configs/bf16_approx_w4_g4, _relaxed_w2_g2).
+    "approx_w4_g4_fp32": FmaConfig(BF16, BF16, FP32, norm_window=4, shift_granularity=4),
+    "relaxed_w2_g2_fp32": FmaConfig(
+        BF16, BF16, FP32, normalize_in_pe=False, norm_window=2, shift_granularity=2
+    ),
     "exact_e4m3_fp16_trunc": FmaConfig(FP8_E4M3, FP8_E4M3, FP16, rounding="trunc"),
 }
 
