@@ -376,9 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "gemm",
         help="C = A @ W on a configured array",
-        description="Compute C = A @ W (A: M x K, W: K x N, .npy files of integers in the "
-        "configured operand ranges), tiled over the array; write C (int64 .npy) "
-        "and report cycles.",
+        description="Compute C = A @ W (A: M x K, W: K x N, .npy files), tiled over the array, "
+        "write C and report cycles. Integer families (mac, lut) take integers in the configured "
+        "operand ranges and write int64; FP configs (fma) take floats, round them to the input "
+        "format with round-to-nearest-even, and write float32 holding the accumulator values exactly.",
     )
     p.add_argument("--hw", required=True, help="design config (YAML)")
     p.add_argument("--a", required=True, help="activations A (M x K) as .npy")
