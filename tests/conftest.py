@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,5 +21,22 @@ def run_cli(capsys):
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def gemm_cli(run_cli, tmp_path):
+    """Run ``tpegen gemm --json`` on in-memory A and W; return (its JSON report, C as written)."""
+
+    def run(hw, a, w, backend: str = "golden"):
+        pa, pw, out = tmp_path / "A.npy", tmp_path / "W.npy", tmp_path / f"C_{backend}.npy"
+        np.save(pa, a)
+        np.save(pw, w)
+        code, stdout, err = run_cli(
+            "gemm", "--hw", hw, "--a", pa, "--w", pw, "--backend", backend, "-o", out, "--json"
+        )
+        assert code == 0, err
+        return json.loads(stdout), np.load(out)
 
     return run

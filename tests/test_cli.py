@@ -30,29 +30,12 @@ def _write(tmp_path, name, x):
     return path
 
 
-def test_gemm_golden_json_contract(run_cli, tmp_path):
+def test_gemm_golden_json_contract(gemm_cli):
     rng = np.random.default_rng(0)
     a, w = rng.integers(-128, 128, (33, 70)), rng.integers(-128, 128, (70, 21))
-    out = tmp_path / "C.npy"
-    code, stdout, _ = run_cli(
-        "gemm",
-        "--hw",
-        CONFIGS / "int8_os_8x8.yaml",
-        "--a",
-        _write(tmp_path, "A.npy", a),
-        "--w",
-        _write(tmp_path, "W.npy", w),
-        "--backend",
-        "golden",
-        "-o",
-        out,
-        "--json",
-    )
-    assert code == 0
-    report = json.loads(stdout)
+    report, c = gemm_cli(CONFIGS / "int8_os_8x8.yaml", a, w, "golden")
     assert set(report) == {"backend", "M", "K", "N", "cycles", "output"}
     assert (report["M"], report["K"], report["N"], report["backend"]) == (33, 70, 21, "golden")
-    c = np.load(out)
     assert c.dtype == np.int64 and np.array_equal(c, a.astype(np.int64) @ w)
     # 5 x 3 output tiles of 70 beats each, spaced max(70, 8) apart, plus fill and drain.
     assert report["cycles"] == 15 * 70 + 2 * 8 + 8 - 1
@@ -60,33 +43,16 @@ def test_gemm_golden_json_contract(run_cli, tmp_path):
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("config", ["int8_os_8x8", "int8_ws_8x8"])
-def test_gemm_rtl_matches_numpy_and_timing_model(run_cli, tmp_path, config):
+def test_gemm_rtl_matches_numpy_and_timing_model(gemm_cli, config):
     rng = np.random.default_rng(1)
     a, w = (
         rng.integers(-128, 128, (33, 70)).astype(np.int8),
         rng.integers(-128, 128, (70, 21)).astype(np.int8),
     )
-    pa, pw = _write(tmp_path, "A.npy", a), _write(tmp_path, "W.npy", w)
     results = {}
     for backend in ("rtl", "golden"):
-        out = tmp_path / f"C_{backend}.npy"
-        code, stdout, err = run_cli(
-            "gemm",
-            "--hw",
-            CONFIGS / f"{config}.yaml",
-            "--a",
-            pa,
-            "--w",
-            pw,
-            "--backend",
-            backend,
-            "-o",
-            out,
-            "--json",
-        )
-        assert code == 0, err
-        results[backend] = json.loads(stdout)
-        assert np.array_equal(np.load(out), a.astype(np.int64) @ w)
+        results[backend], c = gemm_cli(CONFIGS / f"{config}.yaml", a, w, backend)
+        assert np.array_equal(c, a.astype(np.int64) @ w)
     assert results["rtl"]["cycles"] == results["golden"]["cycles"]
 
 

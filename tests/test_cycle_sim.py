@@ -4,8 +4,6 @@ hand-computed traffic/utilization."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from conftest import CONFIGS
@@ -160,21 +158,13 @@ def test_bad_shapes_and_operands_are_config_errors():
         simulate(acc, np.full((2, 2), 300), np.ones((2, 2), dtype=int))
 
 
-def test_cli_gemm_cycle_backend_json_contract(run_cli, tmp_path):
+def test_cli_gemm_cycle_backend_json_contract(gemm_cli):
     rng = np.random.default_rng(5)
     a, w = rng.integers(-128, 128, (33, 70)), rng.integers(-128, 128, (70, 21))
-    np.save(tmp_path / "A.npy", a)
-    np.save(tmp_path / "W.npy", w)
     for config in ("int8_os_8x8", "int8_ws_8x8"):
-        out = tmp_path / f"C_{config}.npy"
-        code, stdout, _ = run_cli(
-            "gemm", "--hw", CONFIGS / f"{config}.yaml", "--a", tmp_path / "A.npy", "--w", tmp_path / "W.npy",
-            "--backend", "cycle", "-o", out, "--json",
-        )  # fmt: skip
-        assert code == 0
-        report = json.loads(stdout)
+        report, c = gemm_cli(CONFIGS / f"{config}.yaml", a, w, "cycle")
         assert set(report) == {"backend", "M", "K", "N", "cycles", "output"}
         assert (report["backend"], report["M"], report["K"], report["N"]) == ("cycle", 33, 70, 21)
         acc = load_config(CONFIGS / f"{config}.yaml").accelerator()
         assert report["cycles"] == acc.cycles(33, 70, 21)  # the RTL-verified timing model
-        assert np.array_equal(np.load(out), a @ w)
+        assert np.array_equal(c, a @ w)

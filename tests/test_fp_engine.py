@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -222,17 +221,9 @@ def test_approximate_modes_change_results_within_bounds():
 # ------------------------------------------------------------------------------------------------
 # RTL (Verilator)
 # ------------------------------------------------------------------------------------------------
-def _gemm_cli(run_cli, hw: Path, a_path: Path, w_path: Path, backend: str, out: Path) -> dict:
-    code, stdout, err = run_cli(
-        "gemm", "--hw", hw, "--a", a_path, "--w", w_path, "--backend", backend, "-o", out, "--json"
-    )
-    assert code == 0, err
-    return json.loads(stdout)
-
-
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", RTL_DEFAULT)
-def test_cli_rtl_equals_golden_and_verify(run_cli, tmp_path, name):
+def test_cli_rtl_equals_golden_and_verify(gemm_cli, tmp_path, name):
     raw = small(name)
     hw = tmp_path / f"{name}.yaml"
     hw.write_text(yaml.safe_dump(raw))
@@ -245,11 +236,8 @@ def test_cli_rtl_equals_golden_and_verify(run_cli, tmp_path, name):
     a[5, :] = a[4, :] * (1 + 2.0**-8)  # row 5 cancels against row 4 in column 6
     w[:, 6] = 0.0
     w[::2, 6], w[1::2, 6] = 1.0, -1.0
-    np.save(tmp_path / "A.npy", a)
-    np.save(tmp_path / "W.npy", w)
-    gold = _gemm_cli(run_cli, hw, tmp_path / "A.npy", tmp_path / "W.npy", "golden", tmp_path / "Cg.npy")
-    rtl = _gemm_cli(run_cli, hw, tmp_path / "A.npy", tmp_path / "W.npy", "rtl", tmp_path / "Cr.npy")
-    c_gold, c_rtl = np.load(tmp_path / "Cg.npy"), np.load(tmp_path / "Cr.npy")
+    gold, c_gold = gemm_cli(hw, a, w, "golden")
+    rtl, c_rtl = gemm_cli(hw, a, w, "rtl")
     assert c_rtl.dtype == np.float32 and c_rtl.shape == (m, n)
     assert c_gold.tobytes() == c_rtl.tobytes()
     assert np.isnan(c_rtl[0]).all() and not np.isnan(c_rtl[1:]).any()

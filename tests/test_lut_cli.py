@@ -27,55 +27,33 @@ def _operands(name, m=17, k=64, n=40, seed=0):
     return a, w
 
 
-def _gemm(run_cli, tmp_path, name, backend, a, w):
-    pa, pw, out = tmp_path / "A.npy", tmp_path / "W.npy", tmp_path / f"C_{backend}.npy"
-    np.save(pa, a)
-    np.save(pw, w)
-    code, stdout, err = run_cli(
-        "gemm",
-        "--hw",
-        CONFIGS / f"{name}.yaml",
-        "--a",
-        pa,
-        "--w",
-        pw,
-        "--backend",
-        backend,
-        "-o",
-        out,
-        "--json",
-    )
-    assert code == 0, err
-    return json.loads(stdout), np.load(out)
-
-
 @pytest.mark.parametrize("name", LUT_CONFIGS)
-def test_golden_backend_is_exact(run_cli, tmp_path, name):
+def test_golden_backend_is_exact(gemm_cli, name):
     a, w = _operands(name)
-    report, c = _gemm(run_cli, tmp_path, name, "golden", a, w)
+    report, c = gemm_cli(CONFIGS / f"{name}.yaml", a, w, "golden")
     assert np.array_equal(c, a.astype(np.int64) @ w)
     assert (report["M"], report["K"], report["N"]) == (17, 64, 40)
 
 
-def _rtl_case(run_cli, tmp_path, name):
+def _rtl_case(gemm_cli, name):
     a, w = _operands(name)
-    rtl, c_rtl = _gemm(run_cli, tmp_path, name, "rtl", a, w)
-    golden, _ = _gemm(run_cli, tmp_path, name, "golden", a, w)
-    cycle, c_cycle = _gemm(run_cli, tmp_path, name, "cycle", a, w)
+    rtl, c_rtl = gemm_cli(CONFIGS / f"{name}.yaml", a, w, "rtl")
+    golden, _ = gemm_cli(CONFIGS / f"{name}.yaml", a, w, "golden")
+    cycle, c_cycle = gemm_cli(CONFIGS / f"{name}.yaml", a, w, "cycle")
     assert np.array_equal(c_rtl, a.astype(np.int64) @ w) and np.array_equal(c_cycle, c_rtl)
     assert rtl["cycles"] == golden["cycles"] == cycle["cycles"]
 
 
 @pytest.mark.rtl
-def test_rtl_w2a8_is_exact_and_cycle_exact(run_cli, tmp_path):
-    _rtl_case(run_cli, tmp_path, "lut_w2a8")
+def test_rtl_w2a8_is_exact_and_cycle_exact(gemm_cli):
+    _rtl_case(gemm_cli, "lut_w2a8")
 
 
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in LUT_CONFIGS if n != "lut_w2a8"])
-def test_rtl_other_configs(run_cli, tmp_path, name):
-    _rtl_case(run_cli, tmp_path, name)
+def test_rtl_other_configs(gemm_cli, name):
+    _rtl_case(gemm_cli, name)
 
 
 @pytest.mark.rtl
