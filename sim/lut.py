@@ -462,6 +462,14 @@ class LutGemmPlan:
     shape: tuple[int, int, int]  # M, N, K
     tiles: tuple[int, int, int] = field(default=(1, 1, 1))  # M, N, K tiles
 
+    def stream_program(self):
+        """These beats as a :class:`~tpegen.sim.verilator.StreamProgram`."""
+        from tpegen.sim.verilator import StreamProgram
+
+        return StreamProgram(
+            inputs={"weights": self.weights, "acts": self.acts}, outputs={"results": self.result_beats}
+        )
+
 
 def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGemmPlan:
     """Tile an arbitrary (M, K) x (K, N) GEMM onto the core (zero-padding partial tiles).
@@ -508,12 +516,7 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
 
 def lut_gemm_program(params: LutCoreParams, A: np.ndarray, W: np.ndarray):
     """The :class:`~tpegen.sim.verilator.StreamProgram` of a GEMM (ports ``weights``, ``acts``, ``results``)."""
-    from tpegen.sim.verilator import StreamProgram
-
-    plan = lut_gemm_plan(params, A, W)
-    return StreamProgram(
-        inputs={"weights": plan.weights, "acts": plan.acts}, outputs={"results": plan.result_beats}
-    )
+    return lut_gemm_plan(params, A, W).stream_program()
 
 
 def lut_decode_results(params: LutCoreParams, beats: np.ndarray, M: int, N: int) -> np.ndarray:

@@ -15,7 +15,6 @@ import numpy as np
 from tpegen.errors import ConfigError
 from tpegen.hw.arrays.lut_core import LutCore
 from tpegen.sim import lut
-from tpegen.sim.verilator import StreamProgram
 from tpegen.sw.accelerator import Accelerator, Program, check_shapes
 
 
@@ -60,11 +59,8 @@ class LutAccelerator(Accelerator):
         p = self.params
         plan = lut.lut_gemm_plan(p, a, w)
         m, n, _ = plan.shape
-        stream = StreamProgram(
-            inputs={"weights": plan.weights, "acts": plan.acts}, outputs={"results": plan.result_beats}
-        )
         return Program(
-            stream=stream,
+            stream=plan.stream_program(),
             decode=lambda outputs: lut.lut_decode_results(p, outputs["results"], m, n),
             tiles=int(np.prod(plan.tiles)),
         )

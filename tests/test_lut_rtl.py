@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from tpegen.hw.arrays.lut_core import LutCore, LutCoreParams, lut_core_verilog
+from tpegen.hw.arrays.lut_core import LutCore, lut_core_verilog
 from tpegen.sim.lut import (
+    LutCoreParams,
     encode_weights,
     lut_act_beats,
     lut_decode_results,

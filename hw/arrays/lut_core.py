@@ -1,7 +1,6 @@
 """LUT tensor core: an elongated ``tile_m x tile_n x (tile_k groups)`` tile of LUT dot-product units.
 
-Numeric model, timing model and the stream driver live in :mod:`tpegen.sim.lut`; they are
-re-exported here so that generator, model and driver can be imported together.
+Parameters, numeric model, timing model and the stream driver live in :mod:`tpegen.sim.lut`.
 """
 
 from __future__ import annotations
@@ -11,27 +10,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.pe.lut import LutDotProduct, LutTablePrecompute, rowsum_bits, table_layout
-from tpegen.sim.lut import (
-    LutCoreParams,
-    lut_decode_results,
-    lut_gemm,
-    lut_gemm_cycles,
-    lut_gemm_plan,
-    lut_gemm_program,
-    lut_tile_cycles,
-)
+from tpegen.sim.lut import LutCoreParams
 
-__all__ = [
-    "LutCore",
-    "LutCoreParams",
-    "lut_core_verilog",
-    "lut_decode_results",
-    "lut_gemm",
-    "lut_gemm_cycles",
-    "lut_gemm_plan",
-    "lut_gemm_program",
-    "lut_tile_cycles",
-]
+__all__ = ["LutCore", "lut_core_verilog"]
 
 
 def weight_layout(p: LutCoreParams) -> data.ArrayLayout:
