@@ -13,21 +13,36 @@ def operand_range(bits: int, signed: bool) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
+def integer_array(
+    name: str, x: np.ndarray, lo: int, hi: int, allowed: str, *, ndim: int | None = 2
+) -> np.ndarray:
+    """``x`` as int64 after checking it is a non-empty array (``ndim``-D unless None) of integers in ``lo..hi``.
+
+    Integer dtypes (not bool or timedelta) are taken as they are; float matrices only if every
+    value is finite and integral. The range is checked on the original values, before any cast, so
+    that nothing wraps or saturates silently (``1e20`` or ``2**64 - 1`` are rejected, not cast).
+    """
+    x = np.asarray(x)
+    if (ndim is not None and x.ndim != ndim) or 0 in x.shape:
+        what = f"a non-empty {ndim}-D matrix" if ndim == 2 else "a non-empty array"
+        raise ConfigError(name, what, f"array of shape {x.shape}")
+    if x.dtype.kind == "f":
+        if not (np.all(np.isfinite(x)) and np.all(x == np.round(x))):
+            raise ConfigError(name, f"an integer matrix ({allowed})", "non-integral or non-finite floats")
+    elif x.dtype.kind not in "iu":
+        raise ConfigError(name, f"an integer matrix ({allowed})", f"dtype {x.dtype}")
+    low, high = x.min(), x.max()
+    if low < lo or high > hi:
+        bad = low if low < lo else high
+        raise ConfigError(name, allowed, int(bad) if x.dtype.kind in "iu" else float(bad))
+    return x.astype(np.int64)
+
+
 def check_operand(name: str, x: np.ndarray, bits: int, signed: bool) -> np.ndarray:
     """Return ``x`` as int64 after checking it is a 2-D integer matrix within the operand range."""
-    x = np.asarray(x)
-    if x.ndim != 2 or 0 in x.shape:
-        raise ConfigError(name, "a non-empty 2-D matrix", f"array of shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.integer):
-        if np.issubdtype(x.dtype, np.floating) and np.all(np.isfinite(x)) and np.all(x == np.round(x)):
-            x = x.astype(np.int64)
-        else:
-            raise ConfigError(name, "an integer matrix", f"dtype {x.dtype}")
     lo, hi = operand_range(bits, signed)
-    if x.min() < lo or x.max() > hi:
-        kind = "signed" if signed else "unsigned"
-        raise ConfigError(name, f"{kind} {bits}-bit values in {lo}..{hi}", f"values in {x.min()}..{x.max()}")
-    return x.astype(np.int64)
+    kind = "signed" if signed else "unsigned"
+    return integer_array(name, x, lo, hi, f"{kind} {bits}-bit values in {lo}..{hi}")
 
 
 _F64_EXACT = 1 << 53  # integers below this magnitude are exact in float64

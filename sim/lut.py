@@ -42,6 +42,7 @@ import numpy as np
 
 from tpegen.errors import ConfigError, check_bool, check_choice, check_int
 from tpegen.sim.cycle import TileSchedule, TileTiming
+from tpegen.sim.intgemm import integer_array
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
 from tpegen.sim.systolic_timing import Timeline
 
@@ -170,29 +171,21 @@ class LutCoreParams:
 
 def check_weights(W: np.ndarray, weight_bits: int, *, ternary: bool = False) -> np.ndarray:
     """Return ``W`` as int64 after checking every value is representable (raises ConfigError)."""
-    w = np.asarray(W, dtype=np.int64)
     if weight_bits == 1:
-        ok = (w == 1) | (w == -1)
-        allowed = "-1 or +1 (binary W1)"
-    elif ternary:
-        ok = (w >= -1) & (w <= 1)
-        allowed = "-1, 0 or +1 (ternary)"
-    else:
-        lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
-        ok = (w >= lo) & (w <= hi)
-        allowed = f"an integer in {lo}..{hi} (W{weight_bits})"
-    if not np.all(ok):
-        raise ConfigError("W", allowed, int(w[~ok].flat[0]))
-    return w
+        w = integer_array("W", W, -1, 1, "-1 or +1 (binary W1)", ndim=None)
+        if np.any(w == 0):
+            raise ConfigError("W", "-1 or +1 (binary W1)", 0)
+        return w
+    if ternary:
+        return integer_array("W", W, -1, 1, "-1, 0 or +1 (ternary)", ndim=None)
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    return integer_array("W", W, lo, hi, f"integers in {lo}..{hi} (W{weight_bits})", ndim=None)
 
 
 def check_acts(A: np.ndarray, act_bits: int) -> np.ndarray:
-    a = np.asarray(A, dtype=np.int64)
+    """Return ``A`` as int64 after checking it holds signed ``act_bits``-bit integers."""
     lo, hi = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
-    if a.size and (a.min() < lo or a.max() > hi):
-        bad = a[(a < lo) | (a > hi)].flat[0]
-        raise ConfigError("A", f"integers in {lo}..{hi} (A{act_bits})", int(bad))
-    return a
+    return integer_array("A", A, lo, hi, f"integers in {lo}..{hi} (A{act_bits})", ndim=None)
 
 
 def check_operands(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

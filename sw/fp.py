@@ -42,7 +42,7 @@ def round_operand(name: str, x: Any, fmt: fp.FloatFormat) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2 or 0 in x.shape:
         raise ConfigError(name, "a non-empty 2-D matrix", f"array of shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    if x.dtype.kind not in "iuf":  # not bool, complex, timedelta (an integer subtype!) or objects
         raise ConfigError(name, "a matrix of real numbers (float or integer dtype)", f"dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.integer) and x.size and int(np.abs(x).max()) >= 1 << 53:
         raise ConfigError(name, "integers of magnitude below 2**53 (exactly convertible)", "larger values")

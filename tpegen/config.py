@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tpegen.errors import ConfigError, TpegenError
+from tpegen.errors import ConfigError, TpegenError, short_repr
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 TOP_KEYS = ("name", "description", "pe", "array")
+MAX_NAME_LENGTH = 64
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "name": "int8_os_16x16",
@@ -165,11 +166,13 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
             raise ConfigError(section, "a mapping of keys to values", raw[section])
     pe_raw = dict(raw["pe"])
     family = pe_raw.pop("type", None)
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise ConfigError("pe.type", "one of " + ", ".join(repr(f) for f in FAMILIES), family)
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise ConfigError("name", "a non-empty string", name)
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+        raise ConfigError(
+            "name", f"a string of 1..{MAX_NAME_LENGTH} characters (it names the Verilog top)", name
+        )
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError("description", "a string", description)
@@ -185,21 +188,74 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
     return DesignConfig(name=name, family=family, pe=pe, array=array, description=description)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config is a few hundred bytes
+MAX_YAML_NODES = 100_000  # nodes after expanding aliases (a YAML "billion laughs" stays bounded)
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """Number of nodes ``root`` stands for once every alias is expanded (memoized, iterative)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_YAML_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse one YAML document with PyYAML's safe loader, bounded in nesting and alias expansion.
+
+    Every failure -- syntax, an unknown or malformed tag, nesting too deep, an alias bomb -- is a
+    one-line :class:`TpegenError` naming ``where``.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            return None
+        if _expanded_nodes(root) > MAX_YAML_NODES:
+            raise TpegenError(f"{where}: YAML expands to more than {MAX_YAML_NODES:,} nodes (aliases?)")
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where_line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or ""
+        raise TpegenError(
+            f"{where}: not valid YAML{where_line}" + (f": {problem}" if problem else "")
+        ) from None
+    except RecursionError:
+        raise TpegenError(f"{where}: YAML nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. "!!int x", "!!float []"
+        raise TpegenError(
+            f"{where}: not valid YAML: a tagged value cannot be read ({short_repr(str(exc))})"
+        ) from None
+
+
 def load_config(path: str | Path | None = None) -> DesignConfig:
     """Load and validate a YAML design config; ``None`` gives the built-in default (int8_os_16x16)."""
     if path is None:
         return config_from_dict(DEFAULT_CONFIG)
+    from tpegen._io import read_text_file
+
+    text = read_text_file(path, "config file", limit=MAX_CONFIG_BYTES)
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TpegenError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TpegenError(f"{path}: not valid YAML{where}") from None
+    raw = parse_yaml(text, str(path))
     try:
         return config_from_dict(raw, default_name=path.stem)
     except ConfigError as exc:

@@ -7,8 +7,19 @@ that a bad YAML file, a bad shape or a bad bit-width can be fixed without readin
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from typing import Any
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters, so that no error message echoes a huge value."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= 100 else text[:96] + "...'"
 
 
 class TpegenError(Exception):
@@ -27,7 +38,7 @@ class ConfigError(TpegenError, ValueError):
         self.allowed = allowed
         self.got = got
         prefix = f"{where}: " if where else ""
-        got_text = "" if got is None else f", got {got!r}"
+        got_text = "" if got is None else f", got {short_repr(got)}"
         super().__init__(f"{prefix}{field}: must be {allowed}{got_text}")
 
 
