@@ -38,11 +38,13 @@ normalization / k (one normalization per finished chain) + its leakage per cycle
 
 The table is sorted by ``eff_um2``; ``P`` marks the global Pareto front of (``eff_um2``, ``fro``
 vs float64) and ``p`` the Pareto front within the same accumulator format of (``eff_um2``,
-``fro`` vs the exact fp32 chain). Results go to ``bench/out/fp_dse.json``.
+``fro`` vs the exact fp32 chain). Results go to ``bench/results/fp_dse.json`` (``--out``), with the
+command, tool versions and date.
 
 Usage::
 
-    python bench/fp_dse.py                 # full grid (~180 configs, ~4 s synthesis each, cached)
+    python bench/fp_dse.py --energy        # full grid (176 configs, ~4 s synthesis each, cached) + pJ/FMA
+    python bench/fp_dse.py                 # full grid without energy
     python bench/fp_dse.py --coarse        # coarse grid: windows {None, 4, 8, 16}, G in {1, 4}
     python bench/fp_dse.py --acc fp32 --windows none 4 8 --granularity 1 4 --jobs 2
     python bench/fp_dse.py --energy --energy-only   # the shipped points with pJ/FMA (~1 min)
@@ -53,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import threading
 import time
@@ -64,6 +65,7 @@ import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from provenance import write_result
 
 from tpegen.hw.pe.fma import FmaPEParams
 from tpegen.sim import fp
@@ -338,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         "--energy-chains", type=int, default=256, help="chains normalized by the edge normalizer (relaxed)"
     )
     ap.add_argument("--energy-period", type=float, default=10.0, help="clock period (ns) for leakage")
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "fp_dse.json"))
+    ap.add_argument("--out", help="result file (default: bench/results/fp_dse.json)")
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
     from rich.console import Console
     from rich.table import Table
 
@@ -483,8 +486,6 @@ def main(argv: list[str] | None = None) -> int:
             style="bold" if r.get("pareto") or r.get("pareto_acc") else None,
         )
     console.print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "gemm": {
             "m": args.m,
@@ -512,8 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": rows,
     }
-    out.write_text(json.dumps(meta, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    path = write_result(
+        "fp_dse", meta, script=__file__, argv=argv, seconds=time.perf_counter() - t_start, path=args.out
+    )
+    console.print(f"wrote {path}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """PPA of reference arithmetic blocks next to published 45 nm figures (Horowitz, ISSCC 2014).
 
-    python bench/ppa.py [--liberty PATH] [--ops N] [--blocks add8,mul8] [--json out.json]
+    python bench/ppa.py [--liberty PATH] [--ops N] [--blocks add8,mul8] [--out out.json]
 
 Each block of :data:`tpegen.synth.reference.REFERENCE_BLOCKS` is synthesized (default: the built-in
 tpegen45 library), its gate-level netlist is checked against the RTL and simulated on ``--ops``
@@ -8,18 +8,19 @@ random operand pairs, one operation per cycle. ``op`` columns are the operator s
 own area, and the energy of its cells); ``total`` adds the stream output register, its enable
 muxes and the clock. Ratios are op / published. To add a row (INT8 MAC PE, LUT core, FMA), append a
 :class:`~tpegen.synth.reference.ReferenceBlock` to ``REFERENCE_BLOCKS`` or pass extra blocks to
-:func:`run`.
+:func:`run`. The rows are stored in ``bench/results/ppa.json`` (``--out``) with the command, tool
+versions and date.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from provenance import write_result
 
 from tpegen.synth import measure_energy, ppa_json, synthesize
 from tpegen.synth.reference import REFERENCE_BLOCKS, ReferenceBlock
@@ -93,16 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--liberty", default=None, help="Liberty file (default: built-in tpegen45.lib)")
     ap.add_argument("--ops", type=int, default=2000, help="random operand pairs per block")
     ap.add_argument("--blocks", default=",".join(REFERENCE_BLOCKS), help="comma-separated block names")
-    ap.add_argument("--json", default=None, help="write the rows to this JSON file")
+    ap.add_argument("--out", default=None, help="result file (default: bench/results/ppa.json)")
     args = ap.parse_args(argv)
+    t0 = time.perf_counter()
     try:
         blocks = [REFERENCE_BLOCKS[n] for n in args.blocks.split(",") if n]
     except KeyError as exc:
         ap.error(f"unknown block {exc}; choose from {', '.join(REFERENCE_BLOCKS)}")
     rows = run(blocks, liberty=args.liberty, ops=args.ops)
     print_table(rows, rows[0]["liberty"] if rows else "")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    result = {"liberty": args.liberty or "built-in tpegen45.lib", "ops": args.ops, "blocks": rows}
+    path = write_result(
+        "ppa", result, script=__file__, argv=argv, seconds=time.perf_counter() - t0, path=args.out
+    )
+    print(f"wrote {path}")
     return 0
 
 

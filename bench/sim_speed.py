@@ -1,6 +1,6 @@
 """Cycle-level simulator speed and cycle counts next to SCALE-Sim (a peer systolic-array simulator).
 
-    python bench/sim_speed.py [--rows 8 --cols 8] [--gemms 64x64x64,...] [--skip-scalesim] [--json F]
+    python bench/sim_speed.py [--rows 8 --cols 8] [--gemms 64x64x64,...] [--skip-scalesim] [--out F]
 
 Runs the same GEMM list on the same array size (OS and WS) through :func:`tpegen.sim.cycle.simulate`
 (exact outputs from random INT8 operands) and through SCALE-Sim 3.0.0, and prints both cycle
@@ -14,6 +14,8 @@ that subprocess around ``scalesim.run_scale`` only (no interpreter start-up or i
 GEMM per run, trace files off. Our wall time is ``time.perf_counter`` around ``simulate`` with
 the operands already generated, after one warm-up call, on one core (``OPENBLAS_NUM_THREADS=1``
 and friends are set before numpy is imported). Nothing is extrapolated: every number is measured.
+All numbers are stored in ``bench/results/sim_speed.json`` (``--out``), with the command, tool
+versions and date.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from provenance import write_result  # noqa: E402
 
 from tpegen.config import config_from_dict, load_config  # noqa: E402
 from tpegen.sim.cycle import simulate  # noqa: E402
@@ -191,6 +194,16 @@ def scalesim_formula(df: str, rows: int, cols: int, m: int, k: int, n: int) -> i
     return -(-k // R) * -(-n // C) * (m + 2 * R + C - 2) - 1
 
 
+def totals(ours: list[dict], theirs: list[dict] | None) -> dict:
+    """Summed cycles and wall times over the GEMM list, and the wall-time ratio."""
+    out = {"cycles_tpegen": sum(o["cycles"] for o in ours), "seconds_tpegen": sum(o["seconds"] for o in ours)}
+    if theirs is not None:
+        out["cycles_scalesim"] = sum(t["total"] for t in theirs)
+        out["seconds_scalesim"] = sum(t["seconds"] for t in theirs)
+        out["speedup"] = out["seconds_scalesim"] / out["seconds_tpegen"]
+    return out
+
+
 EXPLAIN = {
     "os": "ours (RTL-exact) = K + sum over the other T-1 tiles of max(K, R) + 2R + C - 1: the array "
     "accepts the next tile's operand beats while the previous tile still accumulates and drains "
@@ -219,10 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated MxKxN list (keep them small: SCALE-Sim steps Python per cycle)",
     )
     ap.add_argument("--skip-scalesim", action="store_true", help="only our simulator")
-    ap.add_argument("--json", help="also write all numbers to this JSON file")
+    ap.add_argument("--out", help="result file (default: bench/results/sim_speed.json)")
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
     gemms = [tuple(int(x) for x in g.lower().split("x")) for g in args.gemms.split(",")]
-    report: dict = {"array": f"{args.rows}x{args.cols}", "gemms": gemms, "dataflows": {}}
+    report: dict = {
+        "array": f"{args.rows}x{args.cols}",
+        "gemms": gemms,
+        "scalesim": None if args.skip_scalesim else " ".join(SCALESIM_SPEC),
+        "dataflows": {},
+    }
     for df in ("os", "ws"):
         acc = config_from_dict(
             {
@@ -233,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         ).accelerator()
         ours = run_ours(acc, gemms)
         theirs = None if args.skip_scalesim else run_scalesim(args.rows, args.cols, df, gemms)
-        report["dataflows"][df] = {"tpegen": ours, "scalesim": theirs}
+        report["dataflows"][df] = {"tpegen": ours, "scalesim": theirs, "total": totals(ours, theirs)}
+        if theirs is not None:
+            for o, t in zip(ours, theirs, strict=True):
+                t["formula"] = scalesim_formula(df, args.rows, args.cols, o["M"], o["K"], o["N"])
         print(f"\n{df.upper()} dataflow, {args.rows}x{args.cols} array, INT8 GEMMs (exact outputs)")
         head = f"{'M x K x N':>14} {'tiles':>6} {'cycles tpegen':>14} {'cycles SCALE-Sim':>17} {'(incl. prefetch)':>17} {'diff':>8} {'wall tpegen':>12} {'wall SCALE-Sim':>15} {'speed-up':>9}"  # fmt: skip
         print(head)
@@ -272,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {cfg}: {e['gemms']} GEMMs, {e['macs'] / 1e9:.2f} GMAC, {e['cycles']} cycles, exact={e['exact']}; "
             f"wall best {e['best_s']:.3f} s, median {e['median_s']:.3f} s, first run {e['first_run_s']:.3f} s"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    path = write_result(
+        "sim_speed", report, script=__file__, argv=argv, seconds=time.perf_counter() - t_start, path=args.out
+    )
+    print(f"wrote {path}")
     return 0
 
 

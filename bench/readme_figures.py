@@ -1,0 +1,115 @@
+"""The README figures that come from ``tpegen`` commands, run through :mod:`tpegen.api` and stored.
+
+    python bench/readme_figures.py demo         # tpegen demo --json            -> bench/results/demo.json
+    python bench/readme_figures.py lut_vs_mac   # tpegen synth of the pair      -> bench/results/lut_vs_mac.json
+    python bench/readme_figures.py ppa_16x16    # tpegen synth int8_os_16x16    -> bench/results/ppa_16x16.json
+
+``demo`` is :func:`tpegen.api.demo` (the default job). ``lut_vs_mac`` synthesizes
+``configs/compare/lut_w2a8_128.yaml`` and ``configs/compare/mac_w2a8_8x16.yaml`` on the built-in
+library and measures both on the same W2A8 GEMM (``A = default_rng(0).integers(-128, 128, (16,
+128))``, then ``W`` = the same generator's ``integers(-2, 2, (128, 64))``), exactly what
+``tpegen synth CONFIG --workload A.npy W.npy --json`` does. ``ppa_16x16`` synthesizes the default
+16x16 INT8 OS array on the built-in library and on ``--liberty`` (default
+``../shared/tech/gscl45nm.lib``) with the default random workload, as ``tpegen synth
+configs/int8_os_16x16.yaml [--liberty L] --json``. Synthesis results are cached (the first 16x16
+run takes minutes). Each figure group is written atomically to ``bench/results/<name>.json`` with
+the command, tool versions and date (:mod:`provenance`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from provenance import REPO, write_result
+
+from tpegen.api import demo, synthesize_design
+from tpegen.config import load_config
+from tpegen.synth import ppa_json
+
+COMPARE = ("compare/lut_w2a8_128", "compare/mac_w2a8_8x16")
+GSCL45 = REPO.parent / "shared" / "tech" / "gscl45nm.lib"
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def lut_vs_mac_workload(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The README's W2A8 workload: a 16x128x64 GEMM, A then W from one generator."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (16, 128))
+    w = rng.integers(-2, 2, (128, 64))
+    return a, w
+
+
+def _synth_record(config: Path, **kwargs: Any) -> dict[str, Any]:
+    """``tpegen synth CONFIG --json`` through the API, plus the design's peak MACs per cycle."""
+    t0 = time.perf_counter()
+    synth, energy = synthesize_design(config, progress=_say, **kwargs)
+    record = ppa_json(synth, energy)
+    record.pop("energy_by_module_pj_per_op", None)  # one entry per PE instance: not a README figure
+    acc = load_config(config).accelerator()
+    a, w = kwargs.get("workload", (None, None))
+    record["config"] = config.relative_to(REPO).as_posix()
+    record["workload_shape"] = list(acc.workload_shape()) if a is None else [*a.shape, w.shape[1]]
+    record["peak_macs_per_cycle"] = acc.macs_per_cycle
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    return record
+
+
+def figure_demo() -> dict[str, Any]:
+    """The default job (``tpegen demo --json``)."""
+    return demo(seed=0, progress=_say)
+
+
+def figure_lut_vs_mac() -> dict[str, Any]:
+    """Area, delay and energy per MAC of the LUT core and the MAC array at equal W2A8 peak throughput."""
+    a, w = lut_vs_mac_workload()
+    out = {"workload": {"M": a.shape[0], "K": a.shape[1], "N": w.shape[1], "seed": 0}}
+    for name in COMPARE:
+        out[Path(name).name] = _synth_record(REPO / "configs" / f"{name}.yaml", workload=(a, w))
+    return out
+
+
+def figure_ppa_16x16(liberty: Path) -> dict[str, Any]:
+    """The default 16x16 array on the built-in library and on ``liberty``, default random workload."""
+    config = REPO / "configs" / "int8_os_16x16.yaml"
+    return {
+        "tpegen45": _synth_record(config),
+        liberty.stem: _synth_record(config, liberty=liberty),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one figure group and store it in ``bench/results/<figure>.json``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("figure", choices=["demo", "lut_vs_mac", "ppa_16x16"])
+    ap.add_argument("--liberty", type=Path, default=GSCL45, help="second library for ppa_16x16")
+    ap.add_argument("--out", type=Path, help="result file (default: bench/results/<figure>.json)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.figure == "demo":
+        result = figure_demo()
+    elif args.figure == "lut_vs_mac":
+        result = figure_lut_vs_mac()
+    else:
+        result = figure_ppa_16x16(args.liberty.resolve())
+    path = write_result(
+        args.figure,
+        result,
+        script=__file__,
+        argv=argv,
+        seconds=time.perf_counter() - t0,
+        path=args.out,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
