@@ -420,12 +420,21 @@ def _round_to_format(sign, mag, lsb_exp, width: int, fmt: FloatFormat, rounding:
     return np.where(zero, np.asarray(sign, dtype=I64) << I64(fmt.width - 1), out)
 
 
+# Elements per block of the elementwise models (quantize, and gemm_chain's output rows): they hold a
+# few dozen int64 temporaries per element, so large operands are processed in blocks of this size.
+_BLOCK = 1 << 18
+
+
 def quantize(x: np.ndarray, fmt: FloatFormat, rounding: str = "rne") -> np.ndarray:
     """Encode float64/float32 values as ``fmt`` bit patterns (int64), round-to-nearest-even by default.
 
     NaN -> canonical quiet NaN; ``±inf`` -> ``±inf``; overflow -> ``±inf`` (``'rne'``) or ``±max``.
     """
     x = np.asarray(x, dtype=np.float64)
+    if x.size > _BLOCK:  # elementwise: bound the int64 temporaries of _round_to_format
+        flat = x.reshape(-1)
+        parts = [quantize(flat[i : i + _BLOCK], fmt, rounding) for i in range(0, flat.size, _BLOCK)]
+        return np.concatenate(parts).reshape(x.shape)
     u = x.view(np.uint64).astype(np.uint64)
     s = (u >> np.uint64(63)).astype(I64)
     e = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(I64)
@@ -546,6 +555,11 @@ def gemm_chain(A_bits: np.ndarray, W_bits: np.ndarray, cfg: FmaConfig) -> np.nda
     W_bits = np.asarray(W_bits, dtype=I64)
     if A_bits.ndim != 2 or W_bits.ndim != 2 or A_bits.shape[1] != W_bits.shape[0]:
         raise ValueError(f"gemm_chain: incompatible shapes {A_bits.shape} x {W_bits.shape}")
+    rows = max(1, _BLOCK // max(1, W_bits.shape[1]))
+    if A_bits.shape[0] > rows:  # rows of C are independent: bound fma's (rows x N) temporaries
+        return np.concatenate(
+            [gemm_chain(A_bits[i : i + rows], W_bits, cfg) for i in range(0, len(A_bits), rows)]
+        )
     acc = np.zeros((A_bits.shape[0], W_bits.shape[1]), dtype=I64)
     for k in range(A_bits.shape[1]):
         acc = fma(A_bits[:, k, None], W_bits[None, k, :], acc, cfg)
