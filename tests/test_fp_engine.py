@@ -6,7 +6,8 @@
 * ``tpegen gemm --backend rtl --json`` (in-process) equals ``--backend golden`` byte for byte and
   its cycles equal the timing model, for bf16_exact and two approximate configs (4x4 copies of
   the shipped 8x8 configs to keep the Verilator builds short; one build per config, cached).
-* ``tpegen.sw.verify.verify`` passes (FP edge cases, random GEMMs, random stalls).
+* ``tpegen.sw.verify.verify`` passes (FP edge cases, random GEMMs, random stalls), and fails on a
+  golden model that is one ulp off.
 * Malformed FP configs give one-line errors naming the field.
 """
 
@@ -258,8 +259,33 @@ def test_cli_rtl_equals_golden_and_verify(gemm_cli, tmp_path, name):
     assert not bad and report.passed, bad
 
 
+@pytest.mark.rtl
 def test_verify_detects_a_wrong_golden(monkeypatch):
-    """Byte comparison is strict: flipping one result bit (or a NaN payload) is a mismatch."""
+    """``verify`` can fail: with a golden model whose first finite output is one float32 ulp off
+    (or, if all are NaN/inf, whose first output is 0), the RTL unchanged, every case is reported
+    as not bit-exact, and the report fails."""
+    acc = accel("bf16_exact")
+    real = FpAccelerator.golden
+
+    def off_by_one_ulp(self, a, w):
+        out = real(self, a, w).copy()
+        finite = np.flatnonzero(np.isfinite(out))
+        if finite.size:
+            out.reshape(-1).view(np.uint32)[finite[0]] ^= 1
+        else:
+            out.reshape(-1)[0] = 0.0
+        return out
+
+    monkeypatch.setattr(FpAccelerator, "golden", off_by_one_ulp)
+    report = verify(acc, cases=1, seed=3)
+    assert len(report.cases) >= 5 and not report.passed
+    for case in report.cases:
+        assert not case.bit_exact and case.stall_bit_exact is False, case.label
+        assert case.cycles_rtl == case.cycles_model, case.label  # only the numerics are wrong
+
+
+def test_byte_comparison_is_strict():
+    """verify compares floats by bit pattern: one flipped bit or another NaN payload differs."""
     x = np.array([[1.0, np.nan]], dtype=np.float32)
     y = x.copy()
     assert _same(x, y)
