@@ -226,7 +226,7 @@ def parse_yaml(text: str, where: str) -> Any:
         if root is None:
             return None
         if _expanded_nodes(root) > MAX_YAML_NODES:
-            raise TpegenError(f"{where}: YAML expands to more than {MAX_YAML_NODES:,} nodes (aliases?)")
+            raise TpegenError(f"{where}: YAML has more than {MAX_YAML_NODES:,} nodes once its aliases are expanded")
         loader = yaml.SafeLoader("")
         try:
             return loader.construct_document(root)
