@@ -13,10 +13,14 @@ from conftest import CONFIGS
 from tpegen.config import DEFAULT_CONFIG
 
 
-def test_help_lists_commands(run_cli):
+def test_help_lists_commands(run_cli, capsys):
     with pytest.raises(SystemExit) as info:
         run_cli("--help")
     assert info.value.code == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith("usage: tpegen")
+    listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()}
+    assert {"demo", "gen", "verify", "gemm", "sim", "synth"} <= listed, listed
 
 
 def test_no_command_prints_help(run_cli):
@@ -171,3 +175,6 @@ def test_usage_errors_are_one_line(run_cli, capsys):
             "spice",
         )
     assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("tpegen gemm: error: argument --backend: invalid choice: 'spice'")

@@ -114,7 +114,8 @@ def test_wrong_weights_are_rejected(run_cli, tmp_path):
         "-o",
         tmp_path / "C.npy",
     )
-    assert code != 0 and "W: must be -1, 0 or +1 (ternary)" in err
+    assert code != 0 and "W: must be -1, 0 or +1 (ternary)" in err and err.count("\n") == 1
+    assert not (tmp_path / "C.npy").exists()
 
 
 def test_sim_command_on_lut_core(run_cli, tmp_path):
