@@ -25,7 +25,8 @@ tile); the write-back queue is again a vectorized prefix maximum.
 
 **Memory-bandwidth model** (``bandwidth`` in bytes per cycle, for each operand buffer ``A``,
 ``W`` and ``C``; a number applies to all three, a mapping sets them one by one, missing or
-``None`` means unlimited). Cycle 0 is when the first fetch starts.
+``None`` means unlimited; a given bandwidth must be finite and at least :data:`MIN_BANDWIDTH`,
+see :func:`check_bandwidth`). Cycle 0 is when the first fetch starts.
 
 A transfer of ``x`` bytes over a port of ``bw`` bytes per cycle occupies the port for
 ``ceil(x / bw)`` consecutive cycles; its data is usable in the last of them (the buffer fill
@@ -263,6 +264,21 @@ class SimResult:
 
 
 # -- the systolic timing model ------------------------------------------------------------------
+# Tiles of one simulated GEMM: a schedule holds about a dozen int64 arrays of one entry per tile
+# (~100 MiB at the limit), and a finite bandwidth steps through the tiles in Python.
+MAX_TILES = 1 << 20
+
+
+def check_tiles(tiles: int, m: int, k: int, n: int) -> None:
+    """Raise :class:`~tpegen.errors.TpegenError` if an M x K x N GEMM needs more than
+    :data:`MAX_TILES` tiles; schedule builders call it before allocating per-tile arrays."""
+    if tiles > MAX_TILES:
+        raise TpegenError(
+            f"a {m}x{k}x{n} GEMM needs {tiles} tiles on this array; the cycle-level simulator takes "
+            f"at most {MAX_TILES} (2^20) tiles per GEMM (use a larger array or split the layer)"
+        )
+
+
 def _block_sizes(n: int, size: int) -> np.ndarray:
     sizes = np.full(-(-n // size), size, dtype=np.int64)
     sizes[-1] = n - size * (len(sizes) - 1)
@@ -279,6 +295,8 @@ def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
     p = acc.params
     R, C = p.rows, p.cols
     bits = {"A": _lane_bits(p.pe.a_shape), "W": _lane_bits(p.pe.w_shape), "C": _lane_bits(p.out_shape)}
+    blocks = -(-m // R) if p.dataflow == "os" else -(-k // R)
+    check_tiles(blocks * -(-n // C), m, k, n)
     ns = _block_sizes(n, C)
     if p.dataflow == "os":
         ms = _block_sizes(m, R)
@@ -322,24 +340,38 @@ def schedule_for(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
 
 
 # -- the simulator ------------------------------------------------------------------------------
-def _bandwidths(bandwidth: Bandwidth) -> dict[str, float | None]:
+# Smallest memory bandwidth in bytes per cycle (one byte per 1024 cycles). Below it transfer times
+# stop being meaningful and, near 0, overflow the cycle counters.
+MIN_BANDWIDTH = 2.0**-10
+
+
+def check_bandwidth(bandwidth: Bandwidth, field: str = "bandwidth") -> dict[str, float | None]:
+    """Validate ``bandwidth`` (module docstring) and return it per operand buffer (None = unlimited).
+
+    Every given bandwidth must be a finite number of bytes per cycle >= :data:`MIN_BANDWIDTH`
+    (1/1024); ``field`` names the argument in the :class:`~tpegen.errors.ConfigError`.
+    """
     if bandwidth is None:
         return dict.fromkeys(OPERANDS)
     if isinstance(bandwidth, Mapping):
         for key in bandwidth:
             if key not in OPERANDS:
-                raise ConfigError("bandwidth", "a mapping with keys " + ", ".join(OPERANDS), key)
+                raise ConfigError(field, "a mapping with keys " + ", ".join(OPERANDS), key)
         raw = {op: bandwidth.get(op) for op in OPERANDS}
+        sep = " " if field.startswith("-") else "."  # "--bandwidth A" on the CLI, "bandwidth.A" in Python
+        names = {op: f"{field}{sep}{op}" for op in OPERANDS}
     else:
         raw = dict.fromkeys(OPERANDS, bandwidth)
+        names = dict.fromkeys(OPERANDS, field)
+    out: dict[str, float | None] = {}
     for op, bw in raw.items():
-        if bw is None:
-            continue
-        if isinstance(bw, bool) or not isinstance(bw, (int, float)) or not bw > 0:
-            raise ConfigError(f"bandwidth.{op}", "a positive number of bytes per cycle", bw)
-        if math.isinf(bw):
-            raw[op] = None
-    return raw
+        ok = isinstance(bw, (int, float, np.integer, np.floating)) and not isinstance(bw, (bool, np.bool_))
+        if bw is not None and not (ok and math.isfinite(bw) and bw >= MIN_BANDWIDTH):
+            raise ConfigError(
+                names[op], "a finite number of bytes per cycle >= 1/1024 (omit it for unlimited)", bw
+            )
+        out[op] = None if bw is None else float(bw)
+    return out
 
 
 def _transfer_cycles(elements: np.ndarray, bits: int, bw: float | None) -> np.ndarray:
@@ -369,7 +401,7 @@ def simulate_schedule(
     sched: TileSchedule, *, shape: tuple[int, int, int], bandwidth: Bandwidth = None
 ) -> SimResult:
     """Timing and traffic of a :class:`TileSchedule` (no numerics)."""
-    bws = _bandwidths(bandwidth)
+    bws = check_bandwidth(bandwidth)
     ideal = sched.timing.timeline()
     traffic = {
         op: BufferTraffic(op, sched.bits[op], int(sched.reads[op].sum()), int(sched.writes[op].sum()))

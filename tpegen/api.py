@@ -11,6 +11,7 @@ import numpy as np
 
 from tpegen._io import atomic_dir
 from tpegen.config import DesignConfig, load_config
+from tpegen.errors import ConfigError, TpegenError
 from tpegen.sw.accelerator import GemmResult
 from tpegen.sw.verify import VerifyReport
 from tpegen.sw.verify import verify as _verify
@@ -18,6 +19,18 @@ from tpegen.sw.verify import verify as _verify
 
 def _config(config: DesignConfig | str | Path | None) -> DesignConfig:
     return config if isinstance(config, DesignConfig) else load_config(config)
+
+
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: Any, field: str = "seed") -> int:
+    """Return ``seed`` as an int if it is an integer in 0..2^63-1 (every seed tpegen accepts)."""
+    if isinstance(seed, np.integer):
+        seed = int(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(field, "an integer in 0..2^63-1", seed)
+    return seed
 
 
 def generate_verilog(
@@ -56,6 +69,7 @@ def verify(
     progress: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Edge-case and random GEMMs on the RTL, checked bit for bit and cycle for cycle."""
+    seed = check_seed(seed)
     return _verify(_config(config).accelerator(), cases=cases, seed=seed, progress=progress)
 
 
@@ -63,6 +77,7 @@ def demo(*, seed: int = 0, size: int = 64, progress: Callable[[str], None] | Non
     """The default job: a 16x16 INT8 array runs a random ``size``^3 GEMM in RTL simulation."""
     import time
 
+    seed = check_seed(seed)
     say = progress or (lambda _msg: None)
     cfg = load_config(None)
     acc = cfg.accelerator()
@@ -106,8 +121,10 @@ def simulate_topology(
     bandwidth: float | dict[str, float | None] | None = None,
     seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """Run every layer of a SCALE-Sim topology (file or list of :class:`~tpegen.sim.topology.Layer`)
+    """Run every layer of a SCALE-Sim topology (file or list of :class:`~tpegen.sim.topology.Layer`;
+    ``source`` names where a list came from, in errors and the report)
     through the cycle-level simulator with random operands (seeded, configured ranges).
 
     Returns a JSON-able report: ``design``, ``topology``, ``bandwidth``, ``seed``, ``layers`` (one
@@ -116,17 +133,25 @@ def simulate_topology(
     ``total_macs``, ``utilization`` and ``traffic`` (summed). ``progress(done, total, name)`` is
     called after each layer.
     """
-    from tpegen.sim.cycle import OPERANDS, simulate
-    from tpegen.sim.topology import load_topology
+    from tpegen.sim.cycle import OPERANDS, check_bandwidth, simulate
+    from tpegen.sim.topology import check_layers, load_topology
 
+    seed = check_seed(seed)
+    check_bandwidth(bandwidth)
     cfg = _config(config)
     acc = cfg.accelerator()
-    layers = load_topology(topology) if isinstance(topology, (str, Path)) else list(topology)
+    if isinstance(topology, (str, Path)):
+        where, layers = str(topology), load_topology(topology)
+    else:
+        where, layers = source or "topology", check_layers(list(topology), source or "topology")
     rng = np.random.default_rng(seed)
     rows = []
     for i, layer in enumerate(layers):
         a, w = acc.random_operands(rng, layer.m, layer.k, layer.n)
-        res = simulate(acc, a, w, bandwidth=bandwidth)
+        try:
+            res = simulate(acc, a, w, bandwidth=bandwidth)
+        except TpegenError as exc:
+            raise TpegenError(f"{where}: layer {layer.name[:60]!r}: {exc}") from None
         rows.append({"name": layer.name, **res.summary()})
         if progress:
             progress(i + 1, len(layers), layer.name)
@@ -141,7 +166,7 @@ def simulate_topology(
     }
     return {
         "design": cfg.name,
-        "topology": str(topology) if isinstance(topology, (str, Path)) else "(list)",
+        "topology": where if isinstance(topology, (str, Path)) or source else "(list)",
         "pes": acc.macs_per_cycle,
         "bandwidth": bandwidth,
         "seed": seed,
@@ -172,6 +197,7 @@ def synthesize_design(
     """
     from tpegen.synth import measure_energy, synthesize
 
+    seed = check_seed(seed)
     say = progress or (lambda _msg: None)
     acc = _config(config).accelerator()
     say(f"synthesizing {acc.top_name} with Yosys ({'built-in library' if liberty is None else liberty})")

@@ -62,8 +62,10 @@ def cmd_gen(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from tpegen.api import verify
 
-    if args.cases < 0:
-        raise ConfigError("--cases", "a non-negative integer", args.cases)
+    from tpegen.errors import check_int
+    from tpegen.sw.verify import MAX_CASES
+
+    check_int("--cases", args.cases, 0, MAX_CASES)  # checked here too, to name the option
     report = verify(args.config, cases=args.cases, seed=args.seed, progress=None if args.json else _progress)
     if args.json:
         print(json.dumps(report.to_dict()))
@@ -131,29 +133,33 @@ def cmd_gemm(args: argparse.Namespace) -> int:
 
 
 def _parse_bandwidth(text: str | None):
-    """``16`` (bytes/cycle for every operand buffer) or ``A=8,W=8,C=16``."""
+    """``16`` (bytes/cycle for every operand buffer) or ``A=8,W=8,C=16``; values are checked by
+    :func:`tpegen.sim.cycle.check_bandwidth`."""
+    from tpegen.sim.cycle import check_bandwidth
+
     if text is None:
         return None
 
     def number(value: str, field: str) -> float:
         try:
-            bw = float(value)
+            return float(value)
         except ValueError:
-            raise ConfigError(field, "a positive number of bytes per cycle", value) from None
-        if not bw > 0:
-            raise ConfigError(field, "a positive number of bytes per cycle", value)
-        return bw
+            raise ConfigError(field, "a number of bytes per cycle >= 1/1024", value) from None
 
     if "=" not in text:
-        return number(text, "--bandwidth")
-    out = {}
-    for part in text.split(","):
-        op, _, value = part.partition("=")
-        op = op.strip().upper()
-        if op not in ("A", "W", "C"):
-            raise ConfigError("--bandwidth", "B or a list like A=8,W=8,C=16 (operands A, W, C)", text)
-        out[op] = number(value.strip(), f"--bandwidth {op}")
-    return out
+        bandwidth: float | dict[str, float] = number(text, "--bandwidth")
+    else:
+        bandwidth = {}
+        for part in text.split(","):
+            op, _, value = part.partition("=")
+            op = op.strip().upper()
+            if op not in ("A", "W", "C") or op in bandwidth:
+                raise ConfigError(
+                    "--bandwidth", "B or a list like A=8,W=8,C=16 (each of A, W, C at most once)", text
+                )
+            bandwidth[op] = number(value.strip(), f"--bandwidth {op}")
+    check_bandwidth(bandwidth, "--bandwidth")
+    return bandwidth
 
 
 SIM_CSV_COLUMNS = (
@@ -208,12 +214,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
         with bar:
             task = bar.add_task("", total=len(layers))
             report = simulate_topology(
-                cfg, layers, bandwidth=bandwidth, seed=args.seed,
+                cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology),
                 progress=lambda done, _total, name: bar.update(task, completed=done, description=name),
             )  # fmt: skip
     else:
-        report = simulate_topology(cfg, layers, bandwidth=bandwidth, seed=args.seed)
-    report["topology"] = str(args.topology)
+        report = simulate_topology(
+            cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology)
+        )
     if args.output:
         out = Path(args.output)
         with atomic_dir(out) as scratch:
@@ -317,6 +324,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _seed(text: str) -> int:
+    """argparse ``type`` of every ``--seed``: an integer in 0..2^63-1 (checked by the library's rule)."""
+    from tpegen.api import check_seed
+
+    try:
+        return check_seed(int(text), "--seed")
+    except (ValueError, ConfigError) as exc:
+        allowed = exc.allowed if isinstance(exc, ConfigError) else "an integer in 0..2^63-1"
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {text[:40]!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (``tpegen <cmd> --help`` has the details)."""
 
@@ -342,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate the default 16x16 INT8 output-stationary array, run a random "
         "64x64x64 GEMM on its RTL (Verilator), check it and print a summary.",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for the operands (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for the operands (default 0)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_demo)
 
@@ -369,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cases", type=int, default=8, help="random GEMMs in addition to the edge cases (default 8)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_verify)
 
@@ -415,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(A=8,W=8,C=16); default unlimited (RTL-exact cycles). Model: tpegen.sim.cycle",
     )
     p.add_argument("-o", "--output", help="folder to write sim.csv and sim.json into (atomically)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for the operands (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for the operands (default 0)")
     p.add_argument(
         "--json",
         action="store_true",
@@ -442,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workload", nargs=2, metavar=("A.npy", "W.npy"), help="GEMM operands for the energy run (default: random, one full tile)")  # fmt: skip
     p.add_argument("--no-energy", action="store_true", help="skip the gate-level energy simulation")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random workload (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
     p.add_argument(
         "--plot", action="store_true", help="with -o: plot the area breakdown by module (matplotlib)"
