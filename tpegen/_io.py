@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 import shutil
 import stat
@@ -335,10 +336,17 @@ _NUMERIC_KINDS = {"i": "integer", "u": "unsigned integer", "f": "float"}
 
 
 def load_matrix(path: str | Path, what: str, *, max_elements: int = MAX_MATRIX_ELEMENTS):
-    """Load a 2-D numeric ``.npy`` matrix, checking its header before any data is read.
+    """Load a 2-D numeric ``.npy`` matrix (see :func:`load_array`)."""
+    return load_array(path, what, ndim=2, max_elements=max_elements)
 
-    The header must describe a 2-D array of an integer or float dtype with at most
-    ``max_elements`` elements, and the file must hold exactly that many bytes of data.
+
+def load_array(
+    path: str | Path, what: str, *, ndim: int | None = None, max_elements: int = MAX_MATRIX_ELEMENTS
+):
+    """Load a numeric ``.npy`` array, checking its header before any data is read.
+
+    The header must describe an array (``ndim``-D unless None) of an integer or float dtype
+    with at most ``max_elements`` elements, and the file must hold exactly that many bytes.
     """
     import numpy as np
 
@@ -368,9 +376,10 @@ def load_matrix(path: str | Path, what: str, *, max_elements: int = MAX_MATRIX_E
                     f"{p}: {what} must hold integers or floats (int8..int64, uint8..uint64, float16..float64), "
                     f"got dtype {dtype}"
                 )
-            if len(shape) != 2:
-                raise TpegenError(f"{p}: {what} must be a 2-D matrix, got shape {shape}")
-            count = int(shape[0]) * int(shape[1])
+            if ndim is not None and len(shape) != ndim:
+                kind = "a 2-D matrix" if ndim == 2 else f"a {ndim}-D array"
+                raise TpegenError(f"{p}: {what} must be {kind}, got shape {shape}")
+            count = math.prod(int(d) for d in shape)
             if count > max_elements:
                 raise TpegenError(
                     f"{p}: {what} has {count:,} elements {tuple(shape)}; the limit is {max_elements:,}"

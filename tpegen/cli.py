@@ -7,6 +7,7 @@ Outputs are written atomically, so a failed command leaves nothing half-written 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -35,22 +36,15 @@ def _progress(msg: str) -> None:
 
 
 def _load_matrix(path: str, name: str) -> np.ndarray:
-    p = Path(path)
-    try:
-        x = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise TpegenError(f"{p}: no such file (--{name.lower()})") from None
-    except (ValueError, OSError) as exc:
-        raise TpegenError(f"{p}: not a readable .npy array (--{name.lower()}): {exc}") from None
-    if not isinstance(x, np.ndarray):
-        raise TpegenError(f"{p}: expected a single .npy array (--{name.lower()})")
-    return x
+    from tpegen._io import load_matrix
+
+    return load_matrix(path, f"--{name.lower()}")
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
     from tpegen.api import generate_verilog
 
-    paths = generate_verilog(args.config, args.output, lint=args.lint)
+    paths = generate_verilog(args.config, args.output, lint=args.lint, force=args.force)
     if args.json:
         print(json.dumps({k: str(v) for k, v in paths.items()}))
     else:
@@ -61,7 +55,6 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from tpegen.api import verify
-
     from tpegen.errors import check_int
     from tpegen.sw.verify import MAX_CASES
 
@@ -94,9 +87,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gemm(args: argparse.Namespace) -> int:
-    from tpegen._io import atomic_file
+    from tpegen._io import atomic_file, check_output_file
     from tpegen.config import load_config
 
+    check_output_file(args.output)
     cfg = load_config(args.hw)
     a = _load_matrix(args.a, "A")
     w = _load_matrix(args.w, "W")
@@ -262,9 +256,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from tpegen._io import atomic_dir
     from tpegen.api import synthesize_design
     from tpegen.synth import ppa_json
+    from tpegen.synth.yosys import check_period
 
-    if args.period_ns is not None and not args.period_ns > 0:
-        raise ConfigError("--period-ns", "a positive clock period in ns", args.period_ns)
+    check_period(args.period_ns, "--period-ns")
     workload = None
     if args.workload:
         workload = (_load_matrix(args.workload[0], "A"), _load_matrix(args.workload[1], "W"))
@@ -286,6 +280,186 @@ def cmd_synth(args: argparse.Namespace) -> int:
         energy.print()
     if args.output:
         print(f"wrote {Path(args.output) / 'ppa.json'}" + (" and area.png" if args.plot else ""))
+    return 0
+
+
+def _report_markdown(rep) -> str:
+    """report.md of ``tpegen map``: the per-layer table, totals and accuracy."""
+    d = rep.to_dict()
+    energy = d["energy_pj"] is not None
+    lines = [
+        f"# {d['model']} on {d['hw']} at {d['quant']} ({d['backend']} backend, {d['samples']} inputs)",
+        "",
+        "| layer | op | M x K x N | GEMMs | MACs | cycles | utilization | host ops |"
+        + (" energy µJ |" if energy else "")
+        + " rel. RMS error |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if energy else "") + "---|",
+    ]
+    for r in d["layers"]:
+        lines.append(
+            f"| {r['name']} | {r['op']} | {r['M']}x{r['K']}x{r['N']} | {r['gemms']} | {r['macs']:,} | {r['cycles']:,} "
+            f"| {r['utilization']:.1%} | {r['host_ops']:,} |"
+            + (f" {r['energy_pj'] / 1e6:.3f} |" if energy else "")
+            + f" {r['rel_error']:.2e} |"
+        )
+    lines += [
+        "",
+        f"Total: {d['total_macs']:,} MACs in {d['total_cycles']:,} cycles, utilization {d['utilization']:.1%}"
+        + (f", energy {d['energy_pj'] / 1e6:.3f} µJ" if energy else "")
+        + ".",
+        f"Output cosine similarity vs float32: {d['output_cosine']:.6f}.",
+    ]
+    if d["accuracy"]:
+        acc = d["accuracy"]
+        lines.append(f"Top-1 accuracy: float32 {acc['float']:.2%}, mapped {acc['mapped']:.2%}.")
+    lines.append("Host ops (float32): " + (", ".join(d["host_ops"]) or "none") + ".")
+    lines += [f"Note: {n}." for n in d["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_layers(rep, path: Path) -> bool:
+    """Per-layer cycles (bars) and utilization (line); False if matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = [r.name for r in rep.layers]
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4))
+    ax.bar(range(len(names)), [r.cycles for r in rep.layers], color="tab:blue")
+    ax.set_ylabel("cycles")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax2 = ax.twinx()
+    ax2.plot(range(len(names)), [100 * r.utilization for r in rep.layers], "o-", color="tab:orange")
+    ax2.set_ylabel("PE utilization %")
+    ax2.set_ylim(0, 105)
+    ax.set_title(f"{rep.model} on {rep.hw} at {rep.quant}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from tpegen._io import atomic_dir, check_output_dir
+
+    if args.list:
+        from tpegen.sw.models import builtin_models
+
+        print("\n".join(builtin_models()))
+        return 0
+    if args.model is None:
+        raise ConfigError("MODEL", "a built-in model name (tpegen map --list), an .onnx or a .pt2 file")
+    if args.output:
+        check_output_dir(args.output, force=args.force)
+    from tpegen.sw.mapper import map_model
+
+    inputs = _load_array(args.inputs, "--inputs") if args.inputs else None
+    labels = _load_array(args.labels, "--labels") if args.labels else None
+    if labels is not None and inputs is None:
+        raise ConfigError("--labels", "given together with --inputs")
+    kwargs = dict(
+        group=args.group, act_mode=args.act, symmetric=not args.asymmetric, backend=args.backend,
+        inputs=inputs, labels=labels, ppa=args.ppa, rtl_check=args.rtl_check,
+    )  # fmt: skip
+    if args.json:
+        report = map_model(args.model, args.hw, args.quant, **kwargs)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("mapping"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=_console(), transient=True,
+        )  # fmt: skip
+        with bar:
+            task = bar.add_task("", total=None)
+            report = map_model(
+                args.model, args.hw, args.quant,
+                progress=lambda done, total, name: bar.update(task, completed=done, total=total, description=name),
+                **kwargs,
+            )  # fmt: skip
+    if args.output:
+        with atomic_dir(args.output, force=args.force) as scratch:
+            (scratch / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            (scratch / "report.md").write_text(_report_markdown(report))
+            if not _plot_layers(report, scratch / "layers.png"):
+                report.notes.append("no plot: install matplotlib (pip install 'tpegen[plot]')")
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    _print_map_report(report, args.output)
+    return 0
+
+
+def _print_map_report(report, output: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    energy = report.energy_pj is not None
+    table = Table(
+        title=f"{report.model} on {report.hw} at {report.quant} ({report.backend} backend, {report.samples} inputs)"
+    )
+    cols = ["layer", "op", "M x K x N", "GEMMs", "MACs", "cycles", "util", "host ops"]
+    cols += ["energy µJ"] if energy else []
+    cols += ["rel. error"] + (["RTL check"] if any(r.rtl_check is not None for r in report.layers) else [])
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for r in report.layers:
+        row = [r.name, r.op, f"{r.M}x{r.K}x{r.N}", str(r.gemms), f"{r.macs:,}", f"{r.cycles:,}",
+               f"{r.utilization:.1%}", f"{r.host_ops:,}"]  # fmt: skip
+        row += [f"{r.energy_pj / 1e6:.3f}"] if energy else []
+        row += [f"{r.rel_error:.2e}"]
+        if "RTL check" in cols:
+            row += [
+                "-"
+                if r.rtl_check is None
+                else ("[green]equal[/green]" if r.rtl_check else "[red]DIFFERS[/red]")
+            ]
+        table.add_row(*row)
+    table.add_section()
+    total = ["total", "", "", str(sum(r.gemms for r in report.layers)), f"{report.total_macs:,}",
+             f"{report.total_cycles:,}", f"{report.utilization:.1%}", f"{sum(r.host_ops for r in report.layers):,}"]  # fmt: skip
+    total += [f"{report.energy_pj / 1e6:.3f}"] if energy else []
+    total += [""] * (len(cols) - len(total))
+    table.add_row(*total)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(table)
+    if report.accuracy:
+        a = report.accuracy
+        console.print(
+            f"top-1 accuracy: float32 {a['float']:.2%}, mapped {a['mapped']:.2%} "
+            f"({100 * (a['mapped'] - a['float']):+.2f} points)"
+        )
+    console.print(f"output cosine similarity vs float32: {report.output_cosine:.6f}")
+    console.print("host ops (float32): " + (", ".join(report.host_ops_other) or "none"))
+    for note in report.notes:
+        console.print(f"note: {note}")
+    if output:
+        console.print(f"wrote {Path(output) / 'report.md'}, report.json and layers.png")
+
+
+def _load_array(path: str, option: str) -> np.ndarray:
+    """An N-D numeric .npy array (inputs and labels of ``tpegen map``), header-checked."""
+    from tpegen._io import load_array
+
+    return load_array(path, option)
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from tpegen.config import load_config, shipped_configs
+
+    rows = []
+    for name, path in shipped_configs().items():
+        cfg = load_config(path)
+        rows.append({"name": name, "family": cfg.family, "description": cfg.description, "path": str(path)})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:{width}s}  {r['family']:4s}  {r['description'].split(' -- ')[0]}")
     return 0
 
 
@@ -371,8 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(ports, widths, latency, parameters).",
     )
     p.add_argument("config", help="design config (YAML), e.g. configs/int8_os_16x16.yaml")
-    p.add_argument("-o", "--output", required=True, help="output folder (created; written atomically)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder: new, empty, or written by tpegen before (created; written atomically)",
+    )
     p.add_argument("--lint", action="store_true", help="also lint the Verilog with Verilator")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing non-empty folder that tpegen did not create (only tpegen's files are replaced)",
+    )
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
     p.set_defaults(func=cmd_gen)
 
@@ -467,39 +651,123 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object (area_um2, cells, delay_ns, energy_pj_per_op, ...)")  # fmt: skip
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "map",
+        help="map a model onto the hardware: quantize, run every GEMM, report per layer",
+        description="Quantize MODEL (a built-in model, an .onnx file or a torch.export .pt2 file) to the "
+        "format --quant, run every GEMM-like layer (Linear/MatMul/Gemm, Conv2d by im2col) on the hardware "
+        "--hw with the chosen backend, all other ops on the host in float32, and report per layer the GEMM "
+        "shape, cycles, PE utilization, host work, energy (with --ppa) and the relative RMS error of the "
+        "layer output against the float32 model; with labels, top-1 accuracy of both.",
+        epilog="formats: W8A8 W4A8 W4A16 W3A8 W2A8 W1A8 W1.58A8 (integer hardware: mac, lut), BF16 FP8 (fma). "
+        "Weights are quantized per output channel (per group along K with --group G); activations per token "
+        "(dynamic) or per tensor from the first 32 inputs (--act static). Group scales and zero points are "
+        "applied on the host and counted as host ops.",
+    )
+    p.add_argument("model", nargs="?", help="built-in model name (see --list), model.onnx or model.pt2")
+    p.add_argument("--list", action="store_true", help="print the built-in model names, the default first")
+    p.add_argument("--hw", help="design config: a path or a shipped config name (default int8_os_16x16)")
+    p.add_argument("--quant", default="W8A8", help="quantization format (default W8A8)")
+    p.add_argument("--group", type=int, help="group size along K for group-wise weight scales (e.g. 128)")
+    p.add_argument("--act", choices=("dynamic", "static"), default="dynamic",
+                   help="activation scales: per token at run time (default) or per tensor, calibrated")  # fmt: skip
+    p.add_argument("--asymmetric", action="store_true", help="asymmetric weights (zero points)")
+    p.add_argument("--backend", choices=("golden", "cycle", "rtl"), default="cycle",
+                   help="where the GEMMs run (default cycle: the cycle-level simulator, RTL-exact cycles)")  # fmt: skip
+    p.add_argument("--inputs", help="input batch (.npy) in the model's layout (NCHW for images)")
+    p.add_argument("--labels", help="class labels (.npy, 1-D integers) for top-1 accuracy")
+    p.add_argument("--ppa", help="ppa.json from 'tpegen synth -o DIR' for energy per layer")
+    p.add_argument("--rtl-check", metavar="LAYER", help="also run LAYER on the RTL and compare bit for bit")
+    p.add_argument("-o", "--output", help="folder for report.md, report.json and layers.png")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder tpegen did not create")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_map)
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped design configs (usable by name wherever a config is taken)",
+        description="List the design configs that ship with tpegen: name, hardware family and description. "
+        "Every command accepts such a name (e.g. int8_os_16x16) in place of a config file path.",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print a JSON list of {name, family, description, path}"
+    )
+    p.set_defaults(func=cmd_configs)
     return parser
+
+
+def _save_details(text: str) -> str:
+    """Write ``text`` to the last-error log; return where it went, for the one-line message."""
+    from tpegen.sim.verilator import cache_root
+
+    log = cache_root() / "last-error.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(text if text.endswith("\n") else text + "\n")
+    except OSError:
+        return "details could not be saved"
+    return f"details in {log}"
 
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     lines = text.splitlines()
-    if len(lines) > 1:
-        from tpegen.sim.verilator import cache_root
+    return f"{lines[0]} ({_save_details(text)})" if len(lines) > 1 else lines[0]
 
-        log = cache_root() / "last-error.log"
-        try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(text + "\n")
-            return f"{lines[0]} (details in {log})"
-        except OSError:
-            pass
-    return lines[0]
+
+def _internal_error(exc: BaseException) -> str:
+    """One line for an unexpected exception (a bug); its traceback goes to the last-error log."""
+    import traceback
+
+    first = str(exc).splitlines()[0][:200] if str(exc).strip() else ""
+    where = _save_details("".join(traceback.format_exception(exc)))
+    return f"internal error: {type(exc).__name__}: {first} ({where}; please report it)"
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's final flush cannot fail."""
+    import os
+
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, AttributeError, ValueError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tpegen._io import transaction
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    message = None
     try:
-        return args.func(args)
+        with transaction():  # outputs are published only if the command and its report succeed
+            code = args.func(args)
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        return code
     except TpegenError as exc:
-        print(f"tpegen: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        message = _one_line(exc)
     except KeyboardInterrupt:
         print("tpegen: interrupted", file=sys.stderr)
         return 130
+    except (BrokenPipeError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF):
+            _silence_stdout()
+            message = (
+                f"cannot write the report to standard output ({exc.strerror or exc}); no files were written"
+            )
+        else:
+            message = f"{exc.filename or 'I/O'}: {exc.strerror or exc}"
+    except (MemoryError, RecursionError, Exception) as exc:  # a bug: still one line, no traceback
+        message = _internal_error(exc)
+    print(f"tpegen: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -226,7 +226,9 @@ def parse_yaml(text: str, where: str) -> Any:
         if root is None:
             return None
         if _expanded_nodes(root) > MAX_YAML_NODES:
-            raise TpegenError(f"{where}: YAML has more than {MAX_YAML_NODES:,} nodes once its aliases are expanded")
+            raise TpegenError(
+                f"{where}: YAML has more than {MAX_YAML_NODES:,} nodes once its aliases are expanded"
+            )
         loader = yaml.SafeLoader("")
         try:
             return loader.construct_document(root)
@@ -247,11 +249,37 @@ def parse_yaml(text: str, where: str) -> Any:
         ) from None
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with tpegen (package data), by name: ``int8_os_16x16``,
+    ``compare/lut_w2a8_128``, ... (the path below the configs folder without ``.yaml``)."""
+    from importlib.resources import files
+
+    root = Path(str(files("tpegen.configs")))
+    return {str(p.relative_to(root).with_suffix("")): p for p in sorted(root.rglob("*.yaml"))}
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` itself if it exists (or looks like a path), else the shipped config of that name."""
+    p = Path(path)
+    if p.exists() or p.suffix in (".yaml", ".yml") or str(path) == "":
+        return p
+    shipped = shipped_configs()
+    if str(path) in shipped:
+        return shipped[str(path)]
+    raise TpegenError(
+        f"{path}: no such config file, and no shipped config of that name (see 'tpegen configs')"
+    )
+
+
 def load_config(path: str | Path | None = None) -> DesignConfig:
-    """Load and validate a YAML design config; ``None`` gives the built-in default (int8_os_16x16)."""
+    """Load and validate a YAML design config; ``None`` gives the built-in default (int8_os_16x16).
+
+    ``path`` is a file or the name of a shipped config (:func:`shipped_configs`)."""
     if path is None:
         return config_from_dict(DEFAULT_CONFIG)
     from tpegen._io import read_text_file
+
+    path = resolve_config_path(path)
 
     text = read_text_file(path, "config file", limit=MAX_CONFIG_BYTES)
     path = Path(path)
