@@ -9,6 +9,7 @@ from fractions import Fraction
 import ml_dtypes
 import numpy as np
 import pytest
+from fp_reference import fma_step, ieee_top
 
 from tpegen.errors import ConfigError
 from tpegen.sim import fp
@@ -293,8 +294,9 @@ def test_named_edge_cases():
 
 
 def _exact_lz(a, w, c, cfg):
-    """Leading-zero count of the exact sum below T = max(Tp, Tc) + 1 (independent of the model)."""
-    out = []
+    """Leading-zero count of the exact sum below T = max(Tp, Tc) + 1, limited by the output's
+    minimum exponent (10**6 for a zero sum), and T itself (independent of the model)."""
+    out, tops_t = [], []
     for x, y, z in zip(a, w, c, strict=True):
         va, sa = ref_decode(int(x), cfg.a_fmt)
         vw, sw = ref_decode(int(y), cfg.w_fmt)
@@ -305,6 +307,7 @@ def _exact_lz(a, w, c, cfg):
             tops.append(max(e, 1) - f.bias)
         tp = tops[0] + tops[1] + 1
         t = (tops[2] if va * vw == 0 else max(tp, tops[2])) + 1
+        tops_t.append(t)
         s = (-1) ** (sa ^ sw) * va * vw + (-1) ** sc * vc
         if s == 0:
             out.append(10**6)
@@ -314,7 +317,7 @@ def _exact_lz(a, w, c, cfg):
         if Fraction(2) ** lead > s:
             lead -= 1
         out.append(min(t - lead, t - cfg.acc_fmt.emin))
-    return np.array(out)
+    return np.array(out), np.array(tops_t)
 
 
 def _near_cancel(rng, n, acc=BF16):
@@ -329,18 +332,25 @@ def _near_cancel(rng, n, acc=BF16):
 def test_approximate_equals_exact_iff_shift_fits(window, gran):
     rng = np.random.default_rng(window or 0)
     a, w, c = _near_cancel(rng, 3000)
+    cfg = FmaConfig(BF16, BF16, BF16, norm_window=window, shift_granularity=gran)
     ex = fp.fma(a, w, c, FmaConfig(BF16, BF16, BF16))
-    ap = fp.fma(a, w, c, FmaConfig(BF16, BF16, BF16, norm_window=window, shift_granularity=gran))
-    lz = _exact_lz(a, w, c, FmaConfig(BF16, BF16, BF16))
+    ap = fp.fma(a, w, c, cfg)
+    lz, t = _exact_lz(a, w, c, FmaConfig(BF16, BF16, BF16))
     fits = (lz % gran == 0) & ((lz < window) if window else True) | (lz == 10**6)
     assert np.array_equal(ap[fits], ex[fits])
     assert np.any(ap[~fits] != ex[~fits])  # the approximation must show somewhere
-    # error bound: at most one coarse ulp (a grid 2**(lz - sh) times coarser than the exact one)
-    de, da = fp.decode(ex, BF16), fp.decode(ap, BF16)
-    exact_val = fp.decode(fp.fma(a, w, c, FmaConfig(BF16, BF16, FP32)), FP32)
-    assert np.all(
-        np.abs(da - exact_val) <= np.abs(de - exact_val) + np.abs(exact_val) * 2.0 ** (9 + lz.clip(0, 40))
-    )
+    va, vw, vc, vap = (fp.decode(x, BF16) for x in (a, w, c, ap))
+    p = BF16.man_bits + 1
+    for i in np.flatnonzero(lz != 10**6):
+        x, y, z, got = (Fraction(float(v[i])) for v in (va, vw, vc, vap))
+        # Bit for bit: the exact sum rounded on the coarse grid that the normalizer's shift gives.
+        want, _ = fma_step(z, ieee_top(z, BF16), x, y, cfg)
+        assert got == want, (hex(a[i]), hex(w[i]), hex(c[i]), float(got), float(want))
+        # A priori from S and G alone: the shift falls short of lz by at most max(lz - S, 0) + G - 1
+        # bits, so the error is at most that power of two times the exact result's half-ulp
+        # 2**(T - lz - p) (for lz < S and G = 1 this is correct rounding).
+        short = max(int(lz[i]) - (window or 10**6), 0) + gran - 1
+        assert abs(got - (x * y + z)) <= Fraction(2) ** (int(t[i]) - int(lz[i]) - p + short), i
 
 
 def test_crafted_window_overflow():
