@@ -51,7 +51,9 @@ use ``[-(2^(b-1)-1), 2^(b-1)-1]`` with ``s = max abs / (2^(b-1)-1)`` and ``z = 0
 codes use ``[-2^(b-1), 2^(b-1)-1]`` with ``s = (max - min) / (2^b - 1)`` over a range widened to
 include 0 and ``z = -2^(b-1) - rint(min / s)`` (so 0 is exact and ``z`` lies in the code range).
 A block whose values are all 0 gets ``s = 1``. Codes are computed with the stored float32 scale,
-so ``abs(w - s * (q - z)) <= s / 2`` holds for every value inside the clip range.
+so ``abs(w - s * (q - z)) <= s / 2`` holds for every value inside the clip range. Note that
+symmetric W2 has three levels ``{-1, 0, 1} * s`` with ``s = max abs`` (ternary codes with a
+max-abs scale); ``symmetric=False`` uses all four codes ``-2..1``.
 
 Weight granularity: ``tensor`` (one scale), ``channel`` (one per output column n) or ``group`` (one
 per output column and block of ``group_size`` consecutive rows of K). ``group_size`` need not
@@ -417,9 +419,10 @@ def dequantize_gemm(acc: list[np.ndarray], qa: QuantAct, qw: QuantWeight) -> tup
     """``(Y, host_ops)``: the float32 (M, N) result ``~= A @ W`` from the per-K-group GEMMs of the codes.
 
     ``acc[g]`` is ``qa.q[:, Kg] @ qw.q[Kg, :]`` for ``Kg = qw.groups[g]`` (what the hardware
-    returns: integers, or floats from the FP engine). Zero-point corrections are done in exact
-    integer arithmetic (for integer ``acc``), the scales in float64, the result is rounded once to
-    float32. ``host_ops`` follows the formula in the module docstring.
+    returns: integers, or floats from the FP engine; a single (M, N) array is accepted when there is
+    one group). Zero-point corrections are done in exact integer arithmetic (for integer ``acc``),
+    the scales in float64, and the result is rounded once to float32. ``host_ops`` follows the
+    formula in the module docstring.
     """
     m, k = qa.q.shape
     kw, n = qw.q.shape

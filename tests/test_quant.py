@@ -464,6 +464,8 @@ def test_dequantize_gemm_equals_the_product_of_the_dequantized_operands(fmt, gra
     y, host_ops = dequantize_gemm(_acc(qa, qw), qa, qw)
     _check_identity(y, qa, qw)
     assert host_ops > 0 or fmt == "BF16"
+    np.testing.assert_array_equal(qa.dequantize(), _deq_a(qa))
+    np.testing.assert_array_equal(qw.dequantize(), _deq_w(qw))
     # and it approximates the float GEMM as well as the format allows
     rel = np.linalg.norm(y - a.astype(np.float64) @ w) / np.linalg.norm(a.astype(np.float64) @ w)
     # (W2 has only 3 symmetric levels: with this outlier and one scale per tensor it rounds almost all to 0)
