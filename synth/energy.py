@@ -48,7 +48,7 @@ from tpegen.errors import TpegenError
 from tpegen.sim.verilator import StreamProgram, StreamResult, build
 from tpegen.synth.liberty import Library, cell_models_verilog, function_to_verilog
 from tpegen.synth.timing import Netlist, _min_slew, _out_load
-from tpegen.synth.yosys import SynthReport
+from tpegen.synth.yosys import SynthReport, check_period
 
 CATEGORIES = ("combinational", "sequential", "clock", "leakage")
 
@@ -569,6 +569,7 @@ def measure_energy(
     """
     if ops <= 0:
         raise TpegenError(f"ops must be a positive number of operations, got {ops}")
+    period_ns = check_period(period_ns)
     if method not in ("auto", "levelized", "verilator"):
         raise TpegenError(f"unknown energy simulation method {method!r}")
     times = timings if timings is not None else {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -396,13 +397,31 @@ def _pin(group: Group, templates: dict[str, Group]) -> list[Pin]:
     return pins
 
 
+# Largest Liberty file tpegen reads (a full commercial corner is ~10-40 MiB; the parser holds a
+# few times the file size in tokens).
+MAX_LIBERTY_BYTES = 64 << 20
+
+
 def _read(path: Path) -> Library:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(MAX_LIBERTY_BYTES + 1)
     except OSError as exc:
         raise TpegenError(f"cannot read Liberty file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_LIBERTY_BYTES:
+        raise TpegenError(f"{path}: Liberty file larger than {MAX_LIBERTY_BYTES >> 20} MiB")
+    if b"\0" in data:
+        raise TpegenError(f"{path}: not a Liberty file (binary data: NUL bytes)")
     try:
-        root = parse_groups(data.decode("utf-8", errors="replace"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TpegenError(
+            f"{path}: not UTF-8 text (byte {exc.start}); convert the Liberty file to UTF-8"
+        ) from None
+    if not text.strip():
+        raise TpegenError(f"{path}: empty Liberty file")
+    try:
+        root = parse_groups(text)
         lib = root.first("library")
         if lib is None:
             raise ValueError("no library group")
@@ -471,10 +490,37 @@ def read_liberty(path: str | Path | None = None) -> Library:
     """Parse a Liberty file (``None`` = the built-in library); raises a one-line TpegenError."""
     p = Path(path).expanduser().resolve() if path is not None else BUILTIN_LIBERTY
     try:
-        mtime = p.stat().st_mtime
-    except OSError:
-        raise TpegenError(f"Liberty file {p} does not exist") from None
-    return _read_cached(str(p), mtime)
+        info = p.stat()
+    except OSError as exc:
+        raise TpegenError(f"cannot read Liberty file {p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):  # a directory, FIFO or device would fail or never end
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise TpegenError(f"{p}: {kind} (expected a Liberty .lib file)")
+    if info.st_size > MAX_LIBERTY_BYTES:
+        raise TpegenError(f"{p}: Liberty file of {info.st_size} bytes; at most {MAX_LIBERTY_BYTES >> 20} MiB")
+    return _read_cached(str(p), info.st_mtime)
+
+
+def check_usable(lib: Library) -> Library:
+    """Raise a one-line :class:`TpegenError` naming the file unless ``lib`` has what the synthesis
+    flow needs: a D flip-flop for ``dfflibmap`` and, for ABC, an inverter, a buffer and at least one
+    multi-input combinational cell with a ``function`` (all not ``dont_use``)."""
+    usable = [c for c in lib.cells.values() if not c.dont_use]
+    if not any(c.ff is not None and c.ff.next_state and c.ff.clocked_on for c in usable):
+        raise TpegenError(
+            f"{lib.path}: no flip-flop cell (ff group with next_state and clocked_on); "
+            "the library needs at least one D flip-flop"
+        )
+    comb = [c for c in usable if not c.sequential and c.outputs and all(p.function for p in c.outputs)]
+    if not comb:
+        raise TpegenError(f"{lib.path}: no combinational cell with a function; ABC has nothing to map onto")
+    if lib.find("INV", 1) is None:
+        raise TpegenError(f'{lib.path}: no inverter (a 1-input cell with function "!A"); ABC needs one')
+    if lib.find("BUF", 1) is None:
+        raise TpegenError(f'{lib.path}: no buffer (a 1-input cell with function "A"); ABC needs one')
+    if not any(len(c.inputs) >= 2 for c in comb):
+        raise TpegenError(f"{lib.path}: no combinational cell with two or more inputs; ABC cannot map logic")
+    return lib
 
 
 # ------------------------------------------------------------------------ functions -> Verilog

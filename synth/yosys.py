@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tpegen.errors import TpegenError
+from tpegen.errors import ConfigError, TpegenError
 from tpegen.sim.verilator import cache_root
-from tpegen.synth.liberty import Library, read_liberty
+from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, check_usable, read_liberty
 
 FLOW_VERSION = "tpegen-synth-2"
 
@@ -178,6 +179,27 @@ def _module_areas(stat: dict[str, Any], top: str, lib: Library) -> dict[str, Mod
     return own
 
 
+# Clock periods tpegen hands to ABC (whose -D delay target is in whole picoseconds): 10 ps .. 1 ms.
+MIN_PERIOD_NS, MAX_PERIOD_NS = 0.01, 1e6
+
+
+def check_period(period_ns: float | None, field: str = "period_ns") -> float | None:
+    """Return ``period_ns`` as a float (None stays None) if it is a finite clock period in
+    ``MIN_PERIOD_NS..MAX_PERIOD_NS``; otherwise raise :class:`~tpegen.errors.ConfigError`."""
+    if period_ns is None:
+        return None
+    try:
+        value = float(period_ns) if not isinstance(period_ns, (bool, str, bytes)) else None
+    except (TypeError, ValueError, OverflowError):
+        value = None
+    if value is None or not math.isfinite(value) or not MIN_PERIOD_NS <= value <= MAX_PERIOD_NS:
+        allowed = (
+            f"a clock period in {MIN_PERIOD_NS:g}..{MAX_PERIOD_NS:g} ns (ABC's delay target is in whole ps)"
+        )
+        raise ConfigError(field, allowed, period_ns)
+    return value
+
+
 def synthesize(
     verilog: str,
     top: str,
@@ -191,9 +213,10 @@ def synthesize(
     ``period_ns`` is the clock period handed to ABC as its delay target and used for slack; with
     None ABC maps for minimum delay and the report gives the critical path as the period estimate.
     """
-    lib = read_liberty(liberty)
+    period_ns = check_period(period_ns)
+    lib = check_usable(read_liberty(liberty))
     constr, copts = _constr(lib)
-    target_ps = int(round(period_ns * 1000)) if period_ns else None
+    target_ps = None if period_ns is None else round(period_ns * 1000)  # >= 10 ps
     flow = {"version": FLOW_VERSION, "abc_target_ps": target_ps, **copts}
     key = hashlib.sha256(
         "\0".join([FLOW_VERSION, verilog, top, lib.sha256, json.dumps(flow, sort_keys=True)]).encode()
@@ -229,9 +252,11 @@ def synthesize(
         )
         try:
             run_yosys(script, work)
-        except TpegenError:
+        except TpegenError as exc:
             shutil.rmtree(work, ignore_errors=True)
-            raise
+            if lib.path == BUILTIN_LIBERTY:
+                raise
+            raise TpegenError(f"{lib.path}: yosys/ABC could not map {top} onto this library: {exc}") from None
         done.write_text(json.dumps({"top": top}))
     hier = json.loads((work / "stat_hier.json").read_text())
     flat = json.loads((work / "stat_flat.json").read_text())

@@ -241,3 +241,112 @@ def test_layer_error_is_a_tpegen_error():
 
     with pytest.raises(TpegenError, match="where.csv: row 3"):
         parse_topology("Layer, M, N, K\nok, 1, 1, 1\nbad, 1, 1, 0\n", where="where.csv")
+
+
+# -- synth --period-ns ----------------------------------------------------------------------------
+@pytest.mark.parametrize("period", ["inf", "nan", "1e300", "1e-9", "0.005", "0", "-1", "1e7"])
+def test_synth_period_is_bounded_before_synthesis(bad, period, tmp_path):
+    out = tmp_path / "out"
+    bad(
+        "synth",
+        INT8,
+        f"--period-ns={period}",
+        "-o",
+        out,
+        names=("--period-ns", "0.01..1e6 ns"),
+        absent=(out,),
+    )
+
+
+def test_synth_api_checks_the_period():
+    from tpegen.synth import measure_energy, synthesize
+    from tpegen.synth.yosys import check_period
+
+    assert check_period(0.01) == 0.01 and check_period(None) is None and check_period(np.float32(2)) == 2.0
+    for period in (float("inf"), 1e-9, 1e300, "5", True):
+        with pytest.raises(ConfigError, match="period_ns"):
+            synthesize("module t; endmodule", "t", period_ns=period)
+    with pytest.raises(ConfigError, match="period_ns"):
+        measure_energy(None, [], ops=1, period_ns=float("nan"))
+
+
+# -- synth --liberty ------------------------------------------------------------------------------
+def _builtin_cells() -> tuple[str, dict[str, str]]:
+    import re
+
+    from tpegen.synth.liberty import BUILTIN_LIBERTY
+
+    src = BUILTIN_LIBERTY.read_text()
+    start = src.index("  cell (")
+    blocks = re.findall(r"(  cell \((\w+)\) \{.*?\n  \}\n)", src[start:], flags=re.S)
+    return src[:start], {name: block for block, name in blocks}
+
+
+def _lib(tmp_path, keep=None, fix=lambda block: block) -> Path:
+    head, cells = _builtin_cells()
+    body = "".join(fix(block) for name, block in cells.items() if keep is None or keep(name))
+    p = tmp_path / "cells.lib"
+    p.write_text(head + body + "}\n")
+    return p
+
+
+@pytest.mark.parametrize(
+    "make, names",
+    [
+        (lambda t: _lib(t, keep=lambda c: c != "DFF_X1"), ("no flip-flop cell", "D flip-flop")),
+        (lambda t: _lib(t, keep=lambda c: not c.startswith("INV")), ("no inverter",)),
+        (lambda t: _lib(t, keep=lambda c: not c.startswith("BUF")), ("no buffer",)),
+        (lambda t: _lib(t, keep=lambda c: c in ("INV_X1", "BUF_X2", "DFF_X1")), ("two or more inputs",)),
+        (
+            lambda t: _lib(t, fix=lambda b: b if "ff (" in b else b.replace("function :", "comment :")),
+            ("no combinational cell with a function",),
+        ),
+        (lambda t: _lib(t, keep=lambda c: False), ("no cells",)),
+    ],
+)
+def test_liberty_abc_cannot_use_fails_before_synthesis(bad, tmp_path, make, names, monkeypatch):
+    import tpegen.synth.yosys as yosys
+
+    monkeypatch.setattr(yosys, "run_yosys", lambda *a, **k: pytest.fail("yosys ran on an unusable library"))
+    lib = make(tmp_path)
+    out = tmp_path / "out"
+    bad("synth", INT8, "--liberty", lib, "--no-energy", "-o", out, names=(str(lib), *names), absent=(out,))
+
+
+@pytest.mark.parametrize(
+    "content, names",
+    [
+        (b"", ("empty Liberty file",)),
+        (b"   \n\n", ("empty Liberty file",)),
+        (bytes(range(256)) * 20, ("binary data",)),
+        (b"library (x) { /* caf\xe9 */ }", ("not UTF-8", "byte")),
+        ("library (x) {".encode("utf-16"), ("binary data",)),
+        (b"library (x) { nom_voltage : 1.1; }\n", ("no cells",)),
+        (b"library (x) { cell (a) { area : 1; }", ("unterminated",)),
+        (b"library (x) { cell (a) { area : one; } nom_voltage : 1; }", ("could not convert",)),
+    ],
+)
+def test_malformed_liberty_files(bad, tmp_path, content, names):
+    lib = tmp_path / "bad.lib"
+    lib.write_bytes(content)
+    bad("synth", INT8, "--liberty", lib, "--no-energy", names=(str(lib), *names))
+
+
+def test_liberty_that_is_not_a_regular_file(bad, tmp_path, monkeypatch):
+    from tpegen.synth import liberty
+
+    fifo = tmp_path / "fifo.lib"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.lib"
+    big.write_bytes(b" " * 100)
+    monkeypatch.setattr(liberty, "MAX_LIBERTY_BYTES", 64)
+    for path, what in ((fifo, "not a regular file"), (tmp_path, "a directory"), ("/dev/zero", "not a regular file"),
+                       (tmp_path / "none.lib", "No such file"), (big, "at most")):  # fmt: skip
+        bad("synth", INT8, "--liberty", path, "--no-energy", names=(str(path), what))
+
+
+def test_liberty_abc_rejects_names_the_file(bad, tmp_path):
+    """A library that passes the checks but that ABC cannot map onto: the yosys error names the file."""
+    lib = _lib(tmp_path, fix=lambda b: b.replace('function : "(!(A B))"', 'function : "A @@ B"'))
+    tiny = _tiny_mac(tmp_path)
+    bad("synth", tiny, "--liberty", lib, "--no-energy", "--json", names=(str(lib), "could not map"))

@@ -195,9 +195,13 @@ def synthesize_design(
     useful MAC of that GEMM, from the gate-level netlist's toggles (checked against the RTL).
     Returns ``(SynthReport, EnergyReport | None)``.
     """
-    from tpegen.synth import measure_energy, synthesize
+    from tpegen.synth import measure_energy, read_liberty, synthesize
+    from tpegen.synth.liberty import check_usable
+    from tpegen.synth.yosys import check_period
 
     seed = check_seed(seed)
+    check_period(period_ns)
+    check_usable(read_liberty(liberty))  # a bad library fails here, before any Verilog is generated
     say = progress or (lambda _msg: None)
     acc = _config(config).accelerator()
     say(f"synthesizing {acc.top_name} with Yosys ({'built-in library' if liberty is None else liberty})")
