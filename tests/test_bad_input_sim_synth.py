@@ -350,3 +350,19 @@ def test_liberty_abc_rejects_names_the_file(bad, tmp_path):
     lib = _lib(tmp_path, fix=lambda b: b.replace('function : "(!(A B))"', 'function : "A @@ B"'))
     tiny = _tiny_mac(tmp_path)
     bad("synth", tiny, "--liberty", lib, "--no-energy", "--json", names=(str(lib), "could not map"))
+
+
+# -- -o of sim and synth: checked before the work, '' is an error -----------------------------------
+def test_sim_and_synth_check_the_output_folder_first(bad, tmp_path, monkeypatch):
+    import tpegen.api
+    import tpegen.synth.yosys as yosys
+
+    monkeypatch.setattr(tpegen.api, "simulate_topology", lambda *a, **k: pytest.fail("simulated first"))
+    monkeypatch.setattr(yosys, "run_yosys", lambda *a, **k: pytest.fail("synthesized first"))
+    afile = tmp_path / "file"
+    afile.write_text("keep")
+    topology = CONFIGS / "topologies" / "alexnet_conv.csv"
+    for out, names in (("", ("-o", "non-empty")), (afile, (str(afile), "not a folder"))):
+        bad("sim", "--hw", INT8, "--topology", topology, "-o", out, names=names)
+        bad("synth", INT8, "--no-energy", "-o", out, names=names)
+    assert afile.read_text() == "keep"

@@ -189,7 +189,7 @@ def _fmt_bytes(x: float) -> str:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from tpegen._io import atomic_dir
+    from tpegen._io import atomic_dir, check_output_dir
     from tpegen.api import simulate_topology
     from tpegen.config import load_config
     from tpegen.sim.topology import load_topology
@@ -197,6 +197,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     cfg = load_config(args.hw)
     layers = load_topology(args.topology)
     bandwidth = _parse_bandwidth(args.bandwidth)
+    if args.output is not None:  # before simulating; -o '' is an error, not "no output"
+        check_output_dir(args.output)
     show_progress = not args.json and len(layers) > 1
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -215,7 +217,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         report = simulate_topology(
             cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology)
         )
-    if args.output:
+    if args.output is not None:
         out = Path(args.output)
         with atomic_dir(out) as scratch:
             (scratch / "sim.csv").write_text(_sim_csv(report))
@@ -247,7 +249,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     )  # fmt: skip
     console = Console() if sys.stdout.isatty() else Console(width=160)  # no wrapping when piped
     console.print(table)
-    if args.output:
+    if args.output is not None:
         console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
     return 0
 
@@ -259,6 +261,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from tpegen.synth.yosys import check_period
 
     check_period(args.period_ns, "--period-ns")
+    if args.output is not None:  # before synthesizing; -o '' is an error, not "no output"
+        from tpegen._io import check_output_dir
+
+        check_output_dir(args.output)
     workload = None
     if args.workload:
         workload = (_load_matrix(args.workload[0], "A"), _load_matrix(args.workload[1], "W"))
@@ -267,7 +273,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         energy=not args.no_energy, seed=args.seed, progress=None if args.json else _progress,
     )  # fmt: skip
     record = ppa_json(synth, energy)
-    if args.output:
+    if args.output is not None:
         with atomic_dir(Path(args.output)) as scratch:
             (scratch / "ppa.json").write_text(json.dumps(record, indent=2) + "\n")
             if args.plot:
@@ -278,7 +284,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     synth.print()
     if energy is not None:
         energy.print()
-    if args.output:
+    if args.output is not None:
         print(f"wrote {Path(args.output) / 'ppa.json'}" + (" and area.png" if args.plot else ""))
     return 0
 
