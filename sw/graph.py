@@ -45,7 +45,7 @@ Host ops (all float32 unless they move integer index/shape tensors):
 ``global_avgpool``  mean over H and W, keeping them as size-1 dims.
 ``flatten``  attrs ``start_dim``, ``end_dim`` (PyTorch ``torch.flatten`` semantics).
 ``reshape``  target shape from attr ``shape`` or from a second (int64) input; ONNX rules: 0
-    copies the input dim at that position, one -1 is inferred.
+    copies the input dim at that position (unless attr ``allowzero``), one -1 is inferred.
 ``transpose``  attr ``perm``. ``concat`` attr ``axis``, any number of inputs.
 ``squeeze`` / ``unsqueeze`` attr ``axes``. ``reduce_mean`` attrs ``axes``, ``keepdims``.
 ``gather``  inputs ``[data, indices]``, attr ``axis`` (``numpy.take``; embedding look-ups).
@@ -318,9 +318,9 @@ def _avgpool(x: np.ndarray, a: Mapping[str, Any]) -> np.ndarray:
     return sums / counts
 
 
-def _reshape(node: Node, x: np.ndarray, shape) -> np.ndarray:
+def _reshape(node: Node, x: np.ndarray, shape, allowzero: bool = False) -> np.ndarray:
     shape = [int(s) for s in shape]
-    target = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(shape)]
+    target = [x.shape[i] if s == 0 and i < x.ndim and not allowzero else s for i, s in enumerate(shape)]
     try:
         return x.reshape(target)
     except ValueError:
@@ -415,7 +415,7 @@ def _host(node: Node, args: list[np.ndarray | None]) -> np.ndarray:
         return x.reshape(*x.shape[:start], -1, *x.shape[end + 1 :]) if x.ndim else x.reshape(1)
     if op == "reshape":
         shape = args[1] if len(args) > 1 and args[1] is not None else a["shape"]
-        return _reshape(node, x, np.asarray(shape).reshape(-1))
+        return _reshape(node, x, np.asarray(shape).reshape(-1), bool(a.get("allowzero", False)))
     if op == "transpose":
         return np.transpose(x, a.get("perm"))
     if op == "concat":
@@ -445,6 +445,20 @@ def _as_tensor(value: Any) -> np.ndarray:
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64, copy=False)
     return arr.astype(np.float32, copy=False)
+
+
+def _run_node(graph: Graph, node: Node, args: list, gemm_fn: GemmFn) -> np.ndarray:
+    bias = args[2] if len(args) > 2 else None
+    if node.op == "linear":
+        return _linear(node, args[0], args[1], bias, gemm_fn)
+    if node.op == "conv2d":
+        return _conv2d(node, args[0], args[1], bias, gemm_fn)
+    if node.op == "matmul":
+        return _matmul(node, args[0], args[1], node.inputs[1] in graph.initializers, gemm_fn)
+    try:
+        return _host(node, args)
+    except (ValueError, IndexError) as exc:  # shapes that do not fit (broadcast, axis, index)
+        raise TpegenError(f"node {node.name!r} ({node.op}): {exc}") from None
 
 
 def run_graph(
@@ -481,15 +495,12 @@ def run_graph(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for node in graph.nodes:
             args = [env[i] if i else None for i in node.inputs]
-            if node.op == "linear":
-                y = _linear(node, args[0], args[1], args[2] if len(args) > 2 else None, gemm_fn)
-            elif node.op == "conv2d":
-                y = _conv2d(node, args[0], args[1], args[2] if len(args) > 2 else None, gemm_fn)
-            elif node.op == "matmul":
-                y = _matmul(node, args[0], args[1], node.inputs[1] in graph.initializers, gemm_fn)
-            else:
-                y = _host(node, args)
-            y = _as_tensor(y)
+            try:
+                y = _as_tensor(_run_node(graph, node, args, gemm_fn))
+            except TpegenError as exc:
+                if str(exc).startswith("node "):  # raised by an op here, not by gemm_fn
+                    raise TpegenError(f"{graph.name}: {exc}") from None
+                raise
             env[node.outputs[0]] = y
             if capture and node.op in GEMM_OPS:
                 captured[node.name] = y
