@@ -11,6 +11,8 @@ without the RTL. It composes two independent pieces:
   (:mod:`tpegen.sim.systolic_timing`, checked against Verilator in ``tests/test_cycle_sim.py``).
 * a **numeric model per PE type** -- the accelerator's ``golden`` (for the integer MAC PEs the
   BLAS-backed :func:`tpegen.sim.intgemm.int_gemm`), the same model the RTL is checked against.
+  The simulator's outputs are therefore the golden model's by construction; only its cycles and
+  timeline are a second model (tests check outputs against the RTL and ``wrap(A @ W)``).
 
 A new family plugs in by overriding ``Accelerator.schedule`` (or calling :func:`register_schedule`)
 to return a :class:`TileSchedule` with its own :class:`TileTiming`; arrays built on
