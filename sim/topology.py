@@ -26,7 +26,6 @@ together (M*K + K*N + M*N; this also bounds a layer to about 1.6e9 MACs) and at 
 from __future__ import annotations
 
 import math
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,31 +216,24 @@ def _check_count(gemms: int, where: str, row: int) -> None:
         )
 
 
+def shipped_topologies() -> dict[str, Path]:
+    """The topologies that ship with tpegen (package data), by file name without ``.csv``."""
+    from importlib.resources import files
+
+    root = Path(str(files("tpegen.configs"))) / "topologies"
+    return {p.stem: p for p in sorted(root.glob("*.csv"))}
+
+
 def load_topology(path: str | Path) -> list[Layer]:
-    """Read a SCALE-Sim topology CSV file into GEMM layers (errors name file, row and column)."""
-    path = Path(path)
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise TpegenError(f"{path}: {kind} (--topology expects a SCALE-Sim CSV file)")
-        if info.st_size > MAX_FILE_BYTES:
-            raise TpegenError(
-                f"{path}: topology file of {info.st_size} bytes; at most {MAX_FILE_BYTES} (16 MiB)"
-            )
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise TpegenError(f"{path}: cannot read topology file ({exc.strerror or exc})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise TpegenError(f"{path}: topology file larger than {MAX_FILE_BYTES} bytes (16 MiB)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TpegenError(f"{path}: not a UTF-8 text (CSV) file (byte {exc.start})") from None
-    if "\0" in text:
-        raise TpegenError(f"{path}: not a text (CSV) file (contains NUL bytes)")
-    return parse_topology(text, where=str(path))
+    """Read a SCALE-Sim topology CSV file (or a shipped topology by name, e.g. ``resnet18_conv``)
+    into GEMM layers; errors name the file, row and column."""
+    from tpegen._io import read_text_file
+
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and str(path) in shipped_topologies():
+        p = shipped_topologies()[str(path)]
+    text = read_text_file(p, "topology file", limit=MAX_FILE_BYTES)
+    return parse_topology(text, where=str(p))
 
 
 def to_gemm_csv(layers: list[Layer]) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import stat
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -403,21 +402,9 @@ MAX_LIBERTY_BYTES = 64 << 20
 
 
 def _read(path: Path) -> Library:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_LIBERTY_BYTES + 1)
-    except OSError as exc:
-        raise TpegenError(f"cannot read Liberty file {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_LIBERTY_BYTES:
-        raise TpegenError(f"{path}: Liberty file larger than {MAX_LIBERTY_BYTES >> 20} MiB")
-    if b"\0" in data:
-        raise TpegenError(f"{path}: not a Liberty file (binary data: NUL bytes)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TpegenError(
-            f"{path}: not UTF-8 text (byte {exc.start}); convert the Liberty file to UTF-8"
-        ) from None
+    from tpegen._io import read_text_file
+
+    text = read_text_file(path, "Liberty file", limit=MAX_LIBERTY_BYTES)
     if not text.strip():
         raise TpegenError(f"{path}: empty Liberty file")
     try:
@@ -471,7 +458,7 @@ def _read(path: Path) -> Library:
     return Library(
         name=lib.args[0] if lib.args else path.stem,
         path=path,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
         cells=cells,
         voltage=voltage,
         time_ns=_unit(lib.attrs.get("time_unit"), _TIME, 1.0),
@@ -488,16 +475,11 @@ def _read_cached(path: str, mtime: float) -> Library:
 
 def read_liberty(path: str | Path | None = None) -> Library:
     """Parse a Liberty file (``None`` = the built-in library); raises a one-line TpegenError."""
+    from tpegen._io import check_input_file
+
     p = Path(path).expanduser().resolve() if path is not None else BUILTIN_LIBERTY
-    try:
-        info = p.stat()
-    except OSError as exc:
-        raise TpegenError(f"cannot read Liberty file {p}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):  # a directory, FIFO or device would fail or never end
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise TpegenError(f"{p}: {kind} (expected a Liberty .lib file)")
-    if info.st_size > MAX_LIBERTY_BYTES:
-        raise TpegenError(f"{p}: Liberty file of {info.st_size} bytes; at most {MAX_LIBERTY_BYTES >> 20} MiB")
+    p, _ = check_input_file(p, "Liberty file", limit=MAX_LIBERTY_BYTES)
+    info = p.stat()
     return _read_cached(str(p), info.st_mtime)
 
 

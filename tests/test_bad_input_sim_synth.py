@@ -164,7 +164,7 @@ def test_smallest_bandwidth_stalls_instead_of_overflowing():
         ("Layer, M, N, K,\nx, 3, 1\n", ("t.csv", "row 2", "'K'", "present")),
         ("Layer, M, N, K,\nx, 3, 1, " + "9" * 6000 + "\n", ("t.csv", "row 2", "'K'")),
         ("a,b,c\n1,2,3\n", ("t.csv", "row 1 (header)", "Layer, M, N, K")),
-        (b"\x00\x01\x02\xff\xfe" * 100, ("t.csv", "not a UTF-8 text")),
+        (b"\x00\x01\x02\xff\xfe" * 100, ("t.csv", "NUL bytes")),
         ("Layer, M, N, K,\nx\x00, 3, 1, 1\n", ("t.csv", "NUL")),
         ("Layer, M, N, K,\n".encode("utf-16"), ("t.csv", "UTF-8")),
     ],
@@ -179,8 +179,8 @@ def test_topology_that_is_not_a_regular_file(bad, tmp_path):
     fifo = tmp_path / "fifo.csv"
     os.mkfifo(fifo)  # reading it would block forever
     (tmp_path / "dir.csv").mkdir()
-    for path, what in ((fifo, "not a regular file"), (tmp_path / "dir.csv", "a directory"),
-                       ("/dev/zero", "not a regular file"), (tmp_path / "none.csv", "No such file")):  # fmt: skip
+    for path, what in ((fifo, "not a FIFO"), (tmp_path / "dir.csv", "not a folder"),
+                       ("/dev/zero", "not a device"), (tmp_path / "none.csv", "no such file")):  # fmt: skip
         bad("sim", "--hw", INT8, "--topology", path, names=(str(path), what))
 
 
@@ -318,9 +318,9 @@ def test_liberty_abc_cannot_use_fails_before_synthesis(bad, tmp_path, make, name
     [
         (b"", ("empty Liberty file",)),
         (b"   \n\n", ("empty Liberty file",)),
-        (bytes(range(256)) * 20, ("binary data",)),
-        (b"library (x) { /* caf\xe9 */ }", ("not UTF-8", "byte")),
-        ("library (x) {".encode("utf-16"), ("binary data",)),
+        (bytes(range(256)) * 20, ("NUL bytes",)),
+        (b"library (x) { /* caf\xe9 */ }", ("must be UTF-8", "byte 0xe9")),
+        ("library (x) {".encode("utf-16"), ("NUL bytes",)),
         (b"library (x) { nom_voltage : 1.1; }\n", ("no cells",)),
         (b"library (x) { cell (a) { area : 1; }", ("unterminated",)),
         (b"library (x) { cell (a) { area : one; } nom_voltage : 1; }", ("could not convert",)),
@@ -340,8 +340,8 @@ def test_liberty_that_is_not_a_regular_file(bad, tmp_path, monkeypatch):
     big = tmp_path / "big.lib"
     big.write_bytes(b" " * 100)
     monkeypatch.setattr(liberty, "MAX_LIBERTY_BYTES", 64)
-    for path, what in ((fifo, "not a regular file"), (tmp_path, "a directory"), ("/dev/zero", "not a regular file"),
-                       (tmp_path / "none.lib", "No such file"), (big, "at most")):  # fmt: skip
+    for path, what in ((fifo, "not a FIFO"), (tmp_path, "not a folder"), ("/dev/zero", "not a device"),
+                       (tmp_path / "none.lib", "no such file"), (big, "the limit is 64 bytes")):  # fmt: skip
         bad("synth", INT8, "--liberty", path, "--no-energy", names=(str(path), what))
 
 

@@ -1,28 +1,58 @@
 """tpegen: generate, simulate and evaluate DNN-accelerator datapaths.
 
-Public API::
+Public API (the same operations as the command line, usable from a notebook)::
 
-    from tpegen import load_config, generate_verilog, run_gemm
+    import tpegen
+    cfg = tpegen.load_config("int8_os_16x16")          # a shipped config name or a YAML path
+    tpegen.generate_verilog(cfg, "out/")               # Verilog + JSON manifest
+    res = tpegen.run_gemm(cfg, A, W, backend="cycle")  # golden | cycle | rtl
+    tpegen.verify(cfg, cases=8)                        # RTL vs golden and timing models
+    tpegen.simulate_topology(cfg, "resnet18_conv")     # per-layer cycles and traffic
+    synth, energy = tpegen.synthesize(cfg)             # area, timing, energy per MAC
+    report = tpegen.map_model("digits_cnn", cfg, "W8A8")  # a model, layer by layer
+
+Every user-facing failure raises :class:`TpegenError` (a :class:`ConfigError` names the field).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load_config", "generate_verilog", "run_gemm", "TpegenError", "ConfigError"]
+__all__ = [
+    "ConfigError",
+    "TpegenError",
+    "generate_verilog",
+    "load_config",
+    "map_model",
+    "run_gemm",
+    "shipped_configs",
+    "simulate_topology",
+    "synthesize",
+    "verify",
+]
+
+_LAZY = {  # lazy, so that `import tpegen.hw...` does not pull in the driver
+    "load_config": ("tpegen.config", "load_config"),
+    "shipped_configs": ("tpegen.config", "shipped_configs"),
+    "generate_verilog": ("tpegen.api", "generate_verilog"),
+    "run_gemm": ("tpegen.api", "run_gemm"),
+    "verify": ("tpegen.api", "verify"),
+    "simulate_topology": ("tpegen.api", "simulate_topology"),
+    "synthesize": ("tpegen.api", "synthesize_design"),
+    "map_model": ("tpegen.sw.mapper", "map_model"),
+    "TpegenError": ("tpegen.errors", "TpegenError"),
+    "ConfigError": ("tpegen.errors", "ConfigError"),
+}
 
 
-def __getattr__(name: str):  # lazy, so that `import tpegen.hw...` does not pull in the driver
-    if name in ("load_config",):
-        from tpegen.config import load_config
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tpegen' has no attribute {name!r}")
+    import importlib
 
-        return load_config
-    if name in ("generate_verilog", "run_gemm"):
-        from tpegen import api
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)
 
-        return getattr(api, name)
-    if name in ("TpegenError", "ConfigError"):
-        from tpegen import errors
 
-        return getattr(errors, name)
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -91,7 +91,7 @@ def cmd_gemm(args: argparse.Namespace) -> int:
     from tpegen.config import load_config
 
     check_output_file(args.output)
-    cfg = load_config(args.hw)
+    cfg = load_config(args.config)
     a = _load_matrix(args.a, "A")
     w = _load_matrix(args.w, "W")
     acc = cfg.accelerator()
@@ -194,11 +194,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from tpegen.config import load_config
     from tpegen.sim.topology import load_topology
 
-    cfg = load_config(args.hw)
+    cfg = load_config(args.config)
     layers = load_topology(args.topology)
     bandwidth = _parse_bandwidth(args.bandwidth)
     if args.output is not None:  # before simulating; -o '' is an error, not "no output"
-        check_output_dir(args.output)
+        check_output_dir(args.output, force=args.force)
     show_progress = not args.json and len(layers) > 1
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -219,7 +219,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         )
     if args.output is not None:
         out = Path(args.output)
-        with atomic_dir(out) as scratch:
+        with atomic_dir(out, force=args.force) as scratch:
             (scratch / "sim.csv").write_text(_sim_csv(report))
             (scratch / "sim.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
@@ -264,7 +264,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.output is not None:  # before synthesizing; -o '' is an error, not "no output"
         from tpegen._io import check_output_dir
 
-        check_output_dir(args.output)
+        check_output_dir(args.output, force=args.force)
     workload = None
     if args.workload:
         workload = (_load_matrix(args.workload[0], "A"), _load_matrix(args.workload[1], "W"))
@@ -274,7 +274,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )  # fmt: skip
     record = ppa_json(synth, energy)
     if args.output is not None:
-        with atomic_dir(Path(args.output)) as scratch:
+        with atomic_dir(Path(args.output), force=args.force) as scratch:
             (scratch / "ppa.json").write_text(json.dumps(record, indent=2) + "\n")
             if args.plot:
                 synth.plot_area(scratch / "area.png")
@@ -522,6 +522,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_config(p: argparse.ArgumentParser) -> None:
+    """The design config, taken the same way by every command: ``CONFIG`` or ``--hw CONFIG``."""
+    p.add_argument(
+        "config", nargs="?", help="design config: a YAML path or a shipped config name (tpegen configs)"
+    )
+    p.add_argument("--hw", help="the same as CONFIG (either may be given)")
+    p.set_defaults(needs_config=True)
+
+
+def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not getattr(args, "needs_config", False):
+        return
+    if args.config is not None and args.hw is not None and args.config != args.hw:
+        parser.error(f"CONFIG ({args.config}) and --hw ({args.hw}) name different configs; give one")
+    args.config = args.config if args.config is not None else args.hw
+    if args.config is None:
+        parser.error(
+            f"{args.command}: a design config is required (CONFIG or --hw CONFIG; see tpegen configs)"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tpegen",
@@ -550,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate synthesizable Verilog for CONFIG plus a JSON manifest "
         "(ports, widths, latency, parameters).",
     )
-    p.add_argument("config", help="design config (YAML), e.g. configs/int8_os_16x16.yaml")
+    _add_config(p)
     p.add_argument(
         "-o",
         "--output",
@@ -573,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bit-exact outputs and cycle counts equal to the timing model; also replay "
         "them with random stalls. Exits 1 on any mismatch.",
     )
-    p.add_argument("config", help="design config (YAML)")
+    _add_config(p)
     p.add_argument(
         "--cases", type=int, default=8, help="random GEMMs in addition to the edge cases (default 8)"
     )
@@ -589,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
         "operand ranges and write int64; FP configs (fma) take floats, round them to the input "
         "format with round-to-nearest-even, and write float32 holding the accumulator values exactly.",
     )
-    p.add_argument("--hw", required=True, help="design config (YAML)")
+    _add_config(p)
     p.add_argument("--a", required=True, help="activations A (M x K) as .npy")
     p.add_argument("--w", required=True, help="weights W (K x N) as .npy")
     p.add_argument(
@@ -615,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the configured ranges (seeded), exact outputs, RTL-exact cycles, PE utilization and "
         "operand-buffer traffic per layer.",
     )
-    p.add_argument("--hw", required=True, help="design config (YAML)")
+    _add_config(p)
     p.add_argument("--topology", required=True, help="SCALE-Sim topology CSV (GEMM or conv format)")
     p.add_argument(
         "--bandwidth",
@@ -623,6 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(A=8,W=8,C=16); default unlimited (RTL-exact cycles). Model: tpegen.sim.cycle",
     )
     p.add_argument("-o", "--output", help="folder to write sim.csv and sim.json into (atomically)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder tpegen did not create")
     p.add_argument("--seed", type=_seed, default=0, help="random seed for the operands (default 0)")
     p.add_argument(
         "--json",
@@ -639,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
         "longest-path estimate), then simulate the gate-level netlist on a GEMM (checked against "
         "the RTL) and charge every toggle with its cell's internal energy and 1/2 C V^2.",
     )
-    p.add_argument("config", help="design config (YAML)")
+    _add_config(p)
     p.add_argument(
         "--liberty", help="Liberty (.lib) cell library (default: built-in tpegen45, from OSU FreePDK45)"
     )
@@ -652,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-energy", action="store_true", help="skip the gate-level energy simulation")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder tpegen did not create")
     p.add_argument(
         "--plot", action="store_true", help="with -o: plot the area breakdown by module (matplotlib)"
     )
@@ -747,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _resolve_config(parser, args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
