@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tpegen._io import atomic_dir
+from tpegen._io import atomic_dir, check_output_dir
 from tpegen.config import DesignConfig, load_config
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.sw.accelerator import GemmResult
@@ -34,12 +34,15 @@ def check_seed(seed: Any, field: str = "seed") -> int:
 
 
 def generate_verilog(
-    config: DesignConfig | str | Path | None, out_dir: str | Path, *, lint: bool = False
+    config: DesignConfig | str | Path | None, out_dir: str | Path, *, lint: bool = False, force: bool = False
 ) -> dict[str, Path]:
     """Write ``<top>.v`` and the JSON manifest ``<top>.json`` (ports, widths, timing, parameters).
 
-    The folder is written atomically: on any error nothing is left behind.
+    The folder is written atomically: on any error nothing is left behind. ``out_dir`` must be
+    new, empty or written by tpegen before; ``force=True`` also writes into another non-empty
+    folder (replacing only these two files). See :mod:`tpegen._io`.
     """
+    check_output_dir(out_dir, force=force)
     acc = _config(config).accelerator()
     verilog = acc.verilog
     if lint:
@@ -47,11 +50,11 @@ def generate_verilog(
 
         verilator_lint(verilog, acc.top_name)
     manifest = acc.manifest()
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as scratch:
+    with atomic_dir(out_dir, force=force) as scratch:
         (scratch / f"{acc.top_name}.v").write_text(verilog)
         (scratch / f"{acc.top_name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return {"verilog": out_dir / f"{acc.top_name}.v", "manifest": out_dir / f"{acc.top_name}.json"}
+    out = Path(out_dir)
+    return {"verilog": out / f"{acc.top_name}.v", "manifest": out / f"{acc.top_name}.json"}
 
 
 def run_gemm(
