@@ -107,7 +107,8 @@ def _synth(component, top: str) -> dict:
     from tpegen.synth import synthesize
 
     rep = synthesize(verilog.convert(component, name=top, emit_src=False), top)
-    return {"area_um2": float(rep.area_um2), "delay_ns": rep.delay_ns}
+    engine = rep.timing.engine if rep.timing is not None else None
+    return {"area_um2": float(rep.area_um2), "delay_ns": rep.delay_ns, "timing_engine": engine}
 
 
 def synth_pe(p: FmaPEParams) -> dict:
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             pe_res = list(ex.map(synth_pe, configs))
             edge_res = dict(zip(edges, ex.map(synth_edge, edges.values()), strict=True))
         for p, r, s in zip(configs, rows, pe_res, strict=True):
-            r["pe_um2"], r["delay_ns"] = s["area_um2"], s["delay_ns"]
+            r["pe_um2"], r["delay_ns"], r["timing_engine"] = s["area_um2"], s["delay_ns"], s["timing_engine"]
             edge = None if p.normalize_in_pe else edge_res[(p.acc_format, p.rounding, p.relaxed_guard_bits)]
             r["edge_norm_um2"] = None if edge is None else edge["area_um2"]
             r["edge_norm_delay_ns"] = None if edge is None else edge["delay_ns"]
