@@ -12,6 +12,7 @@ import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -151,29 +152,42 @@ class Accelerator(abc.ABC):
         ``(label, A, W)``."""
 
     # -- backends ---------------------------------------------------------------------------
-    def rtl_model(self) -> VerilatedModel:
+    def rtl_model(self, *, trace: bool = False) -> VerilatedModel:
+        """The Verilator build of this design (cached); ``trace`` builds it with VCD tracing."""
         from tpegen.sim.verilator import build
 
-        return build(self.verilog, self.top_name)
+        return build(self.verilog, self.top_name, trace=trace)
 
     def run_rtl(
-        self, gemms: Sequence[tuple[np.ndarray, np.ndarray]], *, stall_prob: float = 0.0, seed: int = 0
+        self,
+        gemms: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        stall_prob: float = 0.0,
+        seed: int = 0,
+        vcd_path: Path | None = None,
     ) -> list[GemmResult]:
-        """Run several GEMMs on the Verilated RTL in one simulation (reset between them)."""
+        """Run several GEMMs on the Verilated RTL in one simulation (reset between them);
+        ``vcd_path`` saves the waveform of the whole run there (a build with tracing)."""
         checked = [self.check_operands(a, w) for a, w in gemms]
         programs = [self.program(a, w) for a, w in checked]
-        results = self.rtl_model().run([p.stream for p in programs], stall_prob=stall_prob, seed=seed)
+        model = self.rtl_model(trace=vcd_path is not None)
+        results = model.run([p.stream for p in programs], stall_prob=stall_prob, seed=seed, vcd_path=vcd_path)
         return [
             GemmResult(p.decode(r.outputs), "rtl", r.cycles) for p, r in zip(programs, results, strict=True)
         ]
 
-    def run_gemm(self, a: np.ndarray, w: np.ndarray, backend: str = "golden") -> GemmResult:
+    def run_gemm(
+        self, a: np.ndarray, w: np.ndarray, backend: str = "golden", *, vcd_path: Path | None = None
+    ) -> GemmResult:
         """C = A @ W on ``backend``: ``golden`` numeric model, ``rtl`` Verilator simulation or
-        ``cycle`` (the cycle-level simulator :mod:`tpegen.sim.cycle`, cycles equal to the RTL's)."""
+        ``cycle`` (the cycle-level simulator :mod:`tpegen.sim.cycle`, cycles equal to the RTL's).
+        ``vcd_path`` (RTL only) saves the waveform there."""
         if backend not in BACKENDS:
             raise ConfigError("--backend", "one of " + ", ".join(BACKENDS), backend)
+        if vcd_path is not None and backend != "rtl":
+            raise ConfigError("--waves", "used with --backend rtl (only the RTL has waveforms)", backend)
         if backend == "rtl":
-            return self.run_rtl([(a, w)])[0]
+            return self.run_rtl([(a, w)], vcd_path=vcd_path)[0]
         if backend == "cycle":
             from tpegen.sim.cycle import simulate
 

@@ -66,6 +66,7 @@ class LayerReport:
     rel_error: float = 0.0
     energy_pj: float | None = None
     rtl_check: bool | None = None  # the layer re-run on the RTL equalled this backend bit for bit
+    on_host: bool = False  # an activation x activation matmul the hardware cannot take ran on the host
 
 
 @dataclass
@@ -229,6 +230,29 @@ def _check_compatible(acc, family: str, scheme) -> None:
         raise TpegenError(f"--quant {scheme.name} does not fit this hardware: {exc}") from None
 
 
+def _activation_operand_scheme(scheme, acc):
+    """How the second operand of an activation x activation matmul (attention) is quantized: as an
+    activation (the scheme's activation format, one scale per tensor) -- or None if the hardware's
+    weight port cannot take such values (e.g. a LUT core with 2-bit weights), so it runs on the host."""
+    import dataclasses
+
+    from tpegen.sw.quant import operand_ranges
+
+    operand = dataclasses.replace(
+        scheme, weight=scheme.act, weight_bits=scheme.act_bits, granularity="tensor", group_size=None,
+        symmetric=scheme.act_symmetric,
+    )  # fmt: skip
+    ranges = operand_ranges(operand)
+    if ranges is None:
+        return operand
+    (a_lo, a_hi), (w_lo, w_hi) = ranges
+    try:
+        acc.check_operands(np.array([[a_lo, a_hi]]), np.array([[w_lo], [w_hi]]))
+    except ConfigError:
+        return None
+    return operand
+
+
 # -- the mapping ----------------------------------------------------------------------------------
 
 
@@ -341,7 +365,7 @@ def map_model(
         )
     feed = {graph.inputs[0]: x}
 
-    ref_out, ref_layers = run_graph(graph, feed, capture=True)
+    ref = run_graph(graph, feed, capture=True)
     static: dict[str, tuple[float, int]] = {}
     if scheme.act_mode == "static":
         batches: dict[str, list[np.ndarray]] = {}
@@ -355,19 +379,23 @@ def map_model(
 
     hardware = HardwareGemm(acc, backend)
     layers: dict[str, LayerReport | None] = {n.name: None for n in gemm_nodes}
-    per_tensor = parse_scheme(quant, granularity="tensor", symmetric=symmetric, act_mode=act_mode)
+    act_operand = _activation_operand_scheme(scheme, acc)
     done: list[str] = []
 
     def gemm(node, a: np.ndarray, w: np.ndarray, is_weight: bool) -> np.ndarray:
-        # the second operand of an activation x activation matmul is quantized per tensor
-        qw = quantize_weight(w, scheme if is_weight else per_tensor)
-        qa = quantize_act(a, scheme, static.get(node.name))
-        g = qw.group_size
-        k = a.shape[1]
-        accs = []
         rep = layers[node.name]
         if rep is None:
-            rep = layers[node.name] = LayerReport(node.name, node.op, a.shape[0], min(g, k), w.shape[1])
+            rep = layers[node.name] = LayerReport(node.name, node.op, a.shape[0], a.shape[1], w.shape[1])
+        if not is_weight and act_operand is None:  # activation x activation the hardware cannot take
+            rep.on_host = True
+            rep.host_ops += a.shape[0] * a.shape[1] * w.shape[1]
+            return a @ w
+        qw = quantize_weight(w, scheme if is_weight else act_operand, name=f"{node.name}.weight")
+        qa = quantize_act(a, scheme, static.get(node.name), name=f"{node.name}.input")
+        g = qw.group_size
+        k = a.shape[1]
+        rep.K = min(g, k)
+        accs = []
         for start in range(0, k, g):
             qa_g, qw_g = qa.q[:, start : start + g], qw.q[start : start + g]
             out, cycles = hardware.run(qa_g, qw_g)
@@ -386,20 +414,20 @@ def map_model(
             progress(len(done), len(gemm_nodes), node.name)
         return y
 
-    mapped_out, mapped_layers = run_graph(graph, feed, gemm, capture=True)
+    mapped = run_graph(graph, feed, gemm, capture=True)
 
     reports = [layers[n.name] for n in gemm_nodes if layers[n.name] is not None]
     for rep in reports:
         rep.utilization = rep.macs / (rep.cycles * acc.macs_per_cycle) if rep.cycles else 0.0
-        rep.rel_error = _rel_rms(mapped_layers[rep.name], ref_layers[rep.name])
+        rep.rel_error = _rel_rms(mapped[rep.name], ref[rep.name])
         if energy_of is not None:
             rep.energy_pj = energy_of(rep.macs, rep.cycles)
     out_name = graph.outputs[0]
     accuracy = None
     if labels is not None:
         accuracy = {
-            "float": float(np.mean(np.argmax(ref_out[out_name].reshape(len(x), -1), axis=1) == labels)),
-            "mapped": float(np.mean(np.argmax(mapped_out[out_name].reshape(len(x), -1), axis=1) == labels)),
+            "float": float(np.mean(np.argmax(ref[out_name].reshape(len(x), -1), axis=1) == labels)),
+            "mapped": float(np.mean(np.argmax(mapped[out_name].reshape(len(x), -1), axis=1) == labels)),
         }
     total_cycles = sum(r.cycles for r in reports)
     total_macs = sum(r.macs for r in reports)
@@ -415,7 +443,7 @@ def map_model(
         total_macs=total_macs,
         utilization=total_macs / (total_cycles * acc.macs_per_cycle) if total_cycles else 0.0,
         accuracy=accuracy,
-        output_cosine=_cosine(mapped_out[out_name], ref_out[out_name]),
+        output_cosine=_cosine(mapped[out_name], ref[out_name]),
         energy_pj=sum(r.energy_pj for r in reports) if energy_of is not None else None,
         samples=len(x),
         seconds=time.perf_counter() - t0,

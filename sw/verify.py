@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -74,19 +75,20 @@ def verify(
     seed: int = 0,
     stall_prob: float = 0.3,
     progress: Callable[[str], None] | None = None,
+    vcd_path: Path | None = None,
 ) -> VerifyReport:
     """Run ``acc.verification_cases`` (edge cases plus ``cases`` random GEMMs, 0..MAX_CASES) on
-    golden and RTL."""
+    golden and RTL. ``vcd_path`` saves the waveform of the run without stalls there."""
     check_int("cases", cases, 0, MAX_CASES)
     rng = np.random.default_rng(seed)
     gemms = acc.verification_cases(rng, cases)
     report = VerifyReport(design=acc.config.name, seed=seed)
     say = progress or (lambda _msg: None)
     say(f"building {acc.top_name} with Verilator (cached after the first build)")
-    acc.rtl_model()
+    acc.rtl_model(trace=vcd_path is not None)
     say(f"running {len(gemms)} GEMMs on the RTL")
     operands = [(a, w) for _, a, w in gemms]
-    rtl = acc.run_rtl(operands)
+    rtl = acc.run_rtl(operands, vcd_path=vcd_path)
     stalled = (
         acc.run_rtl(operands, stall_prob=stall_prob, seed=seed) if stall_prob > 0 else [None] * len(gemms)
     )

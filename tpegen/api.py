@@ -58,10 +58,17 @@ def generate_verilog(
 
 
 def run_gemm(
-    config: DesignConfig | str | Path | None, a: np.ndarray, w: np.ndarray, backend: str = "golden"
+    config: DesignConfig | str | Path | None,
+    a: np.ndarray,
+    w: np.ndarray,
+    backend: str = "golden",
+    *,
+    vcd_path: str | Path | None = None,
 ) -> GemmResult:
-    """C = A @ W on the configured hardware, with the ``golden`` model or the ``rtl`` simulation."""
-    return _config(config).accelerator().run_gemm(a, w, backend)
+    """C = A @ W on the configured hardware: ``golden`` (numeric model), ``cycle`` (cycle-level
+    simulator) or ``rtl`` (Verilator; ``vcd_path`` saves its waveform)."""
+    vcd = None if vcd_path is None else Path(vcd_path)
+    return _config(config).accelerator().run_gemm(a, w, backend, vcd_path=vcd)
 
 
 def verify(
@@ -70,10 +77,14 @@ def verify(
     cases: int = 8,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    vcd_path: str | Path | None = None,
 ) -> VerifyReport:
-    """Edge-case and random GEMMs on the RTL, checked bit for bit and cycle for cycle."""
+    """Edge-case and random GEMMs on the RTL, checked bit for bit and cycle for cycle;
+    ``vcd_path`` saves the waveform of the run (without stalls) there."""
     seed = check_seed(seed)
-    return _verify(_config(config).accelerator(), cases=cases, seed=seed, progress=progress)
+    acc = _config(config).accelerator()
+    vcd = None if vcd_path is None else Path(vcd_path)
+    return _verify(acc, cases=cases, seed=seed, progress=progress, vcd_path=vcd)
 
 
 def demo(*, seed: int = 0, size: int = 64, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Outputs are written atomically, so a failed command leaves nothing half-written 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import sys
@@ -53,13 +54,36 @@ def cmd_gen(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _waves_file(path: str | None):
+    """A temporary path for the VCD of ``--waves FILE``, published with the command's other outputs."""
+    if path is None:
+        yield None
+        return
+    from tpegen._io import atomic_file
+
+    with atomic_file(path, option="--waves") as tmp:
+        yield tmp
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from tpegen.api import verify
     from tpegen.errors import check_int
     from tpegen.sw.verify import MAX_CASES
 
     check_int("--cases", args.cases, 0, MAX_CASES)  # checked here too, to name the option
-    report = verify(args.config, cases=args.cases, seed=args.seed, progress=None if args.json else _progress)
+    if args.waves is not None:
+        from tpegen._io import check_output_file
+
+        check_output_file(args.waves, option="--waves")
+    with _waves_file(args.waves) as vcd:
+        report = verify(
+            args.config,
+            cases=args.cases,
+            seed=args.seed,
+            progress=None if args.json else _progress,
+            vcd_path=vcd,
+        )
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
@@ -91,11 +115,16 @@ def cmd_gemm(args: argparse.Namespace) -> int:
     from tpegen.config import load_config
 
     check_output_file(args.output)
+    if args.waves is not None:
+        check_output_file(args.waves, option="--waves")
     cfg = load_config(args.config)
     a = _load_matrix(args.a, "A")
     w = _load_matrix(args.w, "W")
     acc = cfg.accelerator()
-    result = acc.run_gemm(a, w, args.backend)
+    if args.waves is not None and args.backend != "rtl":
+        raise ConfigError("--waves", "used with --backend rtl (only the RTL has waveforms)", args.backend)
+    with _waves_file(args.waves) as vcd:
+        result = acc.run_gemm(a, w, args.backend, vcd_path=vcd)
     m, k = np.shape(a)
     n = np.shape(w)[1]
     cycles = result.cycles if result.cycles is not None else acc.cycles(m, k, n)
@@ -598,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cases", type=int, default=8, help="random GEMMs in addition to the edge cases (default 8)"
     )
+    p.add_argument("--waves", metavar="FILE.vcd", help="save the RTL waveform (VCD) of the run there")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_verify)
@@ -621,6 +651,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cycle: cycle-level simulator (exact output, cycles equal to the RTL's)",
     )
     p.add_argument("-o", "--output", required=True, help="where to write C (.npy)")
+    p.add_argument(
+        "--waves", metavar="FILE.vcd", help="save the RTL waveform (VCD) of the run there (--backend rtl)"
+    )
     p.add_argument(
         "--json",
         action="store_true",
