@@ -116,10 +116,11 @@ class MapReport:
 
 
 def load_model(model: Any, example_inputs: Any = None):
-    """``(graph, default_inputs, default_labels)`` for a built-in name, an ``.onnx``/``.pt2`` path,
-    a :class:`~tpegen.sw.graph.Graph`, or a PyTorch ``nn.Module`` (with ``example_inputs``)."""
+    """``(graph, default_inputs, default_labels)`` for a built-in name, an optional model's name
+    (``minilm``: needs its extra), an ``.onnx``/``.pt2`` path, a :class:`~tpegen.sw.graph.Graph`,
+    or a PyTorch ``nn.Module`` (with ``example_inputs``)."""
     from tpegen.sw.graph import Graph
-    from tpegen.sw.models import builtin_models, load_builtin
+    from tpegen.sw.models import builtin_models, load_builtin, load_optional, optional_models
 
     if isinstance(model, Graph):
         return model, None, None
@@ -127,6 +128,8 @@ def load_model(model: Any, example_inputs: Any = None):
         text = str(model)
         if text in builtin_models():
             return load_builtin(text)
+        if text in optional_models():
+            return load_optional(text)
         suffix = Path(text).suffix.lower()
         if suffix == ".onnx":
             from tpegen.sw.frontend.onnx import load_onnx
@@ -138,7 +141,7 @@ def load_model(model: Any, example_inputs: Any = None):
             return load_pt2(text), None, None
         raise ConfigError(
             "MODEL",
-            "a built-in model (" + ", ".join(builtin_models()) + "), an .onnx file or a .pt2 file",
+            f"a built-in model ({', '.join(builtin_models() + optional_models())}), an .onnx or a .pt2 file",
             text,
         )
     if hasattr(model, "forward") and hasattr(model, "parameters"):

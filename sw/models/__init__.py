@@ -12,6 +12,10 @@ Models (input ``x``: (N, 1, 8, 8), output ``logits``: (N, 10)):
 * ``digits_cnn`` (default): conv3x3 1->8 (pad 1), relu, conv3x3 8->16 (pad 1), relu, maxpool 2,
   flatten, linear 256->32, relu, linear 32->10.
 * ``digits_mlp``: flatten, linear 64->64, relu, linear 64->32, relu, linear 32->10.
+
+Optional models (:func:`optional_models`, :func:`load_optional`) need an optional extra and do
+not ship: ``minilm`` (:mod:`tpegen.sw.models.minilm`, sentence embeddings from token ids; no
+labels).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.sw.graph import Graph, Node
 
-__all__ = ["builtin_models", "load_builtin", "build_graph", "DATA_DIR"]
+__all__ = ["builtin_models", "load_builtin", "optional_models", "load_optional", "build_graph", "DATA_DIR"]
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -87,3 +91,21 @@ def load_builtin(name: str) -> tuple[Graph, np.ndarray, np.ndarray]:
     x_test = arrays.pop("x_test").astype(np.float32)
     y_test = arrays.pop("y_test").astype(np.int64)
     return build_graph(name, arrays), x_test, y_test
+
+
+_OPTIONAL = ("minilm",)
+
+
+def optional_models() -> list[str]:
+    """Models that need an optional extra (not shipped): each module tells how to install it."""
+    return list(_OPTIONAL)
+
+
+def load_optional(name: str) -> tuple[Graph, np.ndarray, np.ndarray | None]:
+    """``(graph, default inputs, labels or None)`` of optional model ``name``; a one-line
+    :class:`~tpegen.errors.TpegenError` names the install command when its extra is missing."""
+    if name not in _OPTIONAL:
+        raise ConfigError("model", "one of " + ", ".join(_OPTIONAL), name)
+    from tpegen.sw.models import minilm
+
+    return minilm.load_model()
