@@ -17,18 +17,12 @@ corrections), energy when a synthesized PPA record is given, and the relative RM
 layer's output against the float32 reference (errors of earlier layers included: the mapped model
 feeds its own outputs forward). With labels it reports top-1 accuracy of both models.
 
-**Energy model** (``ppa``: a ``tpegen synth`` JSON record with energy): the gate-level
-simulation splits energy per MAC into combinational, sequential, clock and leakage parts,
-measured on that record's workload (``ops`` MACs in ``cycles`` cycles). Combinational and
-sequential energy follow the data and are charged per useful MAC; clock and leakage energy are
-paid every cycle the array runs and are charged per cycle at the measured rate. So
-``E_layer = (comb + seq) * MACs + (clock + leakage) * ops_ppa / cycles_ppa * cycles_layer``. The
-host's work is not included.
+Energy per layer comes from a ``tpegen synth`` record (``ppa``) through
+:func:`tpegen.synth.ppa.energy_model`; the host's work is not included.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -275,43 +269,6 @@ def _rel_rms(y: np.ndarray, ref: np.ndarray) -> float:
     return err / den if den > 0 else err
 
 
-def _energy_model(
-    ppa: dict | str | Path | None, hw_name: str
-) -> tuple[Callable[[int, int], float] | None, str | None]:
-    """``energy(macs, cycles) -> pJ`` from a ``tpegen synth`` record (module docstring), and a note."""
-    if ppa is None:
-        return None, None
-    if not isinstance(ppa, dict):
-        from tpegen._io import read_text_file
-
-        text = read_text_file(ppa, "--ppa file", limit=16 << 20)
-        try:
-            ppa = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TpegenError(f"{ppa}: --ppa file is not JSON (line {exc.lineno}: {exc.msg})") from None
-    parts = ppa.get("energy_breakdown_pj_per_op") if isinstance(ppa, dict) else None
-    ops, cycles = (ppa.get("ops"), ppa.get("cycles")) if isinstance(ppa, dict) else (None, None)
-    keys = ("combinational", "sequential", "clock", "leakage")
-    if (
-        not isinstance(parts, dict)
-        or not all(isinstance(parts.get(k), (int, float)) for k in keys)
-        or not isinstance(ops, int)
-        or not isinstance(cycles, int)
-        or ops <= 0
-        or cycles <= 0
-    ):
-        raise ConfigError(
-            "--ppa", "a 'tpegen synth -o DIR' ppa.json with energy (energy_breakdown_pj_per_op, ops, cycles)"
-        )
-    per_mac = parts["combinational"] + parts["sequential"]
-    per_cycle = (parts["clock"] + parts["leakage"]) * ops / cycles
-    top = str(ppa.get("top", ""))
-    note = None
-    if top and not top.endswith(hw_name.replace("-", "_")):
-        note = f"the PPA record was synthesized for {top}, not for {hw_name}"
-    return (lambda macs, cyc: per_mac * macs + per_cycle * cyc), note
-
-
 def map_model(
     model: Any,
     hw: Any = None,
@@ -344,13 +301,14 @@ def map_model(
     from tpegen.config import DesignConfig, load_config
     from tpegen.sw.graph import GEMM_OPS, run_graph
     from tpegen.sw.quant import calibrate_act, dequantize_gemm, parse_scheme, quantize_act, quantize_weight
+    from tpegen.synth.ppa import energy_model
 
     t0 = time.perf_counter()
     scheme = parse_scheme(quant, group=group, granularity=granularity, symmetric=symmetric, act_mode=act_mode)
     cfg = hw if isinstance(hw, DesignConfig) else load_config(hw)
     acc = cfg.accelerator()
     _check_compatible(acc, cfg.family, scheme)
-    energy_of, energy_note = _energy_model(ppa, cfg.name)
+    energy_of, energy_note = energy_model(ppa, cfg.name)
     if backend not in BACKENDS:
         raise ConfigError("--backend", "one of " + ", ".join(BACKENDS), backend)
     graph, default_x, default_y = load_model(model, example_inputs)

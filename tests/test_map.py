@@ -158,3 +158,35 @@ def test_graph_object_maps_through_the_api():
     x = rng.normal(size=(5, 6)).astype(np.float32)
     rep = tpegen.map_model(graph, "int8_os_8x8", "W8A8", inputs=x, backend="golden")
     assert rep.layers[0].M == 5 and rep.output_cosine > 0.999
+
+
+PPA = {
+    "top": "tpegen_int8_os_8x8",
+    "energy_breakdown_pj_per_op": {"combinational": 1.0, "sequential": 0.5, "clock": 2.0, "leakage": 0.25},
+    "ops": 1000,
+    "cycles": 500,
+}
+
+
+def test_energy_per_layer_from_a_ppa_record(run_cli, tmp_path):
+    (tmp_path / "ppa.json").write_text(json.dumps(PPA))
+    report = _map_json(
+        run_cli, "digits_mlp", "--hw", "int8_os_8x8", "--backend", "golden", "--ppa", tmp_path / "ppa.json"
+    )
+    for layer in report["layers"]:  # data energy per MAC, clock and leakage per cycle at the measured rate
+        assert layer["energy_pj"] == pytest.approx(1.5 * layer["macs"] + 2.25 * 2 * layer["cycles"])
+    assert report["energy_pj"] == pytest.approx(sum(x["energy_pj"] for x in report["layers"]))
+    code, out, err = run_cli(
+        "sim", "int8_os_8x8", "--topology", "resnet18_conv", "--ppa", tmp_path / "ppa.json", "--json"
+    )
+    assert code == 0, err
+    sim = json.loads(out)
+    for layer in sim["layers"]:
+        assert layer["energy_pj"] == pytest.approx(1.5 * layer["macs"] + 4.5 * layer["cycles"])
+    assert sim["energy_note"] is None
+
+
+def test_ppa_without_energy_is_a_one_line_error(run_cli, tmp_path):
+    (tmp_path / "ppa.json").write_text(json.dumps({"area_um2": 1.0, "energy_pj_per_op": None}))
+    code, _, err = run_cli("map", "digits_mlp", "--ppa", tmp_path / "ppa.json", "--backend", "golden")
+    assert code != 0 and "--ppa: must be a 'tpegen synth -o DIR' ppa.json with energy" in err

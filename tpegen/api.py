@@ -136,6 +136,7 @@ def simulate_topology(
     seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
     source: str | None = None,
+    ppa: dict | str | Path | None = None,
 ) -> dict[str, Any]:
     """Run every layer of a SCALE-Sim topology (file or list of :class:`~tpegen.sim.topology.Layer`;
     ``source`` names where a list came from, in errors and the report)
@@ -145,14 +146,17 @@ def simulate_topology(
     summary per layer: ``name``, ``M``, ``K``, ``N``, ``macs``, ``tiles``, ``cycles``,
     ``ideal_cycles``, ``stall_cycles``, ``utilization``, ``traffic``), ``total_cycles``,
     ``total_macs``, ``utilization`` and ``traffic`` (summed). ``progress(done, total, name)`` is
-    called after each layer.
+    called after each layer. With ``ppa`` (a ``tpegen synth`` record or its ppa.json) every layer
+    and the total also get ``energy_pj`` (:func:`tpegen.synth.ppa.energy_model`).
     """
     from tpegen.sim.cycle import OPERANDS, check_bandwidth, simulate
     from tpegen.sim.topology import check_layers, load_topology
+    from tpegen.synth.ppa import energy_model
 
     seed = check_seed(seed)
     check_bandwidth(bandwidth)
     cfg = _config(config)
+    energy_of, energy_note = energy_model(ppa, cfg.name)
     acc = cfg.accelerator()
     if isinstance(topology, (str, Path)):
         where, layers = str(topology), load_topology(topology)
@@ -167,6 +171,8 @@ def simulate_topology(
         except TpegenError as exc:
             raise TpegenError(f"{where}: layer {layer.name[:60]!r}: {exc}") from None
         rows.append({"name": layer.name, **res.summary()})
+        if energy_of is not None:
+            rows[-1]["energy_pj"] = energy_of(rows[-1]["macs"], rows[-1]["cycles"])
         if progress:
             progress(i + 1, len(layers), layer.name)
     total_cycles = sum(r["cycles"] for r in rows)
@@ -189,6 +195,11 @@ def simulate_topology(
         "total_macs": total_macs,
         "utilization": total_macs / (total_cycles * acc.macs_per_cycle) if total_cycles else 0.0,
         "traffic": traffic,
+        **(
+            {"energy_pj": sum(r["energy_pj"] for r in rows), "energy_note": energy_note}
+            if energy_of is not None
+            else {}
+        ),
     }
 
 

@@ -197,7 +197,8 @@ def _sim_csv(report: dict) -> str:
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SIM_CSV_COLUMNS)
+    energy = "energy_pj" in report
+    writer.writerow(SIM_CSV_COLUMNS + (("energy_pj",) if energy else ()))
     for r in report["layers"]:
         t = r["traffic"]
         writer.writerow(
@@ -205,6 +206,7 @@ def _sim_csv(report: dict) -> str:
              r["stall_cycles"], f"{r['utilization']:.6f}",
              t["A"]["reads"], t["A"]["read_bytes"], t["W"]["reads"], t["W"]["read_bytes"],
              t["C"]["reads"], t["C"]["read_bytes"], t["C"]["writes"], t["C"]["write_bytes"]]
+            + ([f"{r['energy_pj']:.1f}"] if energy else [])
         )  # fmt: skip
     return buf.getvalue()
 
@@ -239,12 +241,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
         with bar:
             task = bar.add_task("", total=len(layers))
             report = simulate_topology(
-                cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology),
+                cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology), ppa=args.ppa,
                 progress=lambda done, _total, name: bar.update(task, completed=done, description=name),
             )  # fmt: skip
     else:
         report = simulate_topology(
-            cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology)
+            cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology), ppa=args.ppa
         )
     if args.output is not None:
         out = Path(args.output)
@@ -259,7 +261,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     bw = "unlimited" if bandwidth is None else str(args.bandwidth) + " B/cycle"
     table = Table(title=f"{cfg.name} on {Path(args.topology).name} (bandwidth {bw}, seed {args.seed})")
-    for col in ("layer", "M x K x N", "MACs", "tiles", "cycles", "stalls", "util", "A reads", "W reads", "C writes", "C reads"):  # fmt: skip
+    energy = "energy_pj" in report
+    cols = ["layer", "M x K x N", "MACs", "tiles", "cycles", "stalls", "util", "A reads", "W reads", "C writes", "C reads"]  # fmt: skip
+    for col in cols + (["energy µJ"] if energy else []):
         table.add_column(col, justify="left" if col == "layer" else "right")
     for r in report["layers"]:
         t = r["traffic"]
@@ -267,6 +271,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             r["name"], f"{r['M']}x{r['K']}x{r['N']}", f"{r['macs']:,}", str(r["tiles"]), f"{r['cycles']:,}",
             f"{r['stall_cycles']:,}", f"{r['utilization']:.1%}", _fmt_bytes(t["A"]["read_bytes"]),
             _fmt_bytes(t["W"]["read_bytes"]), _fmt_bytes(t["C"]["write_bytes"]), _fmt_bytes(t["C"]["read_bytes"]),
+            *([f"{r['energy_pj'] / 1e6:.3f}"] if energy else []),
         )  # fmt: skip
     t = report["traffic"]
     table.add_section()
@@ -275,9 +280,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
         f"{sum(r['stall_cycles'] for r in report['layers']):,}", f"{report['utilization']:.1%}",
         _fmt_bytes(t["A"]["read_bytes"]), _fmt_bytes(t["W"]["read_bytes"]),
         _fmt_bytes(t["C"]["write_bytes"]), _fmt_bytes(t["C"]["read_bytes"]),
+        *([f"{report['energy_pj'] / 1e6:.3f}"] if energy else []),
     )  # fmt: skip
     console = Console() if sys.stdout.isatty() else Console(width=160)  # no wrapping when piped
     console.print(table)
+    if report.get("energy_note"):
+        console.print(f"note: {report['energy_note']}")
     if args.output is not None:
         console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
     return 0
@@ -670,7 +678,12 @@ def build_parser() -> argparse.ArgumentParser:
         "operand-buffer traffic per layer.",
     )
     _add_config(p)
-    p.add_argument("--topology", required=True, help="SCALE-Sim topology CSV (GEMM or conv format)")
+    p.add_argument(
+        "--topology",
+        required=True,
+        help="SCALE-Sim topology CSV (GEMM or conv format) or a shipped one's name (resnet18_conv, ...)",
+    )
+    p.add_argument("--ppa", help="ppa.json from 'tpegen synth -o DIR': adds energy per layer")
     p.add_argument(
         "--bandwidth",
         help="memory bandwidth in bytes/cycle for each operand buffer (e.g. 16), or per buffer "
