@@ -33,7 +33,10 @@ def _console():
 
 
 def _progress(msg: str) -> None:
-    _console().print(f"[dim]· {msg}[/dim]")
+    """A progress line on stderr for a person watching; nothing when stderr is a pipe or file, so
+    that a failing command's stderr is exactly its one error line."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        _console().print(f"[dim]· {msg}[/dim]")
 
 
 def _load_matrix(path: str, name: str) -> np.ndarray:
