@@ -156,9 +156,9 @@ def run_minilm(backend: str, bf16_sentences: int, log) -> tuple[list[dict[str, A
             row["target_seconds"] = TARGET_SECONDS
             row["met_seconds"] = rep.seconds < TARGET_SECONDS
         rows.append(row)
-        weights = f"g{group}" if group else "per-channel"
+        layout = f"g{group}" if group else "per-channel"
         log(
-            f"minilm {fmt} {weights} {'sym' if sym else 'asym'} on {hw}: cos {rep.output_cosine:.4f} ({rep.seconds:.1f} s)"
+            f"minilm {fmt} {layout} {'sym' if sym else 'asym'} on {hw}: cos {rep.output_cosine:.4f} ({rep.seconds:.1f} s)"
         )
     if bf16_sentences > 0:
         graph, ids, tokens = model(bf16_sentences)
