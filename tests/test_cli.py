@@ -178,3 +178,11 @@ def test_usage_errors_are_one_line(run_cli, capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("tpegen gemm: error: argument --backend: invalid choice: 'spice'")
+
+
+def test_verify_formal_reports_a_proof(run_cli):
+    code, out, err = run_cli("verify", "int8_os_8x8", "--formal", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["passed"] and report["family"] == "mac"
+    assert all(c["proved"] for c in report["checks"]) and len(report["checks"]) >= 2

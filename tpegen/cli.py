@@ -69,12 +69,33 @@ def _waves_file(path: str | None):
         yield tmp
 
 
+def _verify_formal(args: argparse.Namespace) -> int:
+    """``verify --formal``: prove the PE equivalent to its references with Yosys (no simulation)."""
+    from tpegen.config import load_config
+    from tpegen.synth.formal import formal_verify
+
+    if args.waves is not None:
+        raise ConfigError("--waves", "omitted with --formal (proofs have no waveform)", args.waves)
+    cfg = load_config(args.config)
+    if not args.json:
+        _progress(f"proving the {cfg.family} PE of {cfg.name} with Yosys (SAT)")
+    report = formal_verify(cfg)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        for line in report.lines():
+            print(line)
+    return 0 if report.passed else 1
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from tpegen.api import verify
     from tpegen.errors import check_int
     from tpegen.sw.verify import MAX_CASES
 
     check_int("--cases", args.cases, 0, MAX_CASES)  # checked here too, to name the option
+    if args.formal:
+        return _verify_formal(args)
     if args.waves is not None:
         from tpegen._io import check_output_file
 
@@ -629,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "verify",
-        help="check the RTL against the golden and timing models",
+        help="check the RTL against the golden and timing models (--formal: prove the PE with Yosys)",
         description="Run edge-case and random GEMMs on the Verilated RTL (cocotb) and require "
         "bit-exact outputs and cycle counts equal to the timing model; also replay "
         "them with random stalls. Exits 1 on any mismatch.",
@@ -637,6 +658,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument(
         "--cases", type=int, default=8, help="random GEMMs in addition to the edge cases (default 8)"
+    )
+    p.add_argument(
+        "--formal",
+        action="store_true",
+        help="instead of simulating, prove with Yosys (SAT) that the PE datapath equals an independent "
+        "reference and that its synthesized netlist equals its RTL (synth/formal.py)",
     )
     p.add_argument("--waves", metavar="FILE.vcd", help="save the RTL waveform (VCD) of the run there")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
