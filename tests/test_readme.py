@@ -1,0 +1,496 @@
+"""README.md's "Measured results" quote exactly what the benches stored in ``bench/results/*.json``.
+
+Each check renders the sentence fragment or Markdown table row the README must contain from a
+stored result (same formatting as the README) and looks for it verbatim, so editing a number in
+the README or regenerating a result that changes it fails here. A final check lists every number
+left in the section outside those fragments and outside code spans; only literature figures,
+named in :data:`LITERATURE`, may stand there unchecked. No simulation: JSON, YAML and Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from tpegen.config import load_config
+from tpegen.sim.topology import load_topology
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+README = REPO / "README.md"
+
+# Published figures the README cites for comparison (not produced by this repository).
+LITERATURE = [
+    "(Horowitz 45 nm)",
+    "The paper reports about 16% area.",
+    "The paper reports -16% area and -13% power.",
+    "LUT Tensor Core reports 61.8 vs 17.7 TOPS/mm² (3.5x) at W2A8 in 28 nm.",
+    "FreePDK45 library `gscl45nm.lib` (1.1 V)",
+    "published 45 nm figures",
+]
+
+ENGINES = {"opensta": "OpenSTA", "tpegen": "built-in STA"}  # synth/timing.py's engine names
+
+
+@cache
+def result(bench: str) -> dict:
+    """The ``result`` part of ``bench/results/<bench>.json``."""
+    return json.loads((RESULTS / f"{bench}.json").read_text())["result"]
+
+
+@cache
+def record(bench: str) -> dict:
+    return json.loads((RESULTS / f"{bench}.json").read_text())
+
+
+def section(text: str, title: str) -> str:
+    """The body of the ``## title`` section."""
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+@cache
+def measured() -> str:
+    """The section with every run of whitespace folded to one space (prose wraps anywhere)."""
+    return re.sub(r"\s+", " ", section(README.read_text(), "Measured results"))
+
+
+def pct(x: float) -> str:
+    return f"{x:+.1f}%"
+
+
+# ------------------------------------------------------------------------------------------------
+# the expected fragments, one group per stored result
+# ------------------------------------------------------------------------------------------------
+
+
+def demo_fragments() -> list[str]:
+    d = result("demo")
+    cfg = load_config(REPO / "configs" / f"{d['hw']}.yaml")
+    (checked,) = [x for x in d["layers"] if x["name"] == d["rtl_check_layer"]]
+    assert checked["rtl_check"] is True, "the RTL re-run must equal the simulator"
+    assert d["backend"] == "cycle" and all(x["rtl_check"] is None for x in d["layers"] if x is not checked)
+    acc = d["accuracy"]
+    return [
+        f"the built-in `{d['model']}` mapped at {d['quant']} onto the {cfg.array.rows}x{cfg.array.cols} "
+        f"INT8 {cfg.pe.dataflow.upper()} array (`{d['hw']}`) on the cycle-level simulator",
+        f"{len(d['layers'])} layers, {d['total_macs']:,} MACs in {d['total_cycles']:,} cycles "
+        f"({100 * d['utilization']:.1f}% PE utilization) over {d['samples']} test images",
+        f"top-1 accuracy {100 * acc['mapped']:.1f}% (float model {100 * acc['float']:.1f}%)",
+        f"layer `{checked['name']}` re-run on the RTL (Verilator) equals the simulator bit for bit and "
+        f"cycle for cycle ({checked['cycles']:,} cycles)",
+    ]
+
+
+def sim_speed_fragments() -> list[str]:
+    s = result("sim_speed")
+    assert s["scalesim"].startswith("scalesim==3.0.0")
+    out = [
+        "SCALE-Sim 3.0.0",
+        f", {s['array']} array, exact INT8 outputs",
+        "| dataflow | GEMMs (" + ", ".join("x".join(map(str, g)) for g in s["gemms"]) + ") |",
+    ]
+    for df, v in s["dataflows"].items():
+        for t in v["scalesim"]:
+            assert t["formula"] == t["total"], "the README says SCALE-Sim's closed forms hold row by row"
+        tot = v["total"]
+        out.append(
+            f"| {df.upper()} | total | {tot['cycles_tpegen']:,} | {tot['cycles_scalesim']:,} | "
+            f"{tot['seconds_tpegen'] * 1e3:.2f} ms | {tot['seconds_scalesim']:.2f} s | {tot['speedup']:.0f}x |"
+        )
+    enc = {e["config"]: e for e in s["encoder"]}
+    os_, ws = enc["int8_os_32x32"], enc["int8_ws_32x32"]
+    assert os_["exact"] and ws["exact"]
+    assert os_["macs"] == ws["macs"] and os_["gemms"] == ws["gemms"]
+    layers = load_topology(REPO / "configs" / "topologies" / "bert_encoder_6x384.csv")
+    assert len(layers) == os_["gemms"] and sum(x.macs for x in layers) == os_["macs"]
+    (tokens,) = {x.m for x in layers}
+    out += [
+        f"The {os_['gemms']} weight GEMMs of a {len(layers) // 6}-layer BERT-style encoder (hidden "
+        f"{min(x.k for x in layers)}, FFN {max(x.n for x in layers)}, {tokens} tokens; "
+        f"{os_['macs'] / 1e9:.2f} GMAC) take {os_['cycles']:,} cycles on the 32x32 OS array and "
+        f"{ws['cycles']:,} on the WS array",
+        f"in {os_['median_s']:.2f} s (OS, median) and {ws['median_s']:.2f} s (WS)",
+    ]
+    return out
+
+
+def _approximation(name: str) -> str:
+    """The README's description of a config's normalization, from the config itself."""
+    pe = load_config(REPO / "configs" / f"{name}.yaml").pe
+    parts = []
+    if pe.norm_window is not None:
+        parts.append(f"{pe.norm_window}-bit window")
+    if pe.shift_granularity > 1:
+        parts.append(f"shifts in steps of {pe.shift_granularity}")
+    if not pe.normalize_in_pe:
+        parts.append("relaxed partial sums, one normalizer per column")
+    return ", ".join(parts) or "none"
+
+
+def _exact_of(name: str) -> str:
+    pe = load_config(REPO / "configs" / f"{name}.yaml").pe
+    return "bf16_exact" if pe.acc_format == "fp32" else "bf16_exact_bf16acc"
+
+
+def fp_accuracy_fragments() -> list[str]:
+    a = result("fp_accuracy")
+    rows = {r["config"]: r for r in a["rows"]}
+    ref = rows.pop("fp32 (reference)")
+    assert ref["cos_min"] == pytest.approx(1.0)
+    macs = {r["macs"] for r in rows.values()}
+    assert len(macs) == 1, "every configuration runs the same MACs"
+    assert all(r["nn_agree"] == 1.0 and r["para_acc"] == 1.0 for r in rows.values())
+    assert a["attention_on_engine"]
+    out = [
+        f"That is {macs.pop() / 1e9:.1f} G MACs per configuration, over {a['sentences']} built-in "
+        f"sentences ({a['sentences'] // 2} paraphrase pairs, {a['tokens']} tokens).",
+        "Nearest-neighbour agreement with fp32 and paraphrase retrieval are 1.0 for every configuration",
+    ]
+    for name, r in rows.items():
+        acc = load_config(REPO / "configs" / f"{name}.yaml").pe.acc_format
+        exact = _exact_of(name)
+        change = "-" if name == exact else pct(100 * (r["area_um2"] / rows[exact]["area_um2"] - 1))
+        out.append(
+            f"| `{name}` | {acc} | {_approximation(name)} | {r['cos_mean']:.6f} / {r['cos_min']:.6f} | "
+            f"{r['spearman']:.5f} | {r['max_abs_err']:.2e} | {r['area_um2']:.0f} | {change} |"
+        )
+    # "bf16_approx_w8 is larger than exact and, with an fp32 accumulator, equals it on MiniLM"
+    w8, ex = rows["bf16_approx_w8"], rows["bf16_exact"]
+    assert w8["area_um2"] > ex["area_um2"]
+    assert all(w8[k] == ex[k] for k in ("cos_mean", "cos_min", "spearman", "max_abs_err"))
+    out.append("`bf16_approx_w8` is larger than exact and, with an fp32 accumulator, equals it on MiniLM")
+    return out
+
+
+def _dse_rows() -> dict[str, dict]:
+    return {r["config"]: r for r in result("fp_dse")["rows"]}
+
+
+def fp_dse_fragments() -> list[str]:
+    f = result("fp_dse")
+    rows = _dse_rows()
+    g = f["gemm"]
+    exact, best = rows["fp32_exact_g1_pe_rne"], rows["fp32_w2_g2_relaxed_rne"]
+    pe = load_config(REPO / "configs" / "bf16_approx_relaxed_w2_g2.yaml").pe
+    assert pe.relaxed_guard_bits == 3
+    # "both smaller and more accurate than exact in-PE normalization"
+    assert best["eff_um2"] < exact["eff_um2"]
+    assert best["err_vs_f64"]["fro"] <= exact["err_vs_f64"]["fro"]
+    assert best["timing_engine"] == exact["timing_engine"], "delays compared across timing engines"
+    out = [
+        f"sweeps {len(rows)} PE configurations",
+        f"error on a {g['m']}x{g['k']}x{g['n']} bf16 GEMM against float64",
+        "The relaxed partial-sum format (3 guard bits, one rounding at the edge) is both smaller and "
+        "more accurate than exact in-PE normalization.",
+        f"saves {best['area_saved_pct']:.1f}-{100 * (1 - best['pe_um2'] / exact['pe_um2']):.1f}% "
+        f"PE area (with and without its share of the edge normalizer) and its critical path is {100 * (1 - best['delay_ns'] / exact['delay_ns']):.0f}% shorter "
+        f"({best['delay_ns']:.2f} vs {exact['delay_ns']:.2f} ns, {ENGINES[best['timing_engine']]})",
+        f"(+1/{f['rows_per_edge_normalizer']} edge normalizer)",
+    ]
+    e = f["energy"]
+    k = f["gemm"]["k"]
+    steps = int(e["workload"].split()[0])
+    out.append(f"({steps // k} dot products of k = {k} bf16")
+    shipped = {n: r for r in rows.values() for n in r.get("names", [])}
+    for name, r in shipped.items():
+        assert r["energy"]["checked_against_rtl"]
+        exact_name = _exact_of(name)
+        base = shipped[exact_name]
+        area = f"{r['eff_um2']:.0f} µm²"
+        if name != exact_name:
+            area += f" ({pct(100 * (r['eff_um2'] / base['eff_um2'] - 1))})"
+        change = "-" if name == exact_name else pct(r["energy"]["delta_pct_vs_exact"])
+        out.append(f"| `{name}` | {r['acc']} | {area} | {r['energy']['eff_pj_per_fma']:.2f} | {change} |")
+    w4 = shipped["bf16_approx_w4_g4"]
+    saves_both = [
+        n
+        for n, r in shipped.items()
+        if r["energy"].get("delta_pct_vs_exact", 0) < 0 and r["area_saved_pct"] > 0
+    ]
+    assert saves_both == ["bf16_approx_w4_g4"], saves_both
+    out.append(
+        f"The only configuration that saves both is `bf16_approx_w4_g4` "
+        f"({pct(-w4['area_saved_pct'])} area, {pct(w4['energy']['delta_pct_vs_exact'])} energy)."
+    )
+    # where the area savings come from (in-PE normalization, fp32 accumulator, RNE)
+    inpe = [
+        r for r in rows.values() if r["acc"] == "fp32" and r["normalize_in_pe"] and r["rounding"] == "rne"
+    ]
+    top = max(inpe, key=lambda r: r["area_saved_pct"])
+    assert top["norm_window"] in (2, 4) and top["shift_granularity"] > 1
+    small = max(r["area_saved_pct"] for r in inpe if r["norm_window"] in (2, 4))
+    large = [r["area_saved_pct"] for r in inpe if (r["norm_window"] or 0) >= 8]
+    assert min(large) < 0
+    out.append(
+        f"the largest savings come from windows of 2 and 4 with coarse shifts (up to {small:.1f}%); "
+        f"windows of 8 to 16 save at most {max(large):.1f}%, and some add area"
+    )
+    # "The relaxed format saves area but costs energy: ... raises sequential and clock energy."
+    rx, ex = shipped["bf16_approx_relaxed_w2_g2"], shipped["bf16_exact"]
+    assert rx["area_saved_pct"] > 0 and rx["energy"]["delta_pct_vs_exact"] > 0
+    seq_clk = [sum(r["energy"]["breakdown_pj_per_op"][k] for k in ("sequential", "clock")) for r in (rx, ex)]
+    assert seq_clk[0] > seq_clk[1], seq_clk
+    relaxed = load_config(REPO / "configs" / "bf16_approx_relaxed_w2_g2.yaml").pe.acc_shape.size
+    exact_bits = load_config(REPO / "configs" / "bf16_exact.yaml").pe.acc_shape.size
+    out.append(f"its wider partial-sum register ({relaxed} vs {exact_bits} bits)")
+    return out
+
+
+def _delay(d: dict) -> str:
+    """A critical path as the README prints it: ns and the timing engine that measured it."""
+    return f"{d['delay_ns']:.2f} ({ENGINES[d['timing']['engine']]})"
+
+
+def _lut_label(p) -> str:
+    k = p.tile_k * p.group_size
+    return f"LUT core, M{p.tile_m} x N{p.tile_n} x K{k}, g = {p.group_size}, {p.weight_bits} bit planes"
+
+
+def lut_vs_mac_fragments() -> list[str]:
+    r = result("lut_vs_mac")
+    lut, mac = r["lut_w2a8_128"], r["mac_w2a8_8x16"]
+    assert lut["peak_macs_per_cycle"] == mac["peak_macs_per_cycle"]
+    assert lut["checked_against_rtl"] and mac["checked_against_rtl"]
+    lp = load_config(REPO / lut["config"]).pe
+    mcfg = load_config(REPO / mac["config"])
+    mp = mcfg.pe
+    labels = {
+        "lut": _lut_label(lp),
+        "mac": f"{mcfg.array.rows}x{mcfg.array.cols} {mp.dataflow.upper()} MAC array, INT{mp.act_bits} x "
+        f"INT{mp.weight_bits}, {mp.acc_bits}-bit accumulators",
+    }
+    peak = lut["peak_macs_per_cycle"]
+    tpa = {}
+    out = [f"equal peak throughput ({peak:.0f} MACs/cycle)"]
+    for key, d in (("lut", lut), ("mac", mac)):
+        tpa[key] = peak / d["delay_ns"] / (d["area_um2"] / 1e6)
+        out.append(
+            f"| {labels[key]} | {d['area_um2']:,.0f} | {d['n_cells']:,} | {_delay(d)} | "
+            f"{d['area_um2'] / peak:,.0f} | {tpa[key]:.0f} |"
+        )
+    out.append(f"The LUT core takes {mac['area_um2'] / lut['area_um2']:.1f}x less area")
+    out.append(f"it delivers {tpa['lut'] / tpa['mac']:.1f}x the throughput per area")
+    w = r["workload"]
+    assert lut["workload_shape"] == mac["workload_shape"] == [w["M"], w["K"], w["N"]]
+    out.append(f"a {w['M']}x{w['K']}x{w['N']} W2A8 GEMM, {w['M'] * w['K'] * w['N']:,} MACs")
+    for name, d in (("The LUT core", lut), ("The MAC array", mac)):
+        b = d["energy_breakdown_pj_per_op"]
+        out.append(
+            f"{name} takes {d['cycles']:,} cycles and {d['energy_pj_per_op']:.2f} pJ/MAC (combinational "
+            f"{b['combinational']:.2f}, clock {b['clock']:.2f}, sequential {b['sequential']:.2f}, "
+            f"leakage {b['leakage']:.2f})"
+        )
+    out.append(f"uses {mac['energy_pj_per_op'] / lut['energy_pj_per_op']:.1f}x less energy per MAC")
+    # "The MAC array's combinational energy is about the LUT core's; its extra cost is clocking ..."
+    comb = [d["energy_breakdown_pj_per_op"]["combinational"] for d in (lut, mac)]
+    assert abs(comb[1] / comb[0] - 1) < 0.15, comb
+    out.append(f"clocking three ungated {mp.acc_bits}-bit registers per PE")
+    return out
+
+
+def ppa_16x16_fragments() -> list[str]:
+    r = result("ppa_16x16")
+    names = {"tpegen45": "built-in `tpegen45`", "gscl45nm": "OSU FreePDK45 `gscl45nm`"}
+    out = []
+    shapes = {tuple(d["workload_shape"]) for d in r.values()}
+    assert len(shapes) == 1
+    m, k, n = shapes.pop()
+    cycles = {d["cycles"] for d in r.values()}
+    assert len(cycles) == 1
+    out.append(f"a random {m}x{k}x{n} GEMM ({m * k * n:,} MACs, {cycles.pop():,} cycles)")
+    for lib, d in r.items():
+        assert d["checked_against_rtl"]
+        b = d["energy_breakdown_pj_per_op"]
+        assert max(b, key=b.get) == "clock", "the README says clock energy dominates"
+        out.append(
+            f"| {names[lib]} | {d['area_um2']:,.0f} | {d['n_cells']:,} | {_delay(d)} | "
+            f"{d['energy_pj_per_op']:.2f} | {b['combinational']:.2f} | {b['sequential']:.2f} | "
+            f"{b['clock']:.2f} | {b['leakage']:.2f} |"
+        )
+    return out
+
+
+BLOCK_LABELS = {
+    "add8": "8-bit add",
+    "mul8": "8-bit multiply",
+    "add32": "32-bit add",
+    "bf16mul": "bf16 multiply",
+}
+
+
+def ppa_fragments() -> list[str]:
+    from tpegen.synth import BUILTIN_LIBERTY, read_liberty
+
+    r = result("ppa")
+    assert {b["timing"]["engine"] for b in r["blocks"]} == {"opensta"}
+    out = ["delays from OpenSTA"]
+    for b in r["blocks"]:
+        out.append(
+            f"| {BLOCK_LABELS[b['block']]} | {b['op_area_um2']:.1f} ({b['published_um2']:g}) | "
+            f"{b['op_area_um2'] / b['published_um2']:.1f}x | {b['op_energy_pj']:.3f} ({b['published_pj']:g}) | "
+            f"{b['op_energy_pj'] / b['published_pj']:.1f}x | {b['area_um2']:.1f} | "
+            f"{b['energy_pj_per_op']:.3f} | {b['delay_ns']:.2f} |"
+        )
+    nand2 = read_liberty(BUILTIN_LIBERTY).cells["NAND2_X1"].area
+    out.append(f"These cells are large (NAND2 {nand2:.1f} µm²)")
+    return out
+
+
+def machine_fragments() -> list[str]:
+    cpus = {record(b)["machine"]["cpus"] for b in BENCHES}
+    assert len(cpus) == 1, f"results from machines with different core counts: {cpus}"
+    return [f"run on one {cpus.pop()}-core machine"]
+
+
+FRAGMENTS = {
+    "demo": demo_fragments,
+    "sim_speed": sim_speed_fragments,
+    "fp_accuracy": fp_accuracy_fragments,
+    "fp_dse": fp_dse_fragments,
+    "lut_vs_mac": lut_vs_mac_fragments,
+    "ppa_16x16": ppa_16x16_fragments,
+    "ppa": ppa_fragments,
+}
+BENCHES = list(FRAGMENTS)
+
+
+def _closest(text: str, fragment: str) -> str:
+    """The README text after the longest prefix of ``fragment`` it contains (for the failure message)."""
+    for n in range(len(fragment), 0, -1):
+        at = text.find(fragment[:n])
+        if at != -1:
+            return text[at : at + len(fragment) + 10]
+    return "(nothing alike)"
+
+
+# ------------------------------------------------------------------------------------------------
+# the tests
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_stored_result_has_provenance(bench):
+    rec = record(bench)
+    assert rec["bench"] == bench
+    assert rec["command"].startswith("python bench/")
+    assert rec["date"] and rec["versions"]["tpegen"] and rec["versions"]["python"]
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_readme_quotes_the_stored_result(bench):
+    text = measured()
+    missing = [f for f in FRAGMENTS[bench]() if f not in text]
+    diff = "\n".join(f"  expected: {f}\n  README:   {_closest(text, f)}" for f in missing)
+    assert not missing, f"README.md differs from bench/results/{bench}.json:\n{diff}"
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_readme_names_the_command(bench):
+    """The command that produced each stored result is printed next to its figures."""
+    command = record(bench)["command"].removeprefix("python ")
+    assert command in measured(), f"README does not name the command `{command}`"
+
+
+def test_machine_is_stated():
+    text = measured()
+    for f in machine_fragments():
+        assert f in text, f
+
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?=x?(?!\w))")
+
+
+def test_every_number_is_pinned():
+    """No figure in "Measured results" stands outside a checked fragment, a code span or a citation."""
+    text = measured()
+    covered = [False] * len(text)
+
+    def cover(fragment: str) -> None:
+        for m in re.finditer(re.escape(fragment), text):
+            covered[m.start() : m.end()] = [True] * (m.end() - m.start())
+
+    for bench in BENCHES:
+        for f in FRAGMENTS[bench]():
+            cover(f)
+    for f in [*machine_fragments(), *LITERATURE]:
+        cover(f)
+    for m in re.finditer(r"`[^`\n]*`", text):  # commands, config names, code
+        cover(m.group())
+    for bench in BENCHES:
+        cover(record(bench)["command"].removeprefix("python "))
+    loose = []
+    for m in NUMBER.finditer(text):
+        if not all(covered[m.start() : m.end()]):
+            loose.append(f"{m.group()!r} in: ...{text[max(0, m.start() - 60) : m.end() + 30]}...")
+    assert not loose, "numbers in README 'Measured results' that no stored result checks:\n" + "\n".join(
+        loose
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# "What works": the verified sizes and modes are the ones the tests run
+# ------------------------------------------------------------------------------------------------
+
+
+@cache
+def what_works() -> str:
+    return re.sub(r"\s+", " ", section(README.read_text(), "What works"))
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _params(test) -> list:
+    """The argument values of ``test``'s ``@pytest.mark.parametrize``."""
+    (mark,) = [m for m in test.pytestmark if m.name == "parametrize"]
+    return list(mark.args[1])
+
+
+def test_what_works_states_what_the_tests_check():
+    import inspect
+
+    import test_cli
+    import test_cycle_sim
+    import test_fma_datapath
+    import test_fp_engine
+    import test_lut_rtl
+    import test_systolic_rtl
+
+    text = what_works()
+    for path in re.findall(r"`(tests/\w+\.py)`", text):
+        assert (REPO / path).exists(), path
+    arrays = test_cycle_sim.ARRAYS
+    assert {d for d, _, _ in arrays} == {"os", "ws"}
+    sizes = sorted({(r, c) for _, r, c in arrays})
+    stalls = _params(test_systolic_rtl.test_array_verify_random_and_edge_cases)
+    gemm_rtl = _params(test_cli.test_gemm_rtl_matches_numpy_and_timing_model)
+    assert gemm_rtl == ["int8_os_8x8", "int8_ws_8x8"]
+    assert "int8_os_16x16" in inspect.getsource(test_cli.test_demo_runs_default_job)
+    expected = [
+        f"bit-exact and cycle-exact on Verilator at {_and([f'{r}x{c}' for r, c in sizes])} (both dataflows",
+        f"{_and([f'{r}x{c} {d.upper()}' for d, r, c in stalls])} (also with random input bubbles and backpressure), "
+        "8x8 (both dataflows) and 16x16 OS (one layer of the default job)",
+    ]
+    lut = []
+    for p in test_lut_rtl.DEFAULT_DESIGNS.values():
+        extra = ", also ternary" if p.weight_bits == 2 else ""
+        lut.append(f"W{p.weight_bits}-A{p.act_bits} (g {p.group_size}{extra})")
+    expected.append(f"bit-exact and cycle-exact on Verilator for {_and(lut)} in the default run")
+    assert "10_000" in inspect.getsource(test_fma_datapath.test_datapath_verilator_10k)
+    assert len(test_fma_datapath.MODES) == 8
+    expected.append(
+        "10k random and edge-case (a, w, acc) triples per mode per run equal the model for eight modes"
+    )
+    fp_rtl = [f"`{n}`" for n in test_fp_engine.RTL_DEFAULT]
+    expected.append(f"on Verilator, 4x4 copies of {_and(fp_rtl)}: RTL == golden byte for byte")
+    missing = [f for f in expected if f not in text]
+    assert not missing, "README 'What works' differs from the tests:\n" + "\n".join(
+        f"  expected: {f}\n  README:   {_closest(text, f)}" for f in missing
+    )
