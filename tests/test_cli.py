@@ -81,12 +81,14 @@ def test_gen_verilog_lints_clean(run_cli, tmp_path, config):
 
 @pytest.mark.rtl
 def test_demo_runs_default_job(run_cli):
+    """The default job maps the built-in CNN on the 16x16 INT8 OS array and checks fc1 on the RTL."""
     code, stdout, err = run_cli("demo", "--json")
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary["rtl_equals_numpy"] and summary["rtl_equals_golden"]
-    assert summary["cycles_rtl"] == summary["cycles_model"]
-    assert summary["array"] == "16x16" and summary["gemm"] == [64, 64, 64]
+    assert summary["hw"] == "int8_os_16x16" and summary["quant"] == "W8A8" and summary["backend"] == "cycle"
+    checked = {x["name"]: x["rtl_check"] for x in summary["layers"]}
+    assert checked == {"conv1": None, "conv2": None, "fc1": True, "fc2": None}
+    assert summary["accuracy"]["float"] - summary["accuracy"]["mapped"] <= 0.005
 
 
 @pytest.mark.parametrize(

@@ -87,45 +87,28 @@ def verify(
     return _verify(acc, cases=cases, seed=seed, progress=progress, vcd_path=vcd)
 
 
-def demo(*, seed: int = 0, size: int = 64, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The default job: a 16x16 INT8 array runs a random ``size``^3 GEMM in RTL simulation."""
-    import time
+DEMO_MODEL, DEMO_QUANT, DEMO_RTL_LAYER = "digits_cnn", "W8A8", "fc1"
 
-    seed = check_seed(seed)
+
+def demo(*, progress: Callable[[str], None] | None = None):
+    """The default job, end to end: the built-in digits CNN mapped onto the default 16x16 INT8
+    output-stationary array at W8A8 on the cycle-level simulator, with one layer (``fc1``) re-run
+    on the RTL (Verilator) and compared bit for bit and cycle for cycle.
+
+    Returns the :class:`tpegen.sw.mapper.MapReport`; its ``fc1`` layer has ``rtl_check`` set.
+    """
+    from tpegen.sw.mapper import map_model
+
     say = progress or (lambda _msg: None)
     cfg = load_config(None)
-    acc = cfg.accelerator()
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (size, size))
-    w = rng.integers(-128, 128, (size, size))
-    say(f"generating Verilog for {cfg.name} ({cfg.array.rows}x{cfg.array.cols} {cfg.pe.dataflow.upper()})")
-    t0 = time.perf_counter()
-    verilog = acc.verilog
-    t_gen = time.perf_counter() - t0
-    say("building the RTL simulation with Verilator (first run only; cached afterwards)")
-    t0 = time.perf_counter()
-    acc.rtl_model()
-    t_build = time.perf_counter() - t0
-    say(f"running the {size}x{size}x{size} GEMM on the RTL")
-    t0 = time.perf_counter()
-    result = acc.run_rtl([(a, w)])[0]
-    t_run = time.perf_counter() - t0
-    expected = a.astype(np.int64) @ w
-    golden = acc.golden(a, w)
-    macs = size**3
-    return {
-        "design": cfg.name,
-        "array": f"{cfg.array.rows}x{cfg.array.cols}",
-        "dataflow": cfg.pe.dataflow,
-        "gemm": [size, size, size],
-        "verilog_lines": verilog.count("\n"),
-        "rtl_equals_numpy": bool(np.array_equal(result.output, expected)),
-        "rtl_equals_golden": bool(np.array_equal(result.output, golden)),
-        "cycles_rtl": result.cycles,
-        "cycles_model": acc.cycles(size, size, size),
-        "utilization": macs / (result.cycles * acc.macs_per_cycle),
-        "seconds": {"generate": round(t_gen, 2), "build": round(t_build, 2), "simulate": round(t_run, 2)},
-    }
+    say(
+        f"mapping {DEMO_MODEL} onto {cfg.name} at {DEMO_QUANT} (cycle-level simulator); "
+        f"layer {DEMO_RTL_LAYER} also on the RTL (Verilator builds it once, about a minute; cached afterwards)"
+    )
+    layers_done = lambda done, total, name: say(f"layer {done}/{total} {name} done")  # noqa: E731
+    return map_model(
+        DEMO_MODEL, cfg, DEMO_QUANT, backend="cycle", rtl_check=DEMO_RTL_LAYER, progress=layers_done
+    )
 
 
 def simulate_topology(
