@@ -459,6 +459,7 @@ def test_what_works_states_what_the_tests_check():
     import test_cli
     import test_cycle_sim
     import test_fma_datapath
+    import test_formal
     import test_fp_engine
     import test_lut_rtl
     import test_systolic_rtl
@@ -478,6 +479,19 @@ def test_what_works_states_what_the_tests_check():
         f"{_and([f'{r}x{c} {d.upper()}' for d, r, c in stalls])} (also with random input bubbles and backpressure), "
         "8x8 (both dataflows) and 16x16 OS (one layer of the default job)",
     ]
+
+    def slow(param) -> bool:
+        return any(m.name == "slow" for m in param.marks)
+
+    timing = test_cycle_sim.README_ARRAYS
+    assert hasattr(test_cycle_sim, "test_ws_partial_sums_wrap_inside_the_array")
+    expected.append(
+        "the timing model against the RTL, every tile, at "
+        + _and([f"`{p.values[0]}`" for p in timing if not slow(p)])
+        + ", and with `-m slow` at "
+        + _and([f"`{p.values[0]}`" for p in timing if slow(p)])
+        + "; a WS tile whose partial sums wrap inside the array"
+    )
     lut = []
     for p in test_lut_rtl.DEFAULT_DESIGNS.values():
         extra = ", also ternary" if p.weight_bits == 2 else ""
@@ -490,6 +504,10 @@ def test_what_works_states_what_the_tests_check():
     )
     fp_rtl = [f"`{n}`" for n in test_fp_engine.RTL_DEFAULT]
     expected.append(f"on Verilator, 4x4 copies of {_and(fp_rtl)}: RTL == golden byte for byte")
+    for name in ("mac_int8_config_is_proved_at_its_own_widths", "lut_config_is_proved"):
+        assert hasattr(test_formal, f"test_{name}"), name
+    assert hasattr(test_formal, "test_fma_bf16_gate_level_is_proved_at_full_size")
+    expected.append("proved in `tests/test_formal.py`")
     missing = [f for f in expected if f not in text]
     assert not missing, "README 'What works' differs from the tests:\n" + "\n".join(
         f"  expected: {f}\n  README:   {_closest(text, f)}" for f in missing
