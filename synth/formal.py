@@ -30,7 +30,8 @@ simulation. The checks:
 Widths: a check runs at the config's own widths when they are known to prove in seconds (integer
 operands up to 8 bits, FP inputs up to fp16), otherwise at reduced widths with the same structure;
 the report says which. The LUT identity is always proved for one group of 2-bit activations
-(plain SAT does not scale to it, see ``_reduced_lut``); the LUT gate-level check is at full width. Every Yosys run has a
+(and ``g <= 3`` for W3/W4; plain SAT does not scale to it, see ``_reduced_lut``); the LUT
+gate-level check (table precompute unit) is at full width. Every Yosys run has a
 timeout; a check that exceeds it is reported as not proved (``status == "timeout"``). A Yosys
 error raises :class:`~tpegen.errors.TpegenError`.
 """
@@ -589,9 +590,11 @@ def _reduced_lut(p) -> tuple[_LutShape, bool]:
     activations about 40 s on a loaded 2-core machine.
     """
     act_bits = min(p.act_bits, LUT_ACT_BITS)
-    table_bits = max(1, (p.group_size << (act_bits - 1)).bit_length() + 1)
-    shape = _LutShape(p.group_size, 1, act_bits, p.weight_bits, p.ternary, table_bits, p.acc_bits)
-    return shape, (shape.tile_k, shape.act_bits) != (p.tile_k, p.act_bits)
+    # W3/W4 (4-5 cycles) with g = 4 exceed 240 s; g = 3 (a 4-entry half table) proves in ~6 s
+    g = p.group_size if p.weight_bits <= 2 else min(p.group_size, 3)
+    table_bits = max(1, (g << (act_bits - 1)).bit_length() + 1)
+    shape = _LutShape(g, 1, act_bits, p.weight_bits, p.ternary, table_bits, p.acc_bits)
+    return shape, (shape.group_size, shape.tile_k, shape.act_bits) != (p.group_size, p.tile_k, p.act_bits)
 
 
 def _check_lut(p, timeout: float, *, reduced: bool) -> CheckResult:
@@ -639,8 +642,9 @@ def _lut_checks(cfg, timeout: float) -> tuple[list[CheckResult], list[str]]:
     notes = []
     if reduced:
         notes.append(
-            f"lut unit proved for one group (tile_k 1 of {cfg.pe.tile_k}) of {p.act_bits}-bit activations "
-            f"(config: {cfg.pe.act_bits}); same g, weight planes, encoding and accumulator width"
+            f"lut unit proved for one group (tile_k 1 of {cfg.pe.tile_k}) of {p.group_size} (config: "
+            f"{cfg.pe.group_size}) {p.act_bits}-bit activations (config: {cfg.pe.act_bits}); same weight "
+            "planes, encoding and accumulator width"
         )
     if p.ternary:
         notes.append("ternary weights are proved as all signed 2-bit weights, a superset of {-1, 0, +1}")
