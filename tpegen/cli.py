@@ -579,6 +579,15 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.set_defaults(needs_config=True)
 
 
+def _add_force(p: argparse.ArgumentParser) -> None:
+    """``--force`` of every command that writes an output folder (see :func:`tpegen._io.atomic_dir`)."""
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing non-empty folder that tpegen did not create (only tpegen's files are replaced)",
+    )
+
+
 def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not getattr(args, "needs_config", False):
         return
@@ -629,11 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder: new, empty, or written by tpegen before (created; written atomically)",
     )
     p.add_argument("--lint", action="store_true", help="also lint the Verilog with Verilator")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="write into an existing non-empty folder that tpegen did not create (only tpegen's files are replaced)",
-    )
+    _add_force(p)
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
     p.set_defaults(func=cmd_gen)
 
@@ -709,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(A=8,W=8,C=16); default unlimited (RTL-exact cycles). Model: tpegen.sim.cycle",
     )
     p.add_argument("-o", "--output", help="folder to write sim.csv and sim.json into (atomically)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder tpegen did not create")
+    _add_force(p)
     p.add_argument("--seed", type=_seed, default=0, help="random seed for the operands (default 0)")
     p.add_argument(
         "--json",
@@ -739,7 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-energy", action="store_true", help="skip the gate-level energy simulation")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder tpegen did not create")
+    _add_force(p)
     p.add_argument(
         "--plot", action="store_true", help="with -o: plot the area breakdown by module (matplotlib)"
     )
@@ -774,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ppa", help="ppa.json from 'tpegen synth -o DIR' for energy per layer")
     p.add_argument("--rtl-check", metavar="LAYER", help="also run LAYER on the RTL and compare bit for bit")
     p.add_argument("-o", "--output", help="folder for report.md, report.json and layers.png")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder tpegen did not create")
+    _add_force(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_map)
     p = sub.add_parser(
