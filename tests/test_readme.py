@@ -348,6 +348,33 @@ def machine_fragments() -> list[str]:
     return [f"run on one {cpus.pop()}-core machine"]
 
 
+def map_models_fragments() -> list[str]:
+    r = result("map_models")
+    inp = r["minilm_inputs"]
+    out = [
+        f"{inp['sentences']} built-in sentences ({inp['tokens']} tokens, padded to {inp['padded_tokens']})",
+    ]
+
+    def weights(x: dict) -> str:
+        if x["quant"] in ("BF16", "FP8"):
+            return "-"
+        g = f"g{x['group']}" if x["group"] else ("per channel" if x["granularity"] == "channel" else x["granularity"])
+        return g + ("" if x["symmetric"] else ", asym.")
+
+    for model, rows in (("digits_cnn", r["digits"]), ("MiniLM", r["minilm"])):
+        for x in rows:
+            if x["accuracy"]:
+                quality = f"top-1 {100 * x['accuracy']['mapped']:.1f}% (float {100 * x['accuracy']['float']:.1f}%)"
+            else:
+                quality = f"cosine {x['cos']:.6f}"
+            out.append(
+                f"| {model} | `{x['hw']}` | {x['quant']} | {weights(x)} | {quality} | {x['total_cycles']:,} | "
+                f"{100 * x['utilization']:.1f}% | {x['layers_on_host']} of {x['layers']} | {x['samples']} | "
+                f"{x['seconds']:.1f} |"
+            )
+    return out
+
+
 FRAGMENTS = {
     "demo": demo_fragments,
     "sim_speed": sim_speed_fragments,
@@ -356,6 +383,7 @@ FRAGMENTS = {
     "lut_vs_mac": lut_vs_mac_fragments,
     "ppa_16x16": ppa_16x16_fragments,
     "ppa": ppa_fragments,
+    "map_models": map_models_fragments,
 }
 BENCHES = list(FRAGMENTS)
 
