@@ -116,7 +116,7 @@ def _npy(x) -> bytes:
 NPY_CASES = {
     "empty file": (b"", "not a .npy file"),
     "text file": (b"hello, world\n", "not a .npy file"),
-    "terabyte header": (_npy_header((1 << 20, 1 << 20)), "the limit is 67,108,864"),
+    "terabyte header": (_npy_header((1 << 20, 1 << 20)), "the limit is 16,777,216"),
     "truncated data": (_npy(np.ones((4, 3), dtype=np.int64))[:-8], "truncated or padded"),
     "timedelta": (_npy(np.ones((2, 3), dtype="m8[s]")), "must hold integers or floats"),
     "object": (b"", None),  # filled below: pickled object arrays are never loaded

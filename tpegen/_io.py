@@ -331,7 +331,9 @@ def _publish(scratch: Path, target: Path, option: str) -> None:
 
 # -- .npy operands -----------------------------------------------------------------------------
 
-MAX_MATRIX_ELEMENTS = 1 << 26  # 67,108,864 elements (an 8192 x 8192 matrix)
+# 16,777,216 elements (a 4096 x 4096 matrix): an int64 operand and the float64 and int64 copies the
+# numeric models make stay well under 1 GiB.
+MAX_MATRIX_ELEMENTS = 1 << 24
 _NUMERIC_KINDS = {"i": "integer", "u": "unsigned integer", "f": "float"}
 
 
