@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from tpegen.errors import ConfigError, TpegenError
+from tpegen.errors import ConfigError, TpegenError, check_choice
 
 BACKENDS = ("golden", "cycle", "rtl")
+WEIGHT_METHODS = ("rtn", "gptq")  # map_model(weight_method=...): round to nearest or GPTQ (sw/gptq.py)
 INT_FAMILIES = ("mac", "lut")
 FLOAT_FAMILIES = ("fma",)
 
@@ -285,6 +286,8 @@ def map_model(
     rtl_check: str | None = None,
     example_inputs: Any = None,
     calibration: int = 32,
+    weight_method: str = "rtn",
+    calibration_inputs: np.ndarray | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> MapReport:
     """Map ``model`` onto the hardware ``hw`` at quantization ``quant`` (see the module docstring).
@@ -294,17 +297,25 @@ def map_model(
     ``hw``: a config path, a shipped config name or a :class:`~tpegen.config.DesignConfig`
     (default: the built-in 16x16 INT8 array). ``inputs``/``labels``: a batch in the model's input
     layout and its class labels (a built-in model brings its test split). ``act_mode="static"``
-    calibrates per-tensor activation scales on the first ``calibration`` inputs. ``rtl_check``
-    names one layer to re-run on the RTL and compare bit for bit and cycle for cycle.
+    calibrates per-tensor activation scales on the first ``calibration`` inputs.
+    ``weight_method``: ``"rtn"`` (round to nearest, :func:`~tpegen.sw.quant.quantize_weight`) or
+    ``"gptq"`` (:mod:`tpegen.sw.gptq`: each weight calibrated on the inputs its layer gets in the
+    float32 model on the first ``calibration`` inputs; integer, binary and ternary weights only).
+    ``calibration_inputs``: a separate calibration batch (the model's input layout) used instead of
+    the first ``calibration`` inputs, so the reported accuracy is not measured on the calibration data.
+    ``rtl_check`` names one layer to re-run on the RTL and compare bit for bit and cycle for cycle.
     ``progress(done, total, layer)`` is called after each GEMM-like layer.
     """
     from tpegen.config import DesignConfig, load_config
+    from tpegen.sw.gptq import CalibratedWeights
     from tpegen.sw.graph import GEMM_OPS, run_graph
     from tpegen.sw.quant import calibrate_act, dequantize_gemm, parse_scheme, quantize_act, quantize_weight
     from tpegen.synth.ppa import energy_model
 
     t0 = time.perf_counter()
     scheme = parse_scheme(quant, group=group, granularity=granularity, symmetric=symmetric, act_mode=act_mode)
+    check_choice("--weights", weight_method, WEIGHT_METHODS)
+    gptq = CalibratedWeights(scheme) if weight_method == "gptq" else None
     cfg = hw if isinstance(hw, DesignConfig) else load_config(hw)
     acc = cfg.accelerator()
     _check_compatible(acc, cfg.family, scheme)
@@ -328,15 +339,22 @@ def map_model(
 
     ref = run_graph(graph, feed, capture=True)
     static: dict[str, tuple[float, int]] = {}
-    if scheme.act_mode == "static":
+    if scheme.act_mode == "static" or gptq is not None:
         batches: dict[str, list[np.ndarray]] = {}
 
         def record(node, a, w, is_weight):
             batches.setdefault(node.name, []).append(a)
+            if is_weight and gptq is not None:
+                gptq.record(node.name, a, w)
             return a @ w
 
-        run_graph(graph, {graph.inputs[0]: x[:calibration]}, record)
-        static = {name: calibrate_act(np.concatenate(parts), scheme) for name, parts in batches.items()}
+        if calibration_inputs is not None:
+            calib, _ = _check_batch(graph, calibration_inputs, None)
+        else:
+            calib = x[:calibration]
+        run_graph(graph, {graph.inputs[0]: calib}, record)
+        if scheme.act_mode == "static":
+            static = {name: calibrate_act(np.concatenate(parts), scheme) for name, parts in batches.items()}
 
     hardware = HardwareGemm(acc, backend)
     layers: dict[str, LayerReport | None] = {n.name: None for n in gemm_nodes}
@@ -351,7 +369,10 @@ def map_model(
             rep.on_host = True
             rep.host_ops += a.shape[0] * a.shape[1] * w.shape[1]
             return a @ w
-        qw = quantize_weight(w, scheme if is_weight else act_operand, name=f"{node.name}.weight")
+        if is_weight and gptq is not None:
+            qw = gptq.quantize(node.name, w)
+        else:
+            qw = quantize_weight(w, scheme if is_weight else act_operand, name=f"{node.name}.weight")
         qa = quantize_act(a, scheme, static.get(node.name), name=f"{node.name}.input")
         g = qw.group_size
         k = a.shape[1]
