@@ -358,13 +358,24 @@ def map_models_fragments() -> list[str]:
     def weights(x: dict) -> str:
         if x["quant"] in ("BF16", "FP8"):
             return "-"
-        g = f"g{x['group']}" if x["group"] else ("per channel" if x["granularity"] == "channel" else x["granularity"])
-        return g + ("" if x["symmetric"] else ", asym.")
+        g = (
+            f"g{x['group']}"
+            if x["group"]
+            else ("per channel" if x["granularity"] == "channel" else x["granularity"])
+        )
+        g += "" if x["symmetric"] else ", asym."
+        if x.get("weight_method") == "gptq":  # calibrated on the test data itself, or held out
+            g += ", GPTQ (" + (
+                "held-out calib.)" if "other" in x["calibration"] else "calib. on the test inputs)"
+            )
+        return g
 
     for model, rows in (("digits_cnn", r["digits"]), ("MiniLM", r["minilm"])):
         for x in rows:
             if x["accuracy"]:
-                quality = f"top-1 {100 * x['accuracy']['mapped']:.1f}% (float {100 * x['accuracy']['float']:.1f}%)"
+                quality = (
+                    f"top-1 {100 * x['accuracy']['mapped']:.1f}% (float {100 * x['accuracy']['float']:.1f}%)"
+                )
             else:
                 quality = f"cosine {x['cos']:.6f}"
             out.append(
