@@ -430,11 +430,13 @@ def cmd_map(args: argparse.Namespace) -> int:
 
     inputs = _load_array(args.inputs, "--inputs") if args.inputs else None
     labels = _load_array(args.labels, "--labels") if args.labels else None
+    calibration = _load_array(args.calibration, "--calibration") if args.calibration else None
     if labels is not None and inputs is None:
         raise ConfigError("--labels", "given together with --inputs")
     kwargs = dict(
         group=args.group, act_mode=args.act, symmetric=not args.asymmetric, backend=args.backend,
         inputs=inputs, labels=labels, ppa=args.ppa, rtl_check=args.rtl_check,
+        weight_method=args.weights, calibration_inputs=calibration,
     )  # fmt: skip
     if args.json:
         report = map_model(args.model, args.hw, args.quant, **kwargs)
@@ -772,6 +774,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--act", choices=("dynamic", "static"), default="dynamic",
                    help="activation scales: per token at run time (default) or per tensor, calibrated")  # fmt: skip
     p.add_argument("--asymmetric", action="store_true", help="asymmetric weights (zero points)")
+    p.add_argument(
+        "--weights",
+        choices=("rtn", "gptq"),
+        default="rtn",
+        help="weight rounding: rtn (round to nearest, default) or gptq (error-compensating, calibrated)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="X.npy",
+        help="calibration batch for --act static and --weights gptq (default: the first 32 inputs)",
+    )
     p.add_argument("--backend", choices=("golden", "cycle", "rtl"), default="cycle",
                    help="where the GEMMs run (default cycle: the cycle-level simulator, RTL-exact cycles)")  # fmt: skip
     p.add_argument("--inputs", help="input batch (.npy) in the model's layout (NCHW for images)")
