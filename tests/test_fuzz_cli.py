@@ -334,3 +334,57 @@ def _check_output(capsys, target: str, command: str):
 @given(OUTPUTS, st.sampled_from(["gen", "gemm"]))
 def test_bad_output_paths_fail_cleanly(capsys, target, command):
     _check_output(capsys, target, command)
+
+
+# -- Liberty files -----------------------------------------------------------------------------
+
+
+@st.composite
+def liberty_files(draw) -> bytes:
+    """The built-in library, damaged: truncated, a cell removed, a function garbled, bytes flipped."""
+    from tpegen.synth.liberty import BUILTIN_LIBERTY
+
+    text = BUILTIN_LIBERTY.read_text()
+    kind = draw(st.sampled_from(["truncate", "drop cell", "garble function", "flip bytes", "garbage"]))
+    if kind == "truncate":
+        return text[: draw(st.integers(0, len(text) - 1))].encode()
+    if kind == "drop cell":
+        cells = [i for i in range(len(text)) if text.startswith("cell (", i)]
+        start = draw(st.sampled_from(cells))
+        end = text.find("cell (", start + 1)
+        return (text[:start] + (text[end:] if end != -1 else "}\n")).encode()
+    if kind == "garble function":
+        functions = [i for i in range(len(text)) if text.startswith("function :", i)]
+        at = draw(st.sampled_from(functions))
+        junk = draw(st.sampled_from(['"A @@ B"', '"(A"', '""', "12", '"!!!"']))
+        end = text.index(";", at)
+        return (text[:at] + "function : " + junk + text[end:]).encode()
+    if kind == "flip bytes":
+        data = bytearray(text.encode())
+        for _ in range(draw(st.integers(1, 5))):
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        return bytes(data)
+    return draw(st.binary(max_size=200))
+
+
+def _check_liberty(capsys, data: bytes):
+    with _workdir() as root:
+        (root / "cells.lib").write_bytes(data)
+        (root / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+        inputs = _listing(root)
+        _run(
+            capsys, ["synth", "cfg.yaml", "--liberty", "cells.lib", "--no-energy", "-o", "ppa"], root, inputs
+        )
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(liberty_files())
+def test_malformed_liberty_files_fail_cleanly(capsys, data):
+    _check_liberty(capsys, data)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(liberty_files())
+def test_malformed_liberty_files_fail_cleanly_long(capsys, data):
+    _check_liberty(capsys, data)
