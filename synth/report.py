@@ -40,6 +40,8 @@ def print_synth(report, console=None) -> None:
             f"critical path {tm.delay_ns:.3f} ns (Fmax {tm.fmax_mhz:.0f} MHz, {tm.engine}), "
             f"clock period {tm.period_ns:.3f} ns, slack {tm.slack_ns:.3f} ns"
         )
+        if tm.note:
+            console.print(f"note: {tm.note}")
 
 
 def print_energy(report, console=None) -> None:

@@ -104,6 +104,7 @@ class TimingReport:
     startpoint: str = ""
     endpoint: str = ""
     path: list[str] = field(default_factory=list)
+    note: str = ""  # e.g. why OpenSTA was not used although installed
 
     @property
     def fmax_mhz(self) -> float:
@@ -123,6 +124,7 @@ class TimingReport:
             "startpoint": self.startpoint,
             "endpoint": self.endpoint,
             "path": self.path,
+            "note": self.note,
         }
 
 
@@ -133,12 +135,15 @@ def _out_load(report, lib: Library) -> float:
 def analyze_timing(report, lib: Library) -> TimingReport:
     """Critical path of ``report``'s netlist with OpenSTA when installed, else the built-in STA."""
     period = report.period_ns or DEFAULT_PERIOD_NS
+    note = ""
     if os.environ.get("TPEGEN_STA", "") != "tpegen" and shutil.which("sta"):
         try:
             return _opensta(report, lib, period)
-        except TpegenError:
-            pass  # fall back below; OpenSTA versions differ in what they accept
-    return sta(Netlist.load(report.netlist_json_path, report.top), lib, period, _out_load(report, lib))
+        except TpegenError as exc:  # OpenSTA versions differ in what they accept: say so, then fall back
+            note = f"OpenSTA failed ({str(exc).splitlines()[0][:160]}); the built-in STA was used"
+    timing = sta(Netlist.load(report.netlist_json_path, report.top), lib, period, _out_load(report, lib))
+    timing.note = note
+    return timing
 
 
 def _opensta(report, lib: Library, period: float) -> TimingReport:

