@@ -137,3 +137,26 @@ def test_cli_sim_errors_are_one_line(run_cli, tmp_path):
         "--bandwidth", "Q=3", "-o", out,
     )  # fmt: skip
     assert code == 2 and "--bandwidth" in err and not out.exists()
+
+
+def test_sim_is_timing_only_unless_outputs_are_asked_for(run_cli, monkeypatch):
+    """Cycles depend only on shapes: the default run never calls the numeric model; --outputs does,
+    and both report the same cycles."""
+    import json
+
+    from tpegen.sw.systolic import SystolicAccelerator
+
+    calls = []
+    golden = SystolicAccelerator.golden
+    monkeypatch.setattr(
+        SystolicAccelerator, "golden", lambda self, a, w: calls.append(1) or golden(self, a, w)
+    )
+    code, out, err = run_cli("sim", "int8_os_8x8", "--topology", "resnet18_conv", "--json")
+    assert code == 0, err
+    timing_only = json.loads(out)
+    assert timing_only["outputs"] is False and not calls
+    code, out, err = run_cli("sim", "int8_os_8x8", "--topology", "resnet18_conv", "--json", "--outputs")
+    assert code == 0, err
+    with_outputs = json.loads(out)
+    assert with_outputs["outputs"] is True and len(calls) == len(with_outputs["layers"])
+    assert [x["cycles"] for x in with_outputs["layers"]] == [x["cycles"] for x in timing_only["layers"]]

@@ -120,6 +120,7 @@ def simulate_topology(
     progress: Callable[[int, int, str], None] | None = None,
     source: str | None = None,
     ppa: dict | str | Path | None = None,
+    outputs: bool = False,
 ) -> dict[str, Any]:
     """Run every layer of a SCALE-Sim topology (file or list of :class:`~tpegen.sim.topology.Layer`;
     ``source`` names where a list came from, in errors and the report)
@@ -131,8 +132,12 @@ def simulate_topology(
     ``total_macs``, ``utilization`` and ``traffic`` (summed). ``progress(done, total, name)`` is
     called after each layer. With ``ppa`` (a ``tpegen synth`` record or its ppa.json) every layer
     and the total also get ``energy_pj`` (:func:`tpegen.synth.ppa.energy_model`).
+
+    Cycles, utilization and traffic depend only on the shapes, so by default nothing is computed
+    but the timing model; ``outputs=True`` also runs every layer's GEMM on random operands (seeded,
+    in the configured ranges) through the numeric model, as the ``cycle`` backend does.
     """
-    from tpegen.sim.cycle import OPERANDS, check_bandwidth, simulate
+    from tpegen.sim.cycle import OPERANDS, check_bandwidth, simulate, simulate_shape
     from tpegen.sim.topology import check_layers, load_topology
     from tpegen.synth.ppa import energy_model
 
@@ -148,9 +153,12 @@ def simulate_topology(
     rng = np.random.default_rng(seed)
     rows = []
     for i, layer in enumerate(layers):
-        a, w = acc.random_operands(rng, layer.m, layer.k, layer.n)
         try:
-            res = simulate(acc, a, w, bandwidth=bandwidth)
+            if outputs:
+                a, w = acc.random_operands(rng, layer.m, layer.k, layer.n)
+                res = simulate(acc, a, w, bandwidth=bandwidth)
+            else:
+                res = simulate_shape(acc, layer.m, layer.k, layer.n, bandwidth=bandwidth)
         except TpegenError as exc:
             raise TpegenError(f"{where}: layer {layer.name[:60]!r}: {exc}") from None
         rows.append({"name": layer.name, **res.summary()})
@@ -173,6 +181,7 @@ def simulate_topology(
         "pes": acc.macs_per_cycle,
         "bandwidth": bandwidth,
         "seed": seed,
+        "outputs": outputs,
         "layers": rows,
         "total_cycles": total_cycles,
         "total_macs": total_macs,

@@ -272,11 +272,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
             task = bar.add_task("", total=len(layers))
             report = simulate_topology(
                 cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology), ppa=args.ppa,
-                progress=lambda done, _total, name: bar.update(task, completed=done, description=name),
+                outputs=args.outputs, progress=lambda done, _total, name: bar.update(task, completed=done, description=name),
             )  # fmt: skip
     else:
         report = simulate_topology(
-            cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology), ppa=args.ppa
+            cfg,
+            layers,
+            bandwidth=bandwidth,
+            seed=args.seed,
+            source=str(args.topology),
+            ppa=args.ppa,
+            outputs=args.outputs,
         )
     if args.output is not None:
         out = Path(args.output)
@@ -699,9 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sim",
         help="cycle-level simulation of a workload (SCALE-Sim topology CSV)",
         description="Simulate every layer of a SCALE-Sim topology (GEMM 'Layer, M, N, K' or conv "
-        "format, lowered by im2col) on CONFIG with the cycle-level simulator: random operands in "
-        "the configured ranges (seeded), exact outputs, RTL-exact cycles, PE utilization and "
-        "operand-buffer traffic per layer.",
+        "format, lowered by im2col) on CONFIG with the cycle-level simulator's timing model: RTL-exact "
+        "cycles, PE utilization and operand-buffer traffic per layer (they depend only on the shapes; "
+        "--outputs also computes exact outputs of seeded random operands), energy with --ppa.",
     )
     _add_config(p)
     p.add_argument(
@@ -717,7 +723,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", help="folder to write sim.csv and sim.json into (atomically)")
     _add_force(p)
-    p.add_argument("--seed", type=_seed, default=0, help="random seed for the operands (default 0)")
+    p.add_argument(
+        "--outputs",
+        action="store_true",
+        help="also compute every layer's exact output on random operands (slower; cycles do not change)",
+    )
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for the --outputs operands (default 0)")
     p.add_argument(
         "--json",
         action="store_true",
