@@ -66,7 +66,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from tpegen.errors import ConfigError, check_bool, check_choice, check_int
@@ -92,11 +91,17 @@ ACT_KINDS = ("int", "bf16", "fp8_e4m3fn", "fp8_e5m2")
 GRANULARITIES = ("tensor", "channel", "group")
 ACT_MODES = ("static", "dynamic")
 
-_FLOAT_DTYPES = {
-    "bf16": ml_dtypes.bfloat16,
-    "fp8_e4m3fn": ml_dtypes.float8_e4m3fn,
-    "fp8_e5m2": ml_dtypes.float8_e5m2,
-}
+_FLOAT_DTYPES = {"bf16": "bfloat16", "fp8_e4m3fn": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+
+
+def _float_dtype(kind: str):
+    """The ml_dtypes type of a float format (imported here: ml_dtypes takes most of a second to load,
+    which integer formats need not pay)."""
+    import ml_dtypes
+
+    return getattr(ml_dtypes, _FLOAT_DTYPES[kind])
+
+
 _SCALED_FLOATS = ("fp8_e4m3fn", "fp8_e5m2")  # scaled into the format's range; bf16 is not scaled
 
 # upper-case name -> (weight, weight_bits, act, act_bits); the FP8_* names select the FP8 variant
@@ -301,7 +306,9 @@ def _scale_zero(
     elif kind in ("binary", "ternary"):
         scale = mean_abs
     elif kind in _SCALED_FLOATS:
-        scale = amax / float(ml_dtypes.finfo(_FLOAT_DTYPES[kind]).max)
+        import ml_dtypes
+
+        scale = amax / float(ml_dtypes.finfo(_float_dtype(kind)).max)
     else:  # bf16: not scaled
         scale = np.ones(amax.shape)
     scale = np.asarray(scale, dtype=np.float32)
@@ -322,7 +329,9 @@ def _codes(kind: str, bits: int | None, symmetric: bool, x: np.ndarray, scale: A
     if kind == "int":
         qlo, qhi = _code_range(bits, symmetric)
         return np.clip(np.rint(x / s) + zero, qlo, qhi).astype(np.int64)
-    dtype = _FLOAT_DTYPES[kind]
+    import ml_dtypes
+
+    dtype = _float_dtype(kind)
     fmax = float(ml_dtypes.finfo(dtype).max)  # saturate: e4m3fn has no inf, and PyTorch clamps too
     return np.clip(x / s, -fmax, fmax).astype(dtype).astype(np.float32)
 
