@@ -309,7 +309,14 @@ def map_model(
     from tpegen.config import DesignConfig, load_config
     from tpegen.sw.gptq import CalibratedWeights
     from tpegen.sw.graph import GEMM_OPS, run_graph
-    from tpegen.sw.quant import calibrate_act, dequantize_gemm, parse_scheme, quantize_act, quantize_weight
+    from tpegen.sw.quant import (
+        calibrate_act,
+        dequantize_gemm,
+        k_groups,
+        parse_scheme,
+        quantize_act,
+        quantize_weight,
+    )
     from tpegen.synth.ppa import energy_model
 
     t0 = time.perf_counter()
@@ -378,8 +385,8 @@ def map_model(
         k = a.shape[1]
         rep.K = min(g, k)
         accs = []
-        for start in range(0, k, g):
-            qa_g, qw_g = qa.q[:, start : start + g], qw.q[start : start + g]
+        for rows in k_groups(k, g):
+            qa_g, qw_g = qa.q[:, rows], qw.q[rows]
             out, cycles = hardware.run(qa_g, qw_g)
             if node.name == rtl_check:
                 rtl_out, rtl_cycles = hardware.run(qa_g, qw_g, "rtl")
