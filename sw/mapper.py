@@ -188,9 +188,7 @@ class HardwareGemm:
     per-layer counts (cycles, MACs, GEMM calls)."""
 
     def __init__(self, acc, backend: str):
-        if backend not in BACKENDS:
-            raise ConfigError("--backend", "one of " + ", ".join(BACKENDS), backend)
-        self.acc = acc
+        self.acc = acc  # ``backend`` was checked by map_model (and again by Accelerator.run_gemm)
         self.backend = backend
 
     def run(self, a: np.ndarray, w: np.ndarray, backend: str | None = None) -> tuple[np.ndarray, int]:
@@ -205,8 +203,6 @@ class HardwareGemm:
 
 def _check_compatible(acc, family: str, scheme) -> None:
     """Reject a format the hardware cannot run, naming both (checked once, before any work)."""
-    from tpegen.sw.quant import operand_ranges
-
     floating = scheme.weight_bits is None
     if floating and family not in FLOAT_FAMILIES:
         raise ConfigError(
@@ -216,16 +212,27 @@ def _check_compatible(acc, family: str, scheme) -> None:
         raise ConfigError(
             "--quant", f"a floating-point format for the {family!r} hardware (BF16 or FP8)", scheme.name
         )
+    refused = _refused_codes(acc, scheme)
+    if refused is not None:
+        raise TpegenError(f"--quant {scheme.name} does not fit this hardware: {refused}")
+
+
+def _refused_codes(acc, scheme) -> ConfigError | None:
+    """Why ``acc`` refuses the extreme integer codes of ``scheme`` (its operand check on a 1x2 @ 2x1
+    GEMM of them), or None if it takes them (or the scheme is a float format)."""
+    from tpegen.sw.quant import operand_ranges
+
     ranges = operand_ranges(scheme)
     if ranges is None:
-        return
+        return None
     (a_lo, a_hi), (w_lo, w_hi) = ranges
-    a = np.array([[a_lo, a_hi]], dtype=np.int64)
-    w = np.array([[w_lo], [w_hi]], dtype=np.int64)
     try:
-        acc.check_operands(a, w)
+        acc.check_operands(
+            np.array([[a_lo, a_hi]], dtype=np.int64), np.array([[w_lo], [w_hi]], dtype=np.int64)
+        )
     except ConfigError as exc:
-        raise TpegenError(f"--quant {scheme.name} does not fit this hardware: {exc}") from None
+        return exc
+    return None
 
 
 def _activation_operand_scheme(scheme, acc):
@@ -234,21 +241,11 @@ def _activation_operand_scheme(scheme, acc):
     weight port cannot take such values (e.g. a LUT core with 2-bit weights), so it runs on the host."""
     import dataclasses
 
-    from tpegen.sw.quant import operand_ranges
-
     operand = dataclasses.replace(
         scheme, weight=scheme.act, weight_bits=scheme.act_bits, granularity="tensor", group_size=None,
         symmetric=scheme.act_symmetric,
     )  # fmt: skip
-    ranges = operand_ranges(operand)
-    if ranges is None:
-        return operand
-    (a_lo, a_hi), (w_lo, w_hi) = ranges
-    try:
-        acc.check_operands(np.array([[a_lo, a_hi]]), np.array([[w_lo], [w_hi]]))
-    except ConfigError:
-        return None
-    return operand
+    return None if _refused_codes(acc, operand) is not None else operand
 
 
 # -- the mapping ----------------------------------------------------------------------------------

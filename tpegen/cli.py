@@ -421,7 +421,7 @@ def _plot_layers(rep, path: Path) -> bool:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from tpegen._io import atomic_dir, check_output_dir
+    from tpegen._io import atomic_dir, check_output_dir, load_array
 
     if args.list:
         from tpegen.sw.models import builtin_models
@@ -434,9 +434,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         check_output_dir(args.output, force=args.force)
     from tpegen.sw.mapper import map_model
 
-    inputs = _load_array(args.inputs, "--inputs") if args.inputs else None
-    labels = _load_array(args.labels, "--labels") if args.labels else None
-    calibration = _load_array(args.calibration, "--calibration") if args.calibration else None
+    inputs = load_array(args.inputs, "--inputs") if args.inputs else None
+    labels = load_array(args.labels, "--labels") if args.labels else None
+    calibration = load_array(args.calibration, "--calibration") if args.calibration else None
     if labels is not None and inputs is None:
         raise ConfigError("--labels", "given together with --inputs")
     kwargs = dict(
@@ -517,13 +517,6 @@ def _print_map_report(report, output: str | None) -> None:
         console.print(f"note: {note}")
     if output:
         console.print(f"wrote {Path(output) / 'report.md'}, report.json and layers.png")
-
-
-def _load_array(path: str, option: str) -> np.ndarray:
-    """An N-D numeric .npy array (inputs and labels of ``tpegen map``), header-checked."""
-    from tpegen._io import load_array
-
-    return load_array(path, option)
 
 
 def cmd_configs(args: argparse.Namespace) -> int:
