@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from tpegen.errors import ConfigError, TpegenError, short_repr
+from tpegen.hw.system.params import SystemParams
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ FAMILIES: dict[str, Family] = {
     "lut": Family("tpegen.sim.lut:LutCoreParams", None, "tpegen.sw.lut:LutAccelerator"),
 }
 
-TOP_KEYS = ("name", "description", "pe", "array")
+TOP_KEYS = ("name", "description", "pe", "array", "system")
 MAX_NAME_LENGTH = 64
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -138,6 +139,7 @@ class DesignConfig:
     pe: Any
     array: Any
     description: str = ""
+    system: SystemParams = dataclasses.field(default_factory=SystemParams)
 
     def to_dict(self) -> dict[str, Any]:
         combined = self.pe is self.array
@@ -146,7 +148,10 @@ class DesignConfig:
             fields = _section_fields(type(params), section, combined=combined, exclude=("pe",))
             sections[section] = {f.name: getattr(params, f.name) for f in fields}
         pe = {"type": self.family, **sections["pe"]}
-        return {"name": self.name, "description": self.description, "pe": pe, "array": sections["array"]}
+        out = {"name": self.name, "description": self.description, "pe": pe, "array": sections["array"]}
+        if self.system != SystemParams():
+            out["system"] = self.system.to_dict()
+        return out
 
     def accelerator(self):
         """The :class:`tpegen.sw.accelerator.Accelerator` that drives this design."""
@@ -185,7 +190,8 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
     else:
         pe = dataclass_from_dict(_resolve(fam.pe_params), pe_raw, "pe")
         array = dataclass_from_dict(_resolve(fam.array_params), raw["array"], "array", pe=pe)
-    return DesignConfig(name=name, family=family, pe=pe, array=array, description=description)
+    system = SystemParams.from_dict(raw.get("system"))
+    return DesignConfig(name=name, family=family, pe=pe, array=array, description=description, system=system)
 
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config is a few hundred bytes

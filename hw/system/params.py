@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from amaranth import Shape
-
 from tpegen.errors import ConfigError, check_int
 
 KIB = 1024
@@ -111,6 +109,8 @@ class SystemGeometry:
     def of(cls, config: Any, system: SystemParams | None = None) -> SystemGeometry:
         """Geometry of ``config`` (a :class:`tpegen.config.DesignConfig`) with ``system``
         (default: the config's own ``system`` section)."""
+        from amaranth import Shape
+
         system = system or getattr(config, "system", None) or SystemParams()
         if config.family == "lut":
             p = config.pe
