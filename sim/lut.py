@@ -258,6 +258,39 @@ def encode_weights(W: np.ndarray, weight_bits: int, group_size: int, *, ternary:
     return encode_index(bit_planes(weight_codes(w, weight_bits, ternary=ternary), weight_bits), group_size)
 
 
+def decode_index(index: np.ndarray, group_size: int) -> np.ndarray:
+    """Inverse of :func:`encode_index`: ``(..., groups, N)`` indices -> ``(..., groups * g, N)`` plane bits."""
+    g = group_size
+    idx = np.asarray(index, dtype=np.int64)
+    sign = (idx >> (g - 1)) & 1
+    mask = (1 << (g - 1)) - 1
+    u = (sign << (g - 1)) | np.where(sign == 1, idx & mask, ~idx & mask)
+    bits = (u[..., None, :] >> np.arange(g).reshape(g, 1)) & 1  # (..., groups, g, N)
+    return bits.reshape(idx.shape[:-2] + (idx.shape[-2] * g, idx.shape[-1]))
+
+
+def decode_weights(
+    index_planes: np.ndarray, weight_bits: int, group_size: int, *, ternary: bool = False
+) -> np.ndarray:
+    """Inverse of :func:`encode_weights`: ``(b, G, N)`` indices -> ``(G * g, N)`` int64 weights.
+
+    Codes map back as the hardware reads them: ``s = q - 2^(b-1)`` (b >= 2), ``s = 2q - 1`` (W1).
+    With ``ternary`` a code of ``-2`` (not a ternary weight) raises ConfigError; the padding rows
+    :func:`encode_weights` adds are returned too (0, or +1 for W1).
+    """
+    planes = np.asarray(index_planes, dtype=np.int64)
+    if planes.ndim != 3 or planes.shape[0] != weight_bits:
+        raise ConfigError("index_planes", f"an array of shape ({weight_bits}, groups, N)", planes.shape)
+    bits = decode_index(planes, group_size)  # (b, K, N)
+    q = (bits << np.arange(weight_bits).reshape(-1, 1, 1)).sum(axis=0)
+    if weight_bits == 1:
+        return 2 * q - 1
+    w = q - (1 << (weight_bits - 1))
+    if ternary and np.any(w < -1):
+        raise ConfigError("index_planes", "codes of ternary weights (-1, 0 or +1)", -2)
+    return w
+
+
 def precompute_tables(A_groups: np.ndarray, table_bits: int | None = None) -> np.ndarray:
     """Half tables ``S[..., v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j`` for groups ``(..., g)``.
 
