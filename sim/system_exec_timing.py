@@ -1,0 +1,43 @@
+"""Cycle count of one EXEC command of the accelerator top (the execute unit's timing contract).
+
+An EXEC started in cycle t presents the first beat of every array input port in cycle
+``t + F`` (``F = ExecuteUnit.FEED_LATENCY``), keeps every port valid until its beats are exhausted
+and takes every result at once, so the array runs exactly as in its stand-alone timing model:
+its last result is accepted in ``t + F + T - 1`` and written to the accumulator in
+``e = t + F + T``, the completion cycle. The EXEC therefore lasts ``dur = F + T + 1`` cycles.
+
+``T`` (first input handshake to last result handshake, inclusive) in closed form, equal to the
+totals of :func:`tpegen.sim.systolic_timing.os_timeline` / ``ws_timeline`` and
+:func:`tpegen.sim.lut.lut_gemm_cycles` for the EXEC's beat sequence (R x C array):
+
+* os: ``n = mt * nt`` tiles of ``kt`` beats: ``T = kt + (n - 1) max(kt, R) + 2R + C - 1``.
+* ws: ``n = nt * kt`` tiles of ``mb`` rows: ``T = mb + (n - 1) max(mb, 2R + C - 1) + 2R + C - 1``.
+* lut: ``J = nt * mt * kt`` activation beats, ``b`` planes: ``T = b (J + 1) + 2``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tpegen.hw.system.execute import ExecuteUnit
+from tpegen.hw.system.params import SystemGeometry
+
+__all__ = ["array_cycles", "exec_cycles"]
+
+
+def array_cycles(geometry: SystemGeometry, fields: dict[str, int]) -> int:
+    """``T``: the array's cycles for the beat sequence of an EXEC with ``fields`` (see module docstring)."""
+    mt, nt, kt, mb = (int(fields[k]) for k in ("mt", "nt", "kt", "mb"))
+    R, C = geometry.rows, geometry.cols
+    if geometry.kind == "os":
+        return kt + (mt * nt - 1) * max(kt, R) + 2 * R + C - 1
+    if geometry.kind == "ws":
+        return mb + (nt * kt - 1) * max(mb, 2 * R + C - 1) + 2 * R + C - 1
+    return geometry.planes * (nt * mt * kt + 1) + 2
+
+
+def exec_cycles(geometry: SystemGeometry, config: Any, fields: dict[str, int]) -> int:
+    """``dur = F + T + 1``: cycles an EXEC with ``fields`` keeps the execute unit busy (start cycle t
+    to completion cycle ``t + dur - 1`` inclusive). ``config`` is the design (unused: the geometry
+    carries everything the formula needs; kept so that a family may need it)."""
+    return ExecuteUnit.FEED_LATENCY + array_cycles(geometry, fields) + 1

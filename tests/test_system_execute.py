@@ -1,0 +1,274 @@
+"""Execute unit of the accelerator top (hw/system/execute.py) in Amaranth's Python simulator.
+
+Real ``lib.memory`` scratchpads and accumulator (as the top wires them) around the unit; random
+contents; EXEC commands back to back. The accumulator after the run is compared with a numpy model
+of the spec's command semantics (integer GEMM of the tile operands with lane-wise wrap; FMA: the
+bare array's golden chain on the tile operands; LUT: the integer GEMM of the weights the W rows
+encode), and ``done`` must come exactly ``FEED_LATENCY + T`` cycles after ``start`` with T from
+the stand-alone array timing models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth import Elaboratable, Module, unsigned
+from amaranth.lib import memory
+from amaranth.sim import Simulator
+
+from tpegen.config import config_from_dict
+from tpegen.hw.system.execute import ExecuteUnit
+from tpegen.hw.system.isa import Instruction, Opcode, check_instruction
+from tpegen.hw.system.params import SystemGeometry, SystemParams
+from tpegen.sim import lut
+from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
+from tpegen.sim.system_exec_timing import array_cycles, exec_cycles
+from tpegen.sim.systolic_timing import os_timeline, ws_timeline
+
+SMALL = SystemParams(scratchpad_a_kib=1, scratchpad_w_kib=1, accumulator_kib=1)
+
+
+def mac(rows: int, cols: int, dataflow: str, acc_bits: int = 20):
+    return config_from_dict(
+        {
+            "pe": {
+                "type": "mac",
+                "act_bits": 8,
+                "weight_bits": 6,
+                "acc_bits": acc_bits,
+                "dataflow": dataflow,
+            },
+            "array": {"rows": rows, "cols": cols},
+        }
+    )
+
+
+def fma(rows: int, cols: int):
+    return config_from_dict(
+        {
+            "pe": {"type": "fma", "input_format": "bf16", "acc_format": "fp32"},
+            "array": {"rows": rows, "cols": cols},
+        }
+    )
+
+
+def lut_config(weight_bits: int = 2, acc_bits: int = 24):
+    return config_from_dict(
+        {
+            "pe": {
+                "type": "lut",
+                "group_size": 2,
+                "act_bits": 8,
+                "weight_bits": weight_bits,
+                "acc_bits": acc_bits,
+            },
+            "array": {"tile_m": 2, "tile_n": 3, "tile_k": 2},
+        }
+    )
+
+
+# -- rows <-> lanes ------------------------------------------------------------------------------
+
+
+def to_lanes(rows, width: int, lanes: int, *, signed: bool) -> np.ndarray:
+    nbytes = -(-width * lanes // 8)
+    payload = np.array([list(int(r).to_bytes(nbytes, "little")) for r in rows], dtype=np.uint8)
+    return unpack_lanes(payload.reshape(len(rows), nbytes), width, lanes, signed=signed)
+
+
+def to_rows(values: np.ndarray, width: int) -> list[int]:
+    packed = pack_fields([(np.asarray(values, dtype=np.int64), width)])
+    return [int.from_bytes(bytes(r), "little") for r in packed]
+
+
+def random_rows(rng, bits: int, n: int) -> list[int]:
+    return [int.from_bytes(rng.bytes(-(-bits // 8)), "little") & ((1 << bits) - 1) for _ in range(n)]
+
+
+# -- harness -------------------------------------------------------------------------------------
+
+
+class Harness(Elaboratable):
+    """The execute unit with A, W and accumulator memories wired as the top wires them."""
+
+    def __init__(self, cfg, geom: SystemGeometry, a_rows, w_rows, c_rows):
+        self.unit = ExecuteUnit(cfg, geom)
+        self.mem_a = memory.Memory(shape=unsigned(geom.a_row_bits), depth=geom.a_depth, init=a_rows)
+        self.mem_w = memory.Memory(shape=unsigned(geom.w_row_bits), depth=geom.w_depth, init=w_rows)
+        self.mem_c = memory.Memory(shape=unsigned(geom.acc_row_bits), depth=geom.acc_depth, init=c_rows)
+
+    def elaborate(self, platform):
+        m = Module()
+        u = m.submodules.unit = self.unit
+        m.submodules.mem_a, m.submodules.mem_w, m.submodules.mem_c = self.mem_a, self.mem_w, self.mem_c
+        for mem, p in ((self.mem_a, "a"), (self.mem_w, "w")):
+            rp = mem.read_port()
+            m.d.comb += [
+                rp.addr.eq(getattr(u, f"{p}_addr")),
+                rp.en.eq(getattr(u, f"{p}_en")),
+                getattr(u, f"{p}_data").eq(rp.data),
+            ]
+        wp = self.mem_c.write_port()
+        rp = self.mem_c.read_port(transparent_for=(wp,))
+        m.d.comb += [
+            wp.addr.eq(u.c_waddr),
+            wp.data.eq(u.c_wdata),
+            wp.en.eq(u.c_wen),
+            rp.addr.eq(u.c_raddr),
+            rp.en.eq(u.c_ren),
+            u.c_rdata.eq(rp.data),
+        ]
+        return m
+
+
+def run_unit(cfg, geom, a_rows, w_rows, c_rows, commands, gaps=None):
+    """Run ``commands`` (EXEC field dicts); command n starts ``gaps[n]`` cycles after the unit is
+    idle again (0: back to back). Returns the final accumulator rows and per command (t, e)."""
+    gaps = gaps or [0] * len(commands)
+    for n, f in enumerate(commands):
+        check_instruction(Instruction(Opcode.EXEC, args=f), geom, n)
+    dut = Harness(cfg, geom, a_rows, w_rows, c_rows)
+    u = dut.unit
+    log, final = [], []
+
+    async def bench(ctx):
+        cycle = 0
+        for f, gap in zip(commands, gaps, strict=True):
+            for _ in range(gap):
+                await ctx.tick()
+                cycle += 1
+            assert ctx.get(u.idle) == 1
+            ctx.set(u.command.as_value(), Instruction(Opcode.EXEC, args=f).encode())
+            ctx.set(u.start, 1)
+            t = cycle
+            await ctx.tick()
+            cycle += 1
+            ctx.set(u.start, 0)
+            limit = exec_cycles(geom, cfg, f) + 50
+            while not ctx.get(u.done):
+                assert ctx.get(u.idle) == 0, f"idle in cycle {cycle} before done"
+                assert cycle - t < limit, "no done"
+                await ctx.tick()
+                cycle += 1
+            e = cycle
+            assert ctx.get(u.idle) == 0
+            await ctx.tick()
+            cycle += 1
+            assert ctx.get(u.done) == 0
+            log.append((t, e))
+        final.extend(ctx.get(dut.mem_c.data[i]) for i in range(geom.acc_depth))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return final, log
+
+
+def check_timing(geom, cfg, commands, log):
+    for f, (t, e) in zip(commands, log, strict=True):
+        assert e - t == ExecuteUnit.FEED_LATENCY + array_cycles(geom, f), f
+        assert e - t + 1 == exec_cycles(geom, cfg, f)
+
+
+def fields(**kw) -> dict[str, int]:
+    base = {
+        "a_addr": 0,
+        "w_addr": 0,
+        "c_addr": 0,
+        "c_stride": 0,
+        "mt": 1,
+        "nt": 1,
+        "kt": 1,
+        "mb": 1,
+        "acc": 0,
+    }
+    return base | kw
+
+
+# -- reference models of the command semantics -----------------------------------------------------
+
+
+def ref_os_int(geom, acc_bits, A, W, C, f):
+    """A (depth, R), W (depth, C) lane values; C (depth, C) updated in place."""
+    R = geom.rows
+    for i in range(f["mt"]):
+        for j in range(f["nt"]):
+            at = A[f["a_addr"] + i * f["kt"] : f["a_addr"] + (i + 1) * f["kt"]]  # (kt, R)
+            wt = W[f["w_addr"] + j * f["kt"] : f["w_addr"] + (j + 1) * f["kt"]]  # (kt, C)
+            res = at.T @ wt
+            for q in range(R):
+                row = f["c_addr"] + j * f["c_stride"] + i * R + q
+                C[row] = wrap(C[row] * f["acc"] + res[q], acc_bits)
+
+
+def ref_ws_int(geom, acc_bits, A, W, C, f):
+    R, kt, mb = geom.rows, f["kt"], f["mb"]
+    for j in range(f["nt"]):
+        for kk in range(kt):
+            first = f["w_addr"] + (j * kt + kk) * R
+            wt = W[first : first + R][::-1]  # stored bottom row first
+            at = A[f["a_addr"] + kk * mb : f["a_addr"] + (kk + 1) * mb]  # (mb, R)
+            res = at @ wt
+            keep = int(kk > 0 or f["acc"])
+            for m in range(mb):
+                row = f["c_addr"] + j * f["c_stride"] + m
+                C[row] = wrap(C[row] * keep + res[m], acc_bits)
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+def test_array_cycles_match_the_array_timing_models():
+    rng = np.random.default_rng(0)
+    for cfg in (
+        mac(2, 3, "os"),
+        mac(4, 4, "os"),
+        mac(2, 3, "ws"),
+        mac(3, 2, "ws"),
+        lut_config(),
+        lut_config(3),
+    ):
+        geom = SystemGeometry.of(cfg, SMALL)
+        for _ in range(30):
+            mt, nt, kt, mb = (int(x) for x in rng.integers(1, 7, 4))
+            if geom.kind == "os":
+                f = fields(mt=mt, nt=nt, kt=kt)
+                T = os_timeline(geom.rows, geom.cols, np.full(mt * nt, kt)).total
+            elif geom.kind == "ws":
+                f = fields(nt=nt, kt=kt, mb=mb)
+                T = ws_timeline(geom.rows, geom.cols, np.full(nt * kt, mb)).total
+            else:
+                f = fields(mt=mt, nt=nt, kt=kt)
+                p = cfg.pe
+                T = lut.lut_gemm_cycles(p, mt * p.tile_m, nt * p.tile_n, kt * p.k_tile)
+            assert array_cycles(geom, f) == T, f
+            assert exec_cycles(geom, cfg, f) == ExecuteUnit.FEED_LATENCY + T + 1
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(2, 3), (4, 4)])
+def test_os_mac(rows, cols):
+    cfg = mac(rows, cols, "os")
+    geom = SystemGeometry.of(cfg, SMALL)
+    rng = np.random.default_rng(rows * 10 + cols)
+    a_rows = random_rows(rng, geom.a_row_bits, geom.a_depth)
+    w_rows = random_rows(rng, geom.w_row_bits, geom.w_depth)
+    c_rows = random_rows(rng, geom.acc_row_bits, geom.acc_depth)
+    R = rows
+    commands = [
+        fields(a_addr=3, w_addr=5, c_addr=1, c_stride=2 * R, mt=2, nt=3, kt=4),  # overwrite
+        fields(a_addr=20, w_addr=9, c_addr=1, c_stride=2 * R, mt=2, nt=3, kt=5, acc=1),  # accumulate
+        fields(a_addr=7, w_addr=40, c_addr=40, c_stride=R, mt=1, nt=2, kt=1),  # K = 1: last beats stall
+        fields(a_addr=0, w_addr=0, c_addr=40, c_stride=R, mt=1, nt=2, kt=1, acc=1),
+        fields(a_addr=50, w_addr=60, c_addr=30, c_stride=0, mt=1, nt=3, kt=2, acc=1),  # same rows thrice
+    ]
+    final, log = run_unit(cfg, geom, a_rows, w_rows, c_rows, commands, gaps=[0, 0, 3, 0, 1])
+    check_timing(geom, cfg, commands, log)
+    acc_bits = geom.acc_lane_bits
+    A = to_lanes(a_rows, 8, R, signed=True)
+    W = to_lanes(w_rows, 6, cols, signed=True)
+    C = to_lanes(c_rows, acc_bits, cols, signed=True)
+    for f in commands:
+        ref_os_int(geom, acc_bits, A, W, C, f)
+    got = to_lanes(final, acc_bits, cols, signed=True)
+    np.testing.assert_array_equal(got, C)
