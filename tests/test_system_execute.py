@@ -272,3 +272,112 @@ def test_os_mac(rows, cols):
         ref_os_int(geom, acc_bits, A, W, C, f)
     got = to_lanes(final, acc_bits, cols, signed=True)
     np.testing.assert_array_equal(got, C)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(2, 3), (3, 2)])
+def test_ws_mac(rows, cols):
+    cfg = mac(rows, cols, "ws")
+    geom = SystemGeometry.of(cfg, SMALL)
+    rng = np.random.default_rng(100 + rows * 10 + cols)
+    a_rows = random_rows(rng, geom.a_row_bits, geom.a_depth)
+    w_rows = random_rows(rng, geom.w_row_bits, geom.w_depth)
+    c_rows = random_rows(rng, geom.acc_row_bits, geom.acc_depth)
+    commands = [
+        fields(a_addr=2, w_addr=1, c_addr=3, c_stride=8, nt=2, kt=3, mb=5),  # k-blocks accumulate
+        fields(a_addr=30, w_addr=40, c_addr=3, c_stride=8, nt=2, kt=2, mb=5, acc=1),
+        fields(a_addr=9, w_addr=70, c_addr=30, c_stride=1, nt=3, kt=1, mb=1),  # one row per tile
+        fields(a_addr=50, w_addr=5, c_addr=35, c_stride=0, nt=2, kt=3, mb=12, acc=1),  # mb > 2R + C - 1
+    ]
+    final, log = run_unit(cfg, geom, a_rows, w_rows, c_rows, commands, gaps=[0, 0, 2, 0])
+    check_timing(geom, cfg, commands, log)
+    acc_bits = geom.acc_lane_bits
+    A = to_lanes(a_rows, 8, rows, signed=True)
+    W = to_lanes(w_rows, 6, cols, signed=True)
+    C = to_lanes(c_rows, acc_bits, cols, signed=True)
+    for f in commands:
+        ref_ws_int(geom, acc_bits, A, W, C, f)
+    np.testing.assert_array_equal(to_lanes(final, acc_bits, cols, signed=True), C)
+
+
+def test_os_fma_bf16():
+    from tpegen.sim import fp
+
+    cfg = fma(2, 3)
+    geom = SystemGeometry.of(cfg, SMALL)
+    accel = cfg.accelerator()
+    fcfg = accel.cfg
+    rng = np.random.default_rng(7)
+    R, Cc = geom.rows, geom.cols
+
+    def bf16_rows(n, lanes):
+        values = rng.standard_normal((n, lanes)) * np.exp2(rng.integers(-6, 7, (n, lanes)))
+        return fp.quantize(values, fcfg.a_fmt, "rne")
+
+    A = bf16_rows(geom.a_depth, R)
+    W = bf16_rows(geom.w_depth, Cc)
+    A[5, 0], W[3, 1] = fcfg.a_fmt.inf_bits, 0  # an infinity and a zero mixed in
+    c_rows = random_rows(rng, geom.acc_row_bits, geom.acc_depth)
+    commands = [
+        fields(a_addr=1, w_addr=2, c_addr=4, c_stride=2 * R, mt=2, nt=2, kt=3),
+        fields(a_addr=10, w_addr=20, c_addr=20, c_stride=R, mt=1, nt=3, kt=1),
+    ]
+    final, log = run_unit(cfg, geom, to_rows(A, 16), to_rows(W, 16), c_rows, commands)
+    check_timing(geom, cfg, commands, log)
+    width = fcfg.acc_fmt.width
+    C = to_lanes(c_rows, width, Cc, signed=False)
+    for f in commands:
+        for i in range(f["mt"]):
+            for j in range(f["nt"]):
+                at = A[f["a_addr"] + i * f["kt"] : f["a_addr"] + (i + 1) * f["kt"]]
+                wt = W[f["w_addr"] + j * f["kt"] : f["w_addr"] + (j + 1) * f["kt"]]
+                res = accel.golden_bits(at.T, wt)  # (R, C) accumulator-format bits
+                for q in range(R):
+                    C[f["c_addr"] + j * f["c_stride"] + i * R + q] = res[q]
+    np.testing.assert_array_equal(to_lanes(final, width, Cc, signed=False), C)
+
+
+def lut_operands(p, rng, mt, nt, kt):
+    """Random integer A (mt*tile_m, kt*k_tile) and W (kt*k_tile, nt*tile_n) and their scratchpad rows
+    (A rows i*kt + kk; W rows per the LUT EXEC semantics: per j if kt == 1, else per (j, kk))."""
+    lo, hi = p.weight_range()
+    A = rng.integers(-128, 128, (mt * p.tile_m, kt * p.k_tile))
+    if p.weight_bits == 1:
+        W = rng.choice([-1, 1], (kt * p.k_tile, nt * p.tile_n))
+    else:
+        W = rng.integers(lo, hi + 1, (kt * p.k_tile, nt * p.tile_n))
+    blocks = A.reshape(mt, p.tile_m, kt, p.k_tile).transpose(0, 2, 1, 3).reshape(mt * kt, -1)
+    plan = lut.lut_gemm_plan(p, A[: p.tile_m], W)  # one M-tile: weight tiles in (j, kk) order, planes
+    w_rows = [int.from_bytes(bytes(r), "little") for r in plan.weights]
+    return A, W, to_rows(blocks, p.act_bits), w_rows
+
+
+@pytest.mark.parametrize("weight_bits", [2, 1, 3])
+def test_lut(weight_bits):
+    cfg = lut_config(weight_bits)
+    p = cfg.pe
+    geom = SystemGeometry.of(cfg, SMALL)
+    rng = np.random.default_rng(weight_bits)
+    a_rows = random_rows(rng, geom.a_row_bits, geom.a_depth)
+    w_rows = random_rows(rng, geom.w_row_bits, geom.w_depth)
+    c_rows = random_rows(rng, geom.acc_row_bits, geom.acc_depth)
+    lanes, bits = geom.acc_lanes, geom.acc_lane_bits
+    C = to_lanes(c_rows, bits, lanes, signed=True)
+    specs = [  # (fields, scratchpad A row, W row) -- operands written at a_addr / w_addr
+        fields(a_addr=3, w_addr=2, c_addr=1, c_stride=4, mt=3, nt=2, kt=1),  # weight tile reused by 3 beats
+        fields(a_addr=20, w_addr=30, c_addr=1, c_stride=4, mt=2, nt=2, kt=3, acc=1),  # tile per beat
+        fields(a_addr=40, w_addr=70, c_addr=12, c_stride=0, mt=1, nt=3, kt=1, acc=1),  # same row thrice
+        fields(a_addr=45, w_addr=80, c_addr=14, c_stride=1, mt=1, nt=1, kt=2),
+    ]
+    for f in specs:
+        A, W, ar, wr = lut_operands(p, rng, f["mt"], f["nt"], f["kt"])
+        a_rows[f["a_addr"] : f["a_addr"] + len(ar)] = ar
+        w_rows[f["w_addr"] : f["w_addr"] + len(wr)] = wr
+        res = wrap(A @ W, p.acc_bits)  # independent of the LUT encoding
+        for j in range(f["nt"]):
+            for i in range(f["mt"]):
+                row = f["c_addr"] + j * f["c_stride"] + i
+                block = res[i * p.tile_m : (i + 1) * p.tile_m, j * p.tile_n : (j + 1) * p.tile_n].ravel()
+                C[row] = wrap(C[row] * f["acc"] + block, bits)
+    final, log = run_unit(cfg, geom, a_rows, w_rows, c_rows, specs, gaps=[0, 1, 0, 0])
+    check_timing(geom, cfg, specs, log)
+    np.testing.assert_array_equal(to_lanes(final, bits, lanes, signed=True), C)
