@@ -381,3 +381,101 @@ def test_lut(weight_bits):
     final, log = run_unit(cfg, geom, a_rows, w_rows, c_rows, specs, gaps=[0, 1, 0, 0])
     check_timing(geom, cfg, specs, log)
     np.testing.assert_array_equal(to_lanes(final, bits, lanes, signed=True), C)
+
+
+# -- randomized: random scratchpads (every row a legal operand), random commands -------------------
+
+
+def lut_tile_weights(p, plane_rows) -> np.ndarray:
+    """Integer weights (k_tile, tile_n) that ``b`` W rows (bit planes of encoded indices) stand for."""
+    g, b = p.group_size, p.planes
+    idx = to_lanes(plane_rows, g, p.tile_n * p.tile_k, signed=False).reshape(b, p.tile_n, p.tile_k)
+    mask = (1 << (g - 1)) - 1
+    sign = (idx >> (g - 1)) & 1
+    low = np.where(sign == 1, idx & mask, ~idx & mask)  # undo the offline complement
+    u = (sign << (g - 1)) | low
+    bits = (u[..., None] >> np.arange(g)) & 1  # (b, n, group, j): plane bit of K element group*g + j
+    q = (bits << np.arange(b).reshape(b, 1, 1, 1)).sum(axis=0)
+    s = 2 * q - 1 if b == 1 else q - (1 << (b - 1))
+    return s.reshape(p.tile_n, p.k_tile).T  # K element group*g + j
+
+
+def ref_lut(geom, p, a_rows, w_rows, C, f):
+    b, kt = p.planes, f["kt"]
+    for j in range(f["nt"]):
+        for i in range(f["mt"]):
+            res = np.zeros((p.tile_m, p.tile_n), dtype=np.int64)
+            for kk in range(kt):
+                a = to_lanes(
+                    [a_rows[f["a_addr"] + i * kt + kk]], p.act_bits, p.tile_m * p.k_tile, signed=True
+                )
+                first = f["w_addr"] + (j * b if kt == 1 else (j * kt + kk) * b)
+                res += a.reshape(p.tile_m, p.k_tile) @ lut_tile_weights(p, w_rows[first : first + b])
+            row = f["c_addr"] + j * f["c_stride"] + i
+            C[row] = wrap(C[row] * f["acc"] + res.ravel(), geom.acc_lane_bits)
+
+
+def random_command(rng, geom, fp: bool) -> dict[str, int]:
+    while True:
+        mt, nt, kt, mb = (int(x) for x in rng.integers(1, 5, 4))
+        f = fields(mt=1 if geom.kind == "ws" else mt, nt=nt, kt=kt, mb=mb if geom.kind == "ws" else 1)
+        f["acc"] = 0 if fp else int(rng.integers(0, 2))
+        f["c_stride"] = int(rng.integers(0, 3 * geom.rows + 1))
+        ends = geom.exec_footprint(f)  # with zero bases
+        if all(end <= geom.depth(mem) for end, mem in zip(ends, "AWC", strict=True)):
+            for key, end, mem in zip(("a_addr", "w_addr", "c_addr"), ends, "AWC", strict=True):
+                f[key] = int(rng.integers(0, geom.depth(mem) - end + 1))
+            return f
+
+
+@pytest.mark.parametrize("family", ["os", "ws", "fma", "lut"])
+def test_random_commands(family):
+    cfg = {"os": mac(3, 2, "os"), "ws": mac(2, 2, "ws"), "fma": fma(2, 2), "lut": lut_config(2)}[family]
+    geom = SystemGeometry.of(cfg, SMALL)
+    rng = np.random.default_rng(["os", "ws", "fma", "lut"].index(family) + 42)
+    a_rows = random_rows(rng, geom.a_row_bits, geom.a_depth)
+    w_rows = random_rows(rng, geom.w_row_bits, geom.w_depth)
+    c_rows = random_rows(rng, geom.acc_row_bits, geom.acc_depth)
+    if family == "fma":  # finite bf16 operands; the chain itself is the array's business
+        fmt = cfg.accelerator().cfg.a_fmt
+        a_rows = [r & 0x3FFF3FFF for r in a_rows]  # exponent below all-ones in every lane
+        w_rows = [r & 0x3FFF3FFF for r in w_rows]
+        assert fmt.width == 16
+    commands = [random_command(rng, geom, geom.fp) for _ in range(8)]
+    gaps = [int(x) for x in rng.integers(0, 3, len(commands))]
+    final, log = run_unit(cfg, geom, a_rows, w_rows, c_rows, commands, gaps=gaps)
+    check_timing(geom, cfg, commands, log)
+    lanes, bits = geom.acc_lanes, geom.acc_lane_bits
+    C = to_lanes(c_rows, bits, lanes, signed=not geom.fp)
+    if family == "lut":
+        for f in commands:
+            ref_lut(geom, cfg.pe, a_rows, w_rows, C, f)
+    elif family == "fma":
+        accel = cfg.accelerator()
+        A = to_lanes(a_rows, 16, geom.rows, signed=False)
+        W = to_lanes(w_rows, 16, geom.cols, signed=False)
+        for f in commands:
+            for i in range(f["mt"]):
+                for j in range(f["nt"]):
+                    at = A[f["a_addr"] + i * f["kt"] : f["a_addr"] + (i + 1) * f["kt"]]
+                    wt = W[f["w_addr"] + j * f["kt"] : f["w_addr"] + (j + 1) * f["kt"]]
+                    res = accel.golden_bits(at.T, wt)
+                    for q in range(geom.rows):
+                        C[f["c_addr"] + j * f["c_stride"] + i * geom.rows + q] = res[q]
+    else:
+        pe = cfg.array.pe
+        A = to_lanes(a_rows, pe.act_bits, geom.rows, signed=True)
+        W = to_lanes(w_rows, pe.weight_bits, geom.cols, signed=True)
+        ref = ref_os_int if family == "os" else ref_ws_int
+        for f in commands:
+            ref(geom, bits, A, W, C, f)
+    np.testing.assert_array_equal(to_lanes(final, bits, lanes, signed=not geom.fp), C)
+
+
+@pytest.mark.parametrize("weight_bits", [1, 2, 3])
+def test_lut_weight_decoder_inverts_the_encoder(weight_bits):
+    """The reference's decoder of W rows (used on random rows above) undoes sim.lut's encoding."""
+    p = lut_config(weight_bits).pe
+    rng = np.random.default_rng(weight_bits)
+    _, W, _, w_rows = lut_operands(p, rng, 1, 1, 1)
+    np.testing.assert_array_equal(lut_tile_weights(p, w_rows), W)
