@@ -1,0 +1,358 @@
+"""Accelerator-top units in Amaranth's Python simulator: the dispatcher's command check against
+``isa.check_instruction``, queues/semaphores/scheduler against an independent cycle model of the
+spec, the load and store units against Python AXI slaves (cycle-exact durations, memory rows and
+host bytes), the output stage against :mod:`tpegen.sim.requant`, and the whole top elaborated."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from tpegen.config import load_config
+from tpegen.hw.system import isa
+from tpegen.hw.system.dispatch import CommandChecker, Dispatcher, command_bits, unit_signature
+from tpegen.hw.system.isa import ErrorCode, Format, Instruction, Opcode, Target, Unit
+from tpegen.hw.system.params import SystemGeometry, SystemParams
+
+SYSTEM_CONFIGS = ("int8_os_8x8", "int8_ws_8x8", "lut_w2a8", "bf16_exact", "int8_os_16x16")
+
+
+def geometry(name: str, **system) -> SystemGeometry:
+    return SystemGeometry.of(load_config(name), SystemParams(**system) if system else None)
+
+
+def run_sim(dut, testbench, *, clocked: bool = True) -> None:
+    sim = Simulator(dut)
+    if clocked:
+        sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+# ---------------------------------------------------------------------------------------------
+# command check
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_code(ins: Instruction, geom: SystemGeometry) -> int:
+    try:
+        isa.check_instruction(ins, geom, 0)
+    except isa.ProgramError as exc:
+        return int(exc.code)
+    return 0
+
+
+def _fit(value: int, bits: int) -> int:
+    return min(max(value, 0), (1 << bits) - 1)
+
+
+def _valid_command(rng: np.random.Generator, op: Opcode, g: SystemGeometry) -> dict[str, int]:
+    """Fields of a command that passes every check (counts small, addresses inside the memories)."""
+    small = lambda hi=4: int(rng.integers(1, hi + 1))  # noqa: E731
+    if op is Opcode.LOAD:
+        target = int(rng.integers(0, 3))
+        name = Target(target).name
+        rows = small(min(4, g.depth(name)))
+        seg = small(min(4, g.depth(name) // rows))
+        pitch = g.load_pitch(name)
+        return {
+            "target": target,
+            "sp_addr": int(rng.integers(0, g.depth(name) - rows * seg + 1)),
+            "host_addr": pitch * int(rng.integers(0, (1 << 32) // pitch)),
+            "rows": rows,
+            "seg": seg,
+            "stride": pitch * int(rng.integers(0, (1 << 24) // pitch)),
+        }
+    if op is Opcode.EXEC:
+        f = {"mt": small(2), "nt": small(3), "kt": small(4), "mb": small(4), "acc": int(rng.integers(0, 2))}
+        if g.kind == "ws":
+            f["mt"] = 1
+        else:
+            f["mb"] = 1
+        if g.fp:
+            f["acc"] = 0
+        f["c_stride"] = int(rng.integers(0, g.acc_depth // (4 * f["nt"]) + 1))
+        ends = g.exec_footprint(f | {"a_addr": 0, "w_addr": 0, "c_addr": 0})
+        for key, end, mem in zip(("a_addr", "w_addr", "c_addr"), ends, "AWC", strict=True):
+            f[key] = int(rng.integers(0, g.depth(mem) - end + 1))
+        return f
+    fmt = str(rng.choice(g.output_formats()))
+    rows, seg = small(min(4, g.q_depth) if fmt == "int8" else 4), small()
+    pitch = g.store_pitch(fmt)
+    per_row = int(rng.integers(0, 2))
+    q_limit = g.q_depth * g.acc_lanes - seg if per_row else g.q_depth - rows
+    return {
+        "c_addr": int(rng.integers(0, g.acc_depth - rows * seg + 1)),
+        "host_addr": pitch * int(rng.integers(0, (1 << 32) // pitch)),
+        "rows": rows,
+        "seg": seg,
+        "stride": pitch * int(rng.integers(0, (1 << 24) // pitch)),
+        "format": int(Format[fmt.upper()]),
+        "relu": int(rng.integers(0, 2)),
+        "per_row": per_row,
+        "q_addr": int(rng.integers(0, max(q_limit, 0) + 1)),
+    }
+
+
+def _perturb(rng: np.random.Generator, op: Opcode, f: dict[str, int], g: SystemGeometry) -> dict[str, int]:
+    """Break zero, one or two fields: a boundary value, zero, all ones, off by one or random bits."""
+    widths = {fld.name: fld.bits for fld in isa.FIELDS[op]}
+    for _ in range(int(rng.integers(0, 3))):
+        name = str(rng.choice(list(widths)))
+        bits = widths[name]
+        kind = int(rng.integers(0, 6))
+        if kind == 0:
+            f[name] = 0
+        elif kind == 1:
+            f[name] = (1 << bits) - 1
+        elif kind == 2:
+            f[name] = _fit(f[name] + int(rng.choice([-1, 1, 2])), bits)
+        elif kind == 3:
+            f[name] = int(rng.integers(0, 1 << bits, dtype=np.uint64))
+        elif kind == 4 and name.endswith("addr") and name != "host_addr":  # push to the memory's end
+            f[name] = _fit(f[name] + int(rng.integers(0, 3 * max(g.a_depth, g.acc_depth))), bits)
+        else:  # small value (counts, formats, targets, flags)
+            f[name] = _fit(int(rng.integers(0, 5)), bits)
+    return f
+
+
+def _boundary_command(rng: np.random.Generator, op: Opcode, g: SystemGeometry) -> dict[str, int]:
+    """A valid command moved to end exactly at (delta 0) or one past (delta 1) a memory's end."""
+    f = _valid_command(rng, op, g)
+    delta = int(rng.integers(0, 2))
+    if op is Opcode.LOAD:
+        name = Target(f["target"]).name
+        f["sp_addr"] = _fit(g.depth(name) - f["rows"] * f["seg"] + delta, 16)
+    elif op is Opcode.EXEC:
+        key = str(rng.choice(["a_addr", "w_addr", "c_addr"]))
+        ends = g.exec_footprint(f | {key: 0})
+        mem = {"a_addr": 0, "w_addr": 1, "c_addr": 2}[key]
+        f[key] = _fit(g.depth("AWC"[mem]) - ends[mem] + delta, 16)
+    else:
+        if rng.integers(0, 2) or f["format"] != Format.INT8:
+            f["c_addr"] = _fit(g.acc_depth - f["rows"] * f["seg"] + delta, 16)
+        elif f["per_row"]:
+            f["q_addr"] = _fit(g.q_depth * g.acc_lanes - f["seg"] + delta, 10)
+        else:
+            f["q_addr"] = _fit(g.q_depth - f["rows"] + delta, 10)
+    return f
+
+
+def _random_commands(rng: np.random.Generator, g: SystemGeometry, n: int) -> list[int]:
+    words = []
+    for i in range(n):
+        if i % 23 == 0:  # an unknown opcode with random bits
+            op_bits = int(rng.choice([0, *range(4, 16)]))
+            words.append(int(rng.integers(0, 1 << 62, dtype=np.uint64)) << 4 | op_bits)
+            continue
+        op = Opcode(int(rng.integers(1, 4)))
+        f = _boundary_command(rng, op, g) if i % 3 == 0 else _perturb(rng, op, _valid_command(rng, op, g), g)
+        own = 1 << isa.UNIT_OF[op]
+        wait, signal = (int(rng.integers(0, 8)) & ~own for _ in range(2))
+        if rng.random() < 0.05:
+            wait |= own
+        if rng.random() < 0.05:
+            signal |= own
+        word = Instruction(op, wait, signal, f).encode()
+        if rng.random() < 0.3:  # padding bits above the fields are ignored
+            word |= int(rng.integers(1, 1 << 20)) << command_bits(op) & ((1 << isa.WORD_BITS) - 1)
+        words.append(word)
+    return words
+
+
+@pytest.mark.parametrize("name", SYSTEM_CONFIGS)
+def test_command_check_matches_isa(name):
+    """The RTL checker and isa.check_instruction agree on accept/reject and on the error code."""
+    g = geometry(name)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    words = _random_commands(rng, g, 1500)
+    dut = CommandChecker(g)
+    got: list[int] = []
+
+    async def tb(ctx):
+        for word in words:
+            ctx.set(dut.word, word)
+            got.append(ctx.get(dut.code))
+
+    run_sim(dut, tb, clocked=False)
+    want = [_check_code(Instruction.decode(w), g) for w in words]
+    mismatches = [
+        (hex(w), Instruction.decode(w), a, b) for w, a, b in zip(words, got, want, strict=True) if a != b
+    ]
+    assert not mismatches, mismatches[:3]
+    seen = {(w & 0xF, c) for w, c in zip(words, want, strict=True)}
+    for op in Opcode:  # every rule family is exercised for every opcode
+        for code in (ErrorCode.NONE, ErrorCode.BAD_FIELD, ErrorCode.OUT_OF_RANGE):
+            assert (op, code) in seen, (op, code)
+    assert (Opcode.LOAD, ErrorCode.MISALIGNED) in seen and (Opcode.STORE, ErrorCode.MISALIGNED) in seen
+    assert any(c == ErrorCode.BAD_OPCODE for _, c in seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatcher: queues, semaphores, scheduler, status
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Cmd:
+    word: int
+    unit: Unit | None  # None: invalid
+    wait: int
+    signal: int
+    dur: int
+
+
+class _DispatchModel:
+    """Independent cycle model of the spec's dispatcher and units (fake units of given durations)."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.queues = {u: deque() for u in Unit}  # entries: (_Cmd, visible_from)
+        self.sem = {(s, d): 0 for s in Unit for d in Unit if s != d}
+        self.busy_until = {u: -1 for u in Unit}  # last busy cycle of the running command
+        self.signal = {u: 0 for u in Unit}
+        self.error = (0, 0, 0)
+        self.count = 0
+
+    def step(self, c: int, cmd: _Cmd | None, code: int) -> dict:
+        """Cycle c with ``cmd`` offered (None: no valid); returns what happens in the cycle."""
+        out = {"ready": 0, "starts": {}, "dones": set()}
+        err = self.error[0]
+        if cmd is not None:
+            full = cmd.unit is not None and len(self.queues[cmd.unit]) >= self.depth
+            out["ready"] = int(not err and (code != 0 or not full))
+        idle = {u: c > self.busy_until[u] for u in Unit}
+        dones = {u for u in Unit if c == self.busy_until[u]}
+        busy = (cmd is not None and out["ready"] and code == 0) or any(self.queues[u] for u in Unit)
+        busy = busy or not all(idle.values())
+        out["busy"] = int(bool(busy))
+        inc, dec = [], []
+        for u in Unit:
+            q = self.queues[u]
+            if idle[u] and q and q[0][1] <= c:
+                head = q[0][0]
+                if all(not head.wait >> s & 1 or self.sem[(s, u)] > 0 for s in Unit if s != u):
+                    q.popleft()
+                    out["starts"][u] = head
+                    dec += [(s, u) for s in Unit if s != u and head.wait >> s & 1]
+                    self.busy_until[u] = c + head.dur - 1
+                    self.signal[u] = head.signal
+        for u in dones:
+            inc += [(u, d) for d in Unit if d != u and self.signal[u] >> d & 1]
+        out["dones"] = dones
+        for key in inc:
+            self.sem[key] += 1
+        for key in dec:
+            self.sem[key] -= 1
+        if out["ready"]:
+            if code:
+                self.error = (1, code, self.count)
+            else:
+                self.queues[cmd.unit].append((cmd, c + 1))
+            self.count += 1
+        return out
+
+
+def _program(rng: np.random.Generator, g: SystemGeometry, n: int, bad_at: int | None) -> list[_Cmd]:
+    """Valid commands with random durations and deadlock-free dependencies; one invalid at ``bad_at``."""
+    tokens = {(s, d): 0 for s in Unit for d in Unit if s != d}
+    prog = []
+    dur_field = {Opcode.LOAD: "seg", Opcode.EXEC: "nt", Opcode.STORE: "seg"}
+    for i in range(n):
+        if i == bad_at:
+            prog.append(_Cmd(Instruction(Opcode.EXEC, 0, 0, {}).encode(), None, 0, 0, 0))  # mt = 0
+            continue
+        op = Opcode(int(rng.integers(1, 4)))
+        u = isa.UNIT_OF[op]
+        wait = 0
+        for s in Unit:
+            if s != u and tokens[(s, u)] and rng.random() < 0.7:
+                wait |= 1 << s
+                tokens[(s, u)] -= 1
+        signal = 0
+        for d in Unit:
+            if d != u and rng.random() < 0.5:
+                signal |= 1 << d
+                tokens[(u, d)] += 1
+        f = _valid_command(rng, op, g)
+        f[dur_field[op]] = int(rng.integers(2, 7))
+        if op is Opcode.LOAD:
+            f["target"] = Target.A
+        f = _valid_command_fix(f, op, g)
+        word = Instruction(op, wait, signal, f).encode()
+        prog.append(_Cmd(word, u, wait, signal, f[dur_field[op]]))
+    return prog
+
+
+def _valid_command_fix(f: dict[str, int], op: Opcode, g: SystemGeometry) -> dict[str, int]:
+    """Move addresses down so that a command with enlarged counts is still in range."""
+    for key in ("sp_addr", "a_addr", "w_addr", "c_addr", "q_addr"):
+        if key in f:
+            f[key] = 0
+    assert _check_code(Instruction(op, 0, 0, f), g) == 0
+    return f
+
+
+class _FakeUnit(wiring.Component):
+    def __init__(self, op: Opcode):
+        super().__init__(dict(unit_signature(op).members.items()))
+
+    def elaborate(self, platform):
+        return Module()
+
+
+@pytest.mark.parametrize(("seed", "depth", "bad_at"), [(1, 2, None), (2, 1, None), (3, 4, 17), (4, 3, 0)])
+def test_dispatcher_schedules_like_the_spec(seed, depth, bad_at):
+    """Start and done cycles, cmd.ready, status and every semaphore, cycle by cycle, against an
+    independent model; fake units take the given number of cycles per command."""
+    g = geometry("int8_os_8x8", queue_depth=depth)
+    rng = np.random.default_rng(seed)
+    prog = _program(rng, g, 40, bad_at)
+    dut = Dispatcher(g)
+    model = _DispatchModel(depth)
+    ports = {Unit.LOAD: dut.load, Unit.EXEC: dut.exec, Unit.STORE: dut.store}
+    gaps = rng.random(400) < 0.15  # cycles in which the host offers nothing
+    log = []
+
+    async def tb(ctx):
+        busy_until = {u: -1 for u in Unit}
+        sent = 0
+        for c in range(400):
+            cmd = prog[sent] if sent < len(prog) and not gaps[c] else None
+            ctx.set(dut.cmd.valid, cmd is not None)
+            ctx.set(dut.cmd.payload, cmd.word if cmd else 0)
+            for u, port in ports.items():
+                ctx.set(port.idle, c > busy_until[u])
+                ctx.set(port.done, c == busy_until[u])
+            code = _check_code(Instruction.decode(cmd.word), g) if cmd else 0
+            want = model.step(c, cmd, code)
+            ready = ctx.get(dut.cmd.ready)
+            status = ctx.get(dut.status)
+            starts = {}
+            for u, port in ports.items():
+                if ctx.get(port.start):
+                    starts[u] = ctx.get(port.command).as_bits()
+            got = (int(ready) if cmd else 0, starts, status.busy)
+            exp = (want["ready"], {u: h.word for u, h in want["starts"].items()}, want["busy"])
+            log.append((c, got))
+            assert got == exp, (c, got, exp)
+            for u, h in want["starts"].items():
+                busy_until[u] = c + h.dur - 1
+            if cmd is not None and ready:
+                sent += 1
+            await ctx.tick()
+            assert {k: ctx.get(s) for k, s in dut.tokens.items()} == model.sem, c
+            status = ctx.get(dut.status)
+            assert (status.error, status.error_code, status.error_index) == model.error, c
+
+    run_sim(dut, tb)
+    n_starts = sum(len(e[1][1]) for e in log)
+    valid = [p for p in prog[: bad_at if bad_at is not None else len(prog)] if p.unit is not None]
+    assert n_starts == len(valid)  # every command before the bad one ran, none after it
+    assert not log[-1][1][2]  # idle at the end
