@@ -103,8 +103,9 @@ def test_divide_by_pot_vectors(y, shift, want):
 def test_requantize_vectors():
     half = 1 << 30  # multiplier 2^30 = scale 0.5
     acc = np.array([100, -100, 1000, -1000, 0, 3, -3])
+    # 3 * 0.5 = 1.5 -> 2 (tie up), / 2 = 1 -> 4;
+    # -3 * 0.5 = -1.5 -> -1 (tie toward +inf), / 2 = -0.5 -> -1 (tie away) -> 2
     assert requantize(acc, half, 1, 3).tolist() == [28, -22, 127, -128, 3, 4, 2]
-    # 3 * 0.5 = 1.5 -> 2 (tie up), / 2 = 1 -> 4; -3 * 0.5 = -1.5 -> -1 (tie toward +inf), / 2 = -0.5 -> -1 (tie away) -> 2
     assert requantize(acc, half, 1, 3, relu=True).tolist() == [28, 3, 127, 3, 3, 4, 3]
     assert requantize(acc, half, 1, -128, relu=True).tolist() == [-103, -128, 122, -128, -128, -127, -128]
     # per-lane broadcasting of parameter rows

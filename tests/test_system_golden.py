@@ -455,3 +455,161 @@ def test_out_of_range_command_raises_program_error():
     assert info.value.code is isa.ErrorCode.BAD_FIELD
     with pytest.raises(TpegenError, match="command 0: LOAD touches host bytes"):
         run_golden(config, [load("A", img.host.size - 16, 2)], img.host)
+
+
+# -- layer-sized programs (128 x 768 x 768): speed and tiling over many commands -----------------
+
+
+def instr(op: isa.Opcode, **args) -> isa.Instruction:
+    return isa.Instruction(op, args=args)
+
+
+def _host_with(geom, parts: list[tuple[str, np.ndarray]], out_bytes: int, group_size=None):
+    """Host image holding each (kind, lanes) block contiguously at its pitch; returns addresses."""
+    addrs, top = [], 0
+    blobs = []
+    for kind, lanes in parts:
+        rows = lanes_to_rows(geom, kind, lanes, group_size=group_size)
+        pitch = geom.load_pitch(kind)
+        blob = np.zeros((len(rows), pitch), dtype=np.uint8)
+        blob[:, : rows.shape[1]] = rows
+        addrs.append(top)
+        blobs.append(blob.ravel())
+        top += blob.size
+    addrs.append(top)
+    return np.concatenate(blobs + [np.zeros(out_bytes, dtype=np.uint8)]), addrs
+
+
+def os_layer(config, a_bits, w_bits):
+    """OS program: per block of mi row tiles and nj column tiles, whole K in one EXEC."""
+    g = SystemGeometry.of(config)
+    R, C = g.rows, g.cols
+    (M, K), N = a_bits.shape, w_bits.shape[1]
+    mt, nt = M // R, N // C
+    a_l = a_bits.reshape(mt, R, K).transpose(0, 2, 1).reshape(-1, R)  # row i*K + k
+    w_l = w_bits.reshape(K, nt, C).transpose(1, 0, 2).reshape(-1, C)  # row j*K + k
+    pa, pw, pc = g.load_pitch("A"), g.load_pitch("W"), g.store_pitch("raw")
+    host, (a_addr, w_addr, out) = _host_with(g, [("A", a_l), ("W", w_l)], M * nt * pc)
+    per_i, per_j = max(1, g.a_depth // K), max(1, g.w_depth // K)
+    per_i = min(per_i, g.acc_depth // (R * per_j))
+    prog = []
+    for i0 in range(0, mt, per_i):
+        mi = min(per_i, mt - i0)
+        prog.append(instr(L, target=0, host_addr=a_addr + i0 * K * pa, rows=1, seg=mi * K))
+        for j0 in range(0, nt, per_j):
+            nj = min(per_j, nt - j0)
+            prog.append(instr(L, target=1, host_addr=w_addr + j0 * K * pw, rows=1, seg=nj * K))
+            prog.append(instr(X, mt=mi, nt=nj, kt=K, mb=1, c_stride=mi * R))
+            # C row j*mi*R + i*R + q -> host row (j0 + j)*M + (i0 + i)*R + q
+            prog.append(
+                instr(S, host_addr=out + (j0 * M + i0 * R) * pc, rows=nj, seg=mi * R, stride=M * pc, format=0)
+            )
+    return prog, host, out
+
+
+def read_blocks(host, out, M, N, C, pitch, dtype):
+    """Host rows j*M + r (C lanes of dtype each) -> (M, N)."""
+    nt = N // C
+    rows = host[out : out + nt * M * pitch].reshape(nt * M, pitch)[:, : C * np.dtype(dtype).itemsize]
+    lanes = np.ascontiguousarray(rows).view(dtype).reshape(nt, M, C)
+    return lanes.transpose(1, 0, 2).reshape(M, N)
+
+
+def test_layer_sized_os_int8():
+    config = load_config("int8_os_8x8")
+    rng = np.random.default_rng(10)
+    a, w = rng.integers(-128, 128, (128, 768)), rng.integers(-128, 128, (768, 768))
+    prog, host, out = os_layer(config, a, w)
+    run = run_golden(config, prog, host)
+    np.testing.assert_array_equal(read_blocks(run.host, out, 128, 768, 8, 32, "<i4"), a @ w)
+    assert run.macs == 128 * 768 * 768
+
+
+def test_layer_sized_ws_int8():
+    config = load_config("int8_ws_8x8")
+    g = SystemGeometry.of(config)
+    R = C = 8
+    rng = np.random.default_rng(11)
+    M, K, N = 128, 768, 768
+    a, w = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
+    KT, NT = K // R, N // C
+    a_l = a.reshape(M, KT, R).transpose(1, 0, 2).reshape(-1, R)  # row kk*M + m
+    w_l = w.reshape(KT, R, NT, C)[:, ::-1].transpose(2, 0, 1, 3).reshape(-1, C)  # row (j*KT + kk)*R + b
+    pa, pw, pc = g.load_pitch("A"), g.load_pitch("W"), g.store_pitch("raw")
+    host, (a_addr, w_addr, out) = _host_with(g, [("A", a_l), ("W", w_l)], M * NT * pc)
+    kc = g.a_depth // M
+    nc = min(g.acc_depth // M, g.w_depth // (kc * R))
+    prog = []
+    for j0 in range(0, NT, nc):
+        nj = min(nc, NT - j0)
+        for k0 in range(0, KT, kc):
+            kj = min(kc, KT - k0)
+            prog.append(instr(L, target=0, host_addr=a_addr + k0 * M * pa, rows=1, seg=kj * M))
+            prog.append(
+                instr(
+                    L,
+                    target=1,
+                    host_addr=w_addr + (j0 * KT + k0) * R * pw,
+                    rows=nj,
+                    seg=kj * R,
+                    stride=KT * R * pw,
+                )
+            )
+            prog.append(instr(X, mt=1, nt=nj, kt=kj, mb=M, c_stride=M, acc=int(k0 > 0)))
+        prog.append(instr(S, host_addr=out + j0 * M * pc, rows=nj, seg=M, stride=M * pc, format=0))
+    run = run_golden(config, prog, host)
+    np.testing.assert_array_equal(read_blocks(run.host, out, M, N, C, pc, "<i4"), a @ w)
+    assert run.macs == M * K * N
+
+
+def test_layer_sized_lut_w2a8():
+    config = load_config("lut_w2a8")
+    p = config.pe
+    g = SystemGeometry.of(config)
+    rng = np.random.default_rng(12)
+    M, K, N = 128, 768, 768
+    a, w = rng.integers(-128, 128, (M, K)), rng.integers(-2, 2, (K, N))
+    MT, KT, NT = M // p.tile_m, K // p.k_tile, N // p.tile_n
+    a_l = a.reshape(MT, p.tile_m, KT, p.k_tile).transpose(0, 2, 1, 3).reshape(-1, p.tile_m * p.k_tile)
+    idx = lut.encode_weights(w, p.weight_bits, p.group_size)  # (b, K/g, N)
+    w_l = (
+        idx.reshape(p.planes, KT, p.tile_k, NT, p.tile_n)
+        .transpose(3, 1, 0, 4, 2)
+        .reshape(-1, p.tile_n * p.tile_k)
+    )
+    pa, pw, pc = g.load_pitch("A"), g.load_pitch("W"), g.store_pitch("raw")
+    host, (a_addr, w_addr, out) = _host_with(
+        g, [("A", a_l), ("W", w_l)], MT * NT * pc, group_size=p.group_size
+    )
+    mc = min(g.a_depth // KT, g.acc_depth)
+    prog = []
+    for j in range(NT):
+        prog.append(instr(L, target=1, host_addr=w_addr + j * KT * p.planes * pw, rows=1, seg=KT * p.planes))
+        for i0 in range(0, MT, mc):
+            mi = min(mc, MT - i0)
+            prog.append(instr(L, target=0, host_addr=a_addr + i0 * KT * pa, rows=1, seg=mi * KT))
+            prog.append(instr(X, mt=mi, nt=1, kt=KT, mb=1))
+            prog.append(instr(S, host_addr=out + (j * MT + i0) * pc, rows=1, seg=mi, format=0))
+    run = run_golden(config, prog, host)
+    rows = run.host[out : out + MT * NT * pc].reshape(NT, MT, pc)[:, :, : 4 * p.tile_m * p.tile_n]
+    c = (
+        np.ascontiguousarray(rows)
+        .view("<i4")
+        .reshape(NT, MT, p.tile_m, p.tile_n)
+        .transpose(1, 2, 0, 3)
+        .reshape(M, N)
+    )
+    np.testing.assert_array_equal(c, a @ w)
+
+
+@pytest.mark.slow
+def test_layer_sized_os_bf16():
+    config = load_config("bf16_exact")
+    cfg = config.pe.fma
+    rng = np.random.default_rng(13)
+    a, w = rng.standard_normal((128, 768)), rng.standard_normal((768, 768))
+    prog, host, out = os_layer(config, round_operand("A", a, cfg.a_fmt), round_operand("W", w, cfg.w_fmt))
+    run = run_golden(config, prog, host)
+    got = read_blocks(run.host, out, 128, 768, 8, 32, "<u4")
+    want = config.accelerator().run_gemm(a, w, "golden").output.astype(np.float32)
+    np.testing.assert_array_equal(got.view(np.float32), want)
