@@ -18,6 +18,7 @@ from tpegen.config import load_config
 from tpegen.hw.system import isa
 from tpegen.hw.system.dispatch import CommandChecker, Dispatcher, command_bits, unit_signature
 from tpegen.hw.system.isa import ErrorCode, Format, Instruction, Opcode, Target, Unit
+from tpegen.hw.system.load import LoadUnit
 from tpegen.hw.system.params import SystemGeometry, SystemParams
 
 SYSTEM_CONFIGS = ("int8_os_8x8", "int8_ws_8x8", "lut_w2a8", "bf16_exact", "int8_os_16x16")
@@ -356,3 +357,144 @@ def test_dispatcher_schedules_like_the_spec(seed, depth, bad_at):
     valid = [p for p in prog[: bad_at if bad_at is not None else len(prog)] if p.unit is not None]
     assert n_starts == len(valid)  # every command before the bad one ran, none after it
     assert not log[-1][1][2]  # idle at the end
+
+
+# ---------------------------------------------------------------------------------------------
+# load unit: AXI read bursts, row assembly, cycle-exact duration
+# ---------------------------------------------------------------------------------------------
+
+HOST_BYTES = 1 << 16
+
+
+def _int8_os(rows: int, cols: int):
+    from tpegen.config import config_from_dict
+
+    return config_from_dict(
+        {
+            "name": f"int8_os_{rows}x{cols}",
+            "pe": {"type": "mac", "act_bits": 8, "weight_bits": 8, "acc_bits": 32, "dataflow": "os"},
+            "array": {"rows": rows, "cols": cols},
+        }
+    )
+
+
+def _bursts(start: int, nbytes: int, D: int, unit: int) -> list[tuple[int, int]]:
+    """(address, beats) of the bursts of one segment: <= 256 beats, no 4 KiB crossing, whole
+    ``unit``-byte pieces (a beat for LOAD, a row for STORE)."""
+    out, addr, left = [], start, nbytes
+    while left:
+        n = min(256 * D, left, 4096 - addr % 4096)
+        n -= n % unit
+        out.append((addr, n // D))
+        addr, left = addr + n, left - n
+    return out
+
+
+def _row_value(host: np.ndarray, addr: int, bits: int) -> int:
+    nbytes = -(-bits // 8)
+    return int.from_bytes(host[addr : addr + nbytes].tobytes(), "little") & ((1 << bits) - 1)
+
+
+def _run_load(g: SystemGeometry, f: dict[str, int], lr: int, seed: int):
+    """Play one LOAD on the unit with a Python AXI read slave (AR always ready, first R beat Lr
+    cycles after AR, then one beat per cycle) and check AR, idle/done and every memory write."""
+    rng = np.random.default_rng(seed)
+    host = rng.integers(0, 256, HOST_BYTES, dtype=np.uint8)
+    D = g.axi_bytes
+    name = Target(f["target"]).name
+    P = g.load_pitch(name)
+    bursts = [
+        b for s in range(f["rows"]) for b in _bursts(f["host_addr"] + s * f["stride"], f["seg"] * P, D, D)
+    ]
+    ar_cycles = [1]
+    for _, n in bursts[:-1]:
+        ar_cycles.append(ar_cycles[-1] + lr + n)
+    end = sum(lr + n for _, n in bursts)  # completion cycle e (start in cycle 0)
+    beat_cycles = [a + lr + k for a, (_, n) in zip(ar_cycles, bursts, strict=True) for k in range(n)]
+    expected = {}  # row -> (cycle, value)
+    r = P // D
+    for s in range(f["rows"]):
+        for i in range(f["seg"]):
+            j = s * f["seg"] + i
+            addr = f["host_addr"] + s * f["stride"] + i * P
+            expected[f["sp_addr"] + j] = (
+                beat_cycles[(j + 1) * r - 1],
+                _row_value(host, addr, g.row_bits(name)),
+            )
+
+    dut = LoadUnit(g)
+    word = Instruction(Opcode.LOAD, 0, 0, f).encode()
+    seen_ar, writes, dones, idles = [], {}, [], []
+
+    async def tb(ctx):
+        beats = deque()  # (cycle, address) of scheduled R beats
+        ctx.set(dut.axi.arready, 1)
+        for c in range(end + 3):
+            ctx.set(dut.start, c == 0)
+            ctx.set(dut.command.as_value(), word if c == 0 else 0)
+            if beats and beats[0][0] == c:
+                _, addr = beats.popleft()
+                ctx.set(dut.axi.rvalid, 1)
+                ctx.set(dut.axi.rdata, _row_value(host, addr, 8 * D))
+                ctx.set(dut.axi.rlast, not beats or beats[0][0] != c + 1)
+            else:
+                ctx.set(dut.axi.rvalid, 0)
+            assert ctx.get(dut.axi.rready)
+            idles.append(ctx.get(dut.idle))
+            if ctx.get(dut.done):
+                dones.append(c)
+            if ctx.get(dut.axi.arvalid):
+                addr, n = ctx.get(dut.axi.araddr), ctx.get(dut.axi.arlen) + 1
+                assert (ctx.get(dut.axi.arsize), ctx.get(dut.axi.arburst), ctx.get(dut.axi.arid)) == (
+                    D.bit_length() - 1,
+                    1,
+                    0,
+                )
+                seen_ar.append((c, addr, n))
+                beats.extend((c + lr + k, addr + k * D) for k in range(n))
+            enables = [ctx.get(getattr(dut, f"{t.lower()}_wen")) for t in "AWQ"]
+            assert sum(enables) <= 1 and not any(e for t, e in zip("AWQ", enables, strict=True) if t != name)
+            if enables[f["target"]]:
+                row = ctx.get(dut.waddr)
+                assert row not in writes, f"row {row} written twice"
+                writes[row] = (c, ctx.get(getattr(dut, f"{name.lower()}_wdata")))
+            await ctx.tick()
+
+    run_sim(dut, tb)
+    assert seen_ar == [(c, a, n) for c, (a, n) in zip(ar_cycles, bursts, strict=True)]
+    assert dones == [end]
+    assert idles == [1] + [0] * end + [1, 1]
+    assert writes == expected
+    return bursts
+
+
+LOAD_CASES = [
+    # (config, system, target, rows, seg, host_addr in pitches, stride in pitches, Lr)
+    ("int8_os_8x8", {}, Target.A, 2, 3, 1, 5, 1),  # one beat per row
+    ("int8_os_8x8", {}, Target.Q, 1, 3, 62, 0, 3),  # Q rows: 4 beats, across a 4 KiB boundary
+    ("int8_os_8x8", {"axi_bytes": 4}, Target.W, 1, 300, 0, 0, 2),  # 600 beats: 256 + 256 + 88
+    ("lut_w2a8", {}, Target.W, 3, 5, 30, 33, 2),  # 8 beats per row, page crossings
+    ("lut_w2a8", {"axi_bytes": 64}, Target.A, 2, 4, 63, 70, 4),  # a row is half a beat
+    ("lut_w2a8", {"axi_bytes": 64}, Target.Q, 1, 2, 3, 0, 1),  # 16 beats per Q row
+    ("nine", {"axi_bytes": 4}, Target.A, 2, 5, 255, 300, 2),  # 9-byte rows: 3 data beats + 1 padding
+    ("nine", {"axi_bytes": 4}, Target.Q, 1, 2, 31, 0, 5),  # 72-byte Q rows: 18 data + 14 padding
+]
+
+
+@pytest.mark.parametrize("case", LOAD_CASES, ids=lambda c: f"{c[0]}-{c[2].name}-{c[3]}x{c[4]}")
+def test_load_unit_bursts_rows_and_duration(case):
+    name, system, target, rows, seg, addr_p, stride_p, lr = case
+    config = _int8_os(9, 9) if name == "nine" else load_config(name)
+    g = SystemGeometry.of(config, SystemParams(**system))
+    P = g.load_pitch(target.name)
+    f = {
+        "target": int(target),
+        "sp_addr": g.depth(target.name) - rows * seg,
+        "host_addr": addr_p * P,
+        "rows": rows,
+        "seg": seg,
+        "stride": stride_p * P,
+    }
+    assert _check_code(Instruction(Opcode.LOAD, 0, 0, f), g) == 0
+    assert f["host_addr"] + (rows - 1) * f["stride"] + seg * P <= HOST_BYTES
+    _run_load(g, f, lr, seed=rows * 100 + seg)
