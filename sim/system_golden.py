@@ -76,15 +76,20 @@ class GoldenRun:
 def acc_to_fp32_bits(bits: np.ndarray, fmt: fp.FloatFormat) -> np.ndarray:
     """Accumulator-format bit patterns -> fp32 bit patterns (int64), exactly.
 
-    fp32 is the identity; narrower formats are widened exactly; a NaN becomes the quiet fp32 NaN
-    with the same sign (``0x7FC00000`` / ``0xFFC00000``)."""
+    fp32 is the identity; a narrower format is widened exactly (subnormals of a format with fewer
+    exponent bits become normal); inf and NaN keep their sign and fraction payload, shifted to the
+    top of the fp32 fraction (as the STORE unit's ``fp_to_fp32``)."""
     bits = np.asarray(bits, dtype=np.int64)
+    if fmt.exp_bits > 8 or fmt.man_bits > 23:
+        raise ConfigError("pe.acc_format", "a format no wider than fp32 for a bf16 STORE", fmt.name)
     if fmt == fp.FP32:
         return bits & 0xFFFFFFFF
-    v = fp.decode(bits, fmt).astype(np.float32)  # exact: every supported format fits in fp32
-    u = v.view(np.uint32).astype(np.int64)
     sign = (bits >> (fmt.width - 1)) & 1
-    return np.where(np.isnan(v), (sign << 31) | 0x7FC00000, u)
+    man = bits & ((1 << fmt.man_bits) - 1)
+    special = ((bits >> fmt.man_bits) & fmt.exp_all_ones) == fmt.exp_all_ones
+    v = np.abs(fp.decode(np.where(special, 0, bits), fmt)).astype(np.float32)  # exact
+    finite = v.view(np.uint32).astype(np.int64)
+    return (sign << 31) | np.where(special, 0x7F800000 | (man << (23 - fmt.man_bits)), finite)
 
 
 def run_golden(

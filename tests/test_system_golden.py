@@ -15,9 +15,9 @@ from tpegen.config import config_from_dict, load_config
 from tpegen.errors import TpegenError
 from tpegen.hw.system import isa
 from tpegen.hw.system.params import SystemGeometry
-from tpegen.sim import lut
+from tpegen.sim import fp, lut
 from tpegen.sim.requant import pack_qparams, requantize
-from tpegen.sim.system_golden import run_golden
+from tpegen.sim.system_golden import acc_to_fp32_bits, run_golden
 from tpegen.sim.system_rows import lanes_to_rows, rows_to_lanes
 from tpegen.sw.fp import round_operand
 
@@ -386,6 +386,21 @@ def test_fma_chained_layers_flush_deferred_work():
     np.testing.assert_array_equal(
         run.memories["C"][:R].view("<u4").view(np.float32), acc.run_gemm(a1, w1, "golden").output
     )
+
+
+@pytest.mark.parametrize("fmt", [fp.BF16, fp.FP16, fp.FP8_E5M2, fp.FP8_E4M3])
+def test_narrow_accumulators_widen_exactly_to_fp32(fmt):
+    bits = np.arange(1 << fmt.width)
+    got = acc_to_fp32_bits(bits, fmt)
+    val = fp.decode(bits, fmt).astype(np.float32)
+    num = ~np.isnan(val)
+    np.testing.assert_array_equal(got[num], val[num].view(np.uint32))  # -0, subnormals and inf too
+    nan_bits = bits[~num]
+    man = nan_bits & ((1 << fmt.man_bits) - 1)
+    sign = nan_bits >> (fmt.width - 1)
+    np.testing.assert_array_equal(got[~num], (sign << 31) | 0x7F800000 | (man << (23 - fmt.man_bits)))
+    if fmt == fp.BF16:
+        np.testing.assert_array_equal(got, bits << 16)
 
 
 # -- int8 STORE -------------------------------------------------------------------------------
