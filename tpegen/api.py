@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +35,42 @@ def check_seed(seed: Any, field: str = "seed") -> int:
 
 
 def generate_verilog(
-    config: DesignConfig | str | Path | None, out_dir: str | Path, *, lint: bool = False, force: bool = False
+    config: DesignConfig | str | Path | None,
+    out_dir: str | Path,
+    *,
+    lint: bool = False,
+    force: bool = False,
+    system: bool = False,
 ) -> dict[str, Path]:
     """Write ``<top>.v`` and the JSON manifest ``<top>.json`` (ports, widths, timing, parameters).
 
+    ``system=True`` writes the accelerator top instead of the bare array (``<top>_system.v``:
+    scratchpads, DMA with an AXI4 master port, command queues, output stage; the manifest lists
+    its memories and the instruction set is ``docs/isa.md``).
     The folder is written atomically: on any error nothing is left behind. ``out_dir`` must be
     new, empty or written by tpegen before; ``force=True`` also writes into another non-empty
     folder (replacing only these two files). See :mod:`tpegen._io`.
     """
     check_output_dir(out_dir, force=force)
-    acc = _config(config).accelerator()
-    verilog = acc.verilog
+    cfg = _config(config)
+    if system:
+        name, verilog = system_verilog(cfg)
+        manifest = system_manifest(cfg)
+    else:
+        acc = cfg.accelerator()
+        name, verilog = acc.top_name, acc.verilog
+        manifest = None
     if lint:
         from tpegen.sim.verilator import verilator_lint
 
-        verilator_lint(verilog, acc.top_name)
-    manifest = acc.manifest()
+        verilator_lint(verilog, name)
+    if manifest is None:
+        manifest = acc.manifest()
     with atomic_dir(out_dir, force=force) as scratch:
-        (scratch / f"{acc.top_name}.v").write_text(verilog)
-        (scratch / f"{acc.top_name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (scratch / f"{name}.v").write_text(verilog)
+        (scratch / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
     out = Path(out_dir)
-    return {"verilog": out / f"{acc.top_name}.v", "manifest": out / f"{acc.top_name}.json"}
+    return {"verilog": out / f"{name}.v", "manifest": out / f"{name}.json"}
 
 
 def run_gemm(
@@ -232,3 +248,218 @@ def synthesize_design(
     ops = a.shape[0] * a.shape[1] * w.shape[1]
     say(f"simulating the gate-level netlist on a {a.shape[0]}x{a.shape[1]}x{w.shape[1]} GEMM ({ops} MACs)")
     return report, measure_energy(report, [program.stream], ops=ops, period_ns=period_ns)
+
+
+# -- the accelerator system (hw/system): scratchpads, DMA, command queues ---------------------------
+
+
+@dataclass
+class SystemGemmResult:
+    """``C = A @ W`` run through the accelerator top from a compiled command program.
+
+    ``output`` is what :func:`run_gemm` returns for the bare array (integers, or float32 for the
+    FMA family); ``cycles`` come from the system timing model on ``golden``; ``host_bytes`` the host-memory traffic measured
+    by the backend (bytes on the AXI bus, row padding included); ``program`` the compiled program
+    (:class:`tpegen.sw.compiler.CompiledProgram`: listing, binary, expected traffic)."""
+
+    output: np.ndarray
+    backend: str
+    cycles: int | None
+    commands: int
+    host_bytes: int | None
+    utilization: float | None
+    program: Any
+    run: Any = None
+
+
+def system_top_name(config: DesignConfig) -> str:
+    return config.accelerator().top_name + "_system"
+
+
+def system_verilog(config: DesignConfig | str | Path | None) -> tuple[str, str]:
+    """``(top name, Verilog)`` of the accelerator top (:class:`tpegen.hw.system.top.AcceleratorTop`)."""
+    from amaranth.back import verilog
+
+    from tpegen.hw.system.top import AcceleratorTop
+
+    cfg = _config(config)
+    name = system_top_name(cfg)
+    return name, verilog.convert(AcceleratorTop(cfg), name=name, emit_src=False)
+
+
+def system_manifest(config: DesignConfig) -> dict[str, Any]:
+    """Ports, memories and geometry of the accelerator top, for ``tpegen gen --system``."""
+    from amaranth import Shape
+    from amaranth.lib import wiring
+
+    from tpegen.hw.system.params import SystemGeometry
+    from tpegen.hw.system.top import AcceleratorTop
+
+    top = AcceleratorTop(config)
+
+    g = SystemGeometry.of(config)
+    ports = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
+    for path, member, _value in top.signature.flatten(top):
+        ports.append(
+            {
+                "name": "__".join(str(p) for p in path),
+                "direction": "in" if member.flow == wiring.In else "out",
+                "width": Shape.cast(member.shape).width,
+            }
+        )
+    memories = {
+        target: {
+            "rows": g.depth(target),
+            "row_bits": g.row_bits(target),
+            "host_pitch_bytes": g.pitch(g.row_bits(target)),
+        }
+        for target in ("A", "W", "Q", "C")
+    }
+    return {
+        "top": system_top_name(config),
+        "family": config.family,
+        "config": config.to_dict(),
+        "system": config.system.to_dict(),
+        "ports": ports,
+        "memories": memories,
+        "axi_bytes": g.axi_bytes,
+        "store_formats": list(g.output_formats()),
+        "instruction_set": "docs/isa.md (generated from tpegen/hw/system/isa.py)",
+    }
+
+
+def _system_memory(read_latency: int | None, write_latency: int | None):
+    from tpegen.sim.system_timing import MemoryTiming
+
+    defaults = MemoryTiming()
+    return MemoryTiming(
+        read_latency=defaults.read_latency if read_latency is None else read_latency,
+        write_latency=defaults.write_latency if write_latency is None else write_latency,
+    )
+
+
+def run_system_gemm(
+    config: DesignConfig | str | Path | None,
+    a: np.ndarray,
+    w: np.ndarray,
+    backend: str = "cycle",
+    *,
+    memory: Any = None,
+    vcd_path: str | Path | None = None,
+) -> SystemGemmResult:
+    """``C = A @ W`` through the accelerator top: compile (tiles fitted to the scratchpads, double
+    buffered, K split across commands), then run on ``golden`` (functional ISA simulator),
+    ``cycle`` (system simulator, cycles equal to the RTL's) or ``rtl`` (Verilator with an AXI RAM).
+    ``memory`` is a :class:`tpegen.sim.system_timing.MemoryTiming` (host latencies)."""
+    from tpegen.sw.compiler import compile_gemm
+    from tpegen.sw.runtime import run_program
+
+    cfg = _config(config)
+    program = compile_gemm(cfg, a, w)
+    run = run_program(
+        cfg, program, backend, memory=memory, vcd_path=None if vcd_path is None else Path(vcd_path)
+    )
+    out = run.outputs["C"]
+    cycles, utilization = run.cycles, run.utilization
+    if cycles is None:  # golden: the timing model gives the cycles, as for the bare array
+        from tpegen.sim.system_timing import MemoryTiming, simulate_timing
+
+        cycles = simulate_timing(cfg, program.geometry, program.instructions, memory or MemoryTiming()).cycles
+        utilization = program.macs / (cycles * cfg.accelerator().macs_per_cycle) if cycles else None
+    if cfg.family == "fma":
+        from tpegen.sw.fp import to_float32
+
+        out = to_float32(out.astype(np.uint32), cfg.accelerator().cfg.acc_fmt)
+    return SystemGemmResult(
+        output=out,
+        backend=backend,
+        cycles=cycles,
+        commands=run.commands,
+        host_bytes=run.host_bytes,
+        utilization=utilization,
+        program=program,
+        run=run,
+    )
+
+
+def simulate_system_topology(
+    config: DesignConfig | str | Path | None,
+    topology: str | Path | list,
+    *,
+    memory: Any = None,
+    axi_bytes: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Every layer of a topology compiled into a command program and timed on the system simulator.
+
+    ``axi_bytes`` overrides the config's ``system.axi_bytes`` (the host bandwidth in bytes per
+    cycle); ``memory`` the host latencies (:class:`tpegen.sim.system_timing.MemoryTiming`). Per
+    layer: ``cycles`` (system), ``array_cycles`` (the bare array streaming the same GEMM with
+    every operand on time), ``utilization`` of both, ``commands``, host ``read_bytes`` and
+    ``write_bytes`` (DMA traffic, as compiled). Cycles depend only on shapes: operands are zeros.
+    """
+    import dataclasses
+
+    from tpegen.sim.system_timing import MemoryTiming, simulate_timing
+    from tpegen.sim.topology import check_layers, load_topology
+    from tpegen.sw.compiler import compile_gemm
+
+    cfg = _config(config)
+    if axi_bytes is not None:
+        from tpegen.hw.system.params import SystemParams
+
+        cfg = dataclasses.replace(
+            cfg, system=SystemParams(**{**cfg.system.to_dict(), "axi_bytes": axi_bytes})
+        )
+    memory = memory or MemoryTiming()
+    acc = cfg.accelerator()
+    if isinstance(topology, (str, Path)):
+        where, layers = str(topology), load_topology(topology)
+    else:
+        where, layers = source or "topology", check_layers(list(topology), source or "topology")
+    peak = acc.macs_per_cycle
+    rows = []
+    for i, layer in enumerate(layers):
+        a = np.zeros((layer.m, layer.k), dtype=np.int64)
+        w = np.zeros((layer.k, layer.n), dtype=np.int64)
+        try:
+            program = compile_gemm(cfg, a, w)
+            timing = simulate_timing(cfg, program.geometry, program.instructions, memory)
+        except TpegenError as exc:
+            raise TpegenError(f"{where}: layer {layer.name[:60]!r}: {exc}") from None
+        array_cycles = acc.cycles(layer.m, layer.k, layer.n)
+        rows.append(
+            {
+                "name": layer.name,
+                "M": layer.m,
+                "K": layer.k,
+                "N": layer.n,
+                "macs": layer.macs,
+                "commands": len(program.instructions),
+                "cycles": int(timing.cycles),
+                "array_cycles": int(array_cycles),
+                "utilization": layer.macs / (timing.cycles * peak),
+                "array_utilization": layer.macs / (array_cycles * peak),
+                "read_bytes": int(program.expected_traffic.read),
+                "write_bytes": int(program.expected_traffic.written),
+            }
+        )
+        if progress:
+            progress(i + 1, len(layers), layer.name)
+    total_cycles = sum(r["cycles"] for r in rows)
+    total_macs = sum(r["macs"] for r in rows)
+    return {
+        "design": cfg.name,
+        "topology": where,
+        "system": cfg.system.to_dict(),
+        "read_latency": memory.read_latency,
+        "write_latency": memory.write_latency,
+        "pes": peak,
+        "layers": rows,
+        "total_cycles": total_cycles,
+        "total_macs": total_macs,
+        "utilization": total_macs / (total_cycles * peak) if total_cycles else 0.0,
+        "read_bytes": sum(r["read_bytes"] for r in rows),
+        "write_bytes": sum(r["write_bytes"] for r in rows),
+    }

@@ -55,7 +55,7 @@ def _load_matrix(path: str, name: str) -> np.ndarray:
 def cmd_gen(args: argparse.Namespace) -> int:
     from tpegen.api import generate_verilog
 
-    paths = generate_verilog(args.config, args.output, lint=args.lint, force=args.force)
+    paths = generate_verilog(args.config, args.output, lint=args.lint, force=args.force, system=args.system)
     if args.json:
         print(json.dumps({k: str(v) for k, v in paths.items()}))
     else:
@@ -147,12 +147,24 @@ def cmd_gemm(args: argparse.Namespace) -> int:
     check_output_file(args.output)
     if args.waves is not None:
         check_output_file(args.waves, option="--waves")
+    if args.listing is not None:
+        if not args.system:
+            raise ConfigError(
+                "--listing", "used with --system (the bare array runs no program)", args.listing
+            )
+        check_output_file(args.listing, option="--listing")
+    if args.mem_latency is not None and not args.system:
+        raise ConfigError(
+            "--mem-latency", "used with --system (the bare array has no host memory)", args.mem_latency
+        )
     cfg = load_config(args.config)
     a = _load_matrix(args.a, "A")
     w = _load_matrix(args.w, "W")
     acc = cfg.accelerator()
     if args.waves is not None and args.backend != "rtl":
         raise ConfigError("--waves", "used with --backend rtl (only the RTL has waveforms)", args.backend)
+    if args.system:
+        return _gemm_system(args, cfg, a, w)
     with _waves_file(args.waves) as vcd:
         result = acc.run_gemm(a, w, args.backend, vcd_path=vcd)
     m, k = np.shape(a)
@@ -182,6 +194,64 @@ def cmd_gemm(args: argparse.Namespace) -> int:
         print(f"C = A @ W  ({m}x{k} @ {k}x{n}) on {cfg.name}, backend {args.backend}")
         print(f"cycles: {cycles} ({source}), utilization {util:.1%}")
         print(f"output: {out}")
+    return 0
+
+
+def _memory_timing(latency: int | None):
+    from tpegen.api import _system_memory
+
+    return _system_memory(latency, latency)
+
+
+def _gemm_system(args: argparse.Namespace, cfg, a: np.ndarray, w: np.ndarray) -> int:
+    """``tpegen gemm --system``: compile A @ W into a command program and run it on the accelerator top."""
+    from tpegen._io import atomic_file
+    from tpegen.api import run_system_gemm
+
+    memory = _memory_timing(args.mem_latency)
+    with _waves_file(args.waves) as vcd:
+        result = run_system_gemm(cfg, a, w, args.backend, memory=memory, vcd_path=vcd)
+    out = Path(args.output)
+    with atomic_file(out) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, result.output)
+    if args.listing is not None:
+        with atomic_file(Path(args.listing)) as tmp:
+            Path(tmp).write_text(result.program.listing())
+    m, k = np.shape(a)
+    n = np.shape(w)[1]
+    traffic = result.program.expected_traffic
+    if args.json:
+        report = {
+            "backend": args.backend,
+            "M": int(m),
+            "K": int(k),
+            "N": int(n),
+            "cycles": None if result.cycles is None else int(result.cycles),
+            "output": str(out),
+            "system": True,
+            "commands": int(result.commands),
+            "host_bytes": None if result.host_bytes is None else int(result.host_bytes),
+            "expected_host_bytes": int(traffic.total),
+            "read_latency": memory.read_latency,
+            "write_latency": memory.write_latency,
+        }
+        if args.listing is not None:
+            report["listing"] = str(args.listing)
+        print(json.dumps(report))
+        return 0
+    source = {"rtl": "measured on the RTL", "cycle": "system simulator"}.get(args.backend)
+    print(f"C = A @ W  ({m}x{k} @ {k}x{n}) on the {cfg.name} accelerator top, backend {args.backend}")
+    print(f"program: {result.commands} commands, host traffic {_fmt_bytes(traffic.total)} expected")
+    if result.cycles is not None:
+        print(
+            f"cycles: {result.cycles:,} ({source}; host memory {cfg.system.axi_bytes} B/cycle, latency "
+            f"{memory.read_latency}/{memory.write_latency} cycles), utilization {result.utilization:.1%}"
+        )
+    if result.host_bytes is not None:
+        print(f"host traffic: {_fmt_bytes(result.host_bytes)} measured")
+    print(f"output: {out}")
+    if args.listing is not None:
+        print(f"listing: {args.listing}")
     return 0
 
 
@@ -257,6 +327,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     layers = load_topology(args.topology)
+    if args.system:
+        return _sim_system(args, cfg, layers)
+    if args.mem_latency is not None:
+        raise ConfigError(
+            "--mem-latency", "used with --system (the bare array has no host memory)", args.mem_latency
+        )
     bandwidth = _parse_bandwidth(args.bandwidth)
     if args.output is not None:  # before simulating; -o '' is an error, not "no output"
         check_output_dir(args.output, force=args.force)
@@ -323,6 +399,120 @@ def cmd_sim(args: argparse.Namespace) -> int:
         console.print(f"note: {report['energy_note']}")
     if args.output is not None:
         console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
+    return 0
+
+
+def _sim_system(args: argparse.Namespace, cfg, layers) -> int:
+    """``tpegen sim --system``: every layer compiled for the accelerator top and timed on the system simulator."""
+    from tpegen._io import atomic_dir, check_output_dir
+    from tpegen.api import simulate_system_topology
+
+    for flag, value in (("--ppa", args.ppa), ("--outputs", args.outputs or None)):
+        if value is not None:
+            raise ConfigError(
+                flag, "left out with --system (not modelled for the accelerator top yet)", value
+            )
+    axi_bytes = None
+    if args.bandwidth is not None:
+        try:
+            axi_bytes = int(args.bandwidth)
+        except ValueError:
+            raise ConfigError(
+                "--bandwidth",
+                "with --system, one number: the host bandwidth in bytes/cycle (4, 8, .. 64)",
+                args.bandwidth,
+            ) from None
+    if args.output is not None:
+        check_output_dir(args.output, force=args.force)
+    memory = _memory_timing(args.mem_latency)
+    kwargs = {"memory": memory, "axi_bytes": axi_bytes, "source": str(args.topology)}
+    if not args.json and len(layers) > 1:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("compiling + simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=_console(), transient=True,
+        )  # fmt: skip
+        with bar:
+            task = bar.add_task("", total=len(layers))
+            report = simulate_system_topology(
+                cfg, layers, progress=lambda done, _t, name: bar.update(task, completed=done, description=name), **kwargs
+            )  # fmt: skip
+    else:
+        report = simulate_system_topology(cfg, layers, **kwargs)
+    if args.output is not None:
+        out = Path(args.output)
+        with atomic_dir(out, force=args.force) as scratch:
+            (scratch / "sim.csv").write_text(_sim_system_csv(report))
+            (scratch / "sim.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    from rich.table import Table
+
+    sysp = report["system"]
+    table = Table(
+        title=f"{cfg.name} accelerator top on {Path(args.topology).name} (host {sysp['axi_bytes']} B/cycle, "
+        f"latency {memory.read_latency}/{memory.write_latency} cycles)"
+    )
+    cols = ["layer", "M x K x N", "MACs", "commands", "cycles", "util", "array cycles", "array util", "host reads", "host writes"]  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in report["layers"]:
+        table.add_row(
+            r["name"], f"{r['M']}x{r['K']}x{r['N']}", f"{r['macs']:,}", f"{r['commands']:,}", f"{r['cycles']:,}",
+            f"{r['utilization']:.1%}", f"{r['array_cycles']:,}", f"{r['array_utilization']:.1%}",
+            _fmt_bytes(r["read_bytes"]), _fmt_bytes(r["write_bytes"]),
+        )  # fmt: skip
+    table.add_section()
+    table.add_row(
+        "total", "", f"{report['total_macs']:,}", f"{sum(r['commands'] for r in report['layers']):,}",
+        f"{report['total_cycles']:,}", f"{report['utilization']:.1%}",
+        f"{sum(r['array_cycles'] for r in report['layers']):,}", "", _fmt_bytes(report["read_bytes"]),
+        _fmt_bytes(report["write_bytes"]),
+    )  # fmt: skip
+    console = _stdout_console()
+    console.print(table)
+    console.print(
+        "array cycles: the bare array with every operand on time; cycles: the accelerator top, DMA and "
+        "compute overlapped as the compiled program allows (tpegen.sim.system_timing)"
+    )
+    if args.output is not None:
+        console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
+    return 0
+
+
+def _sim_system_csv(report: dict) -> str:
+    keys = ["name", "M", "K", "N", "macs", "commands", "cycles", "utilization", "array_cycles", "array_utilization", "read_bytes", "write_bytes"]  # fmt: skip
+    lines = [",".join(keys)]
+    for r in report["layers"]:
+        lines.append(",".join(str(r[k]) for k in keys))
+    return "\n".join(lines) + "\n"
+
+
+def cmd_asm(args: argparse.Namespace) -> int:
+    """``tpegen asm``: check a readable program against a design and write its binary."""
+    from tpegen._io import atomic_file, check_output_file, read_text_file
+    from tpegen.config import load_config
+    from tpegen.hw.system import isa
+    from tpegen.hw.system.params import SystemGeometry
+
+    if args.output is not None:
+        check_output_file(args.output)
+    cfg = load_config(args.config)
+    text = read_text_file(args.listing, what="listing")
+    blob = isa.assemble(text, SystemGeometry.of(cfg))
+    if args.output is not None:
+        with atomic_file(Path(args.output)) as tmp:
+            Path(tmp).write_bytes(blob)
+    n = len(blob) // isa.WORD_BYTES
+    if args.json:
+        print(json.dumps({"commands": n, "bytes": len(blob), "output": args.output}))
+    else:
+        print(
+            f"{args.listing}: {n} commands, all valid for {cfg.name}"
+            + (f"; wrote {args.output}" if args.output else "")
+        )
     return 0
 
 
@@ -639,6 +829,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder: new, empty, or written by tpegen before (created; written atomically)",
     )
     p.add_argument("--lint", action="store_true", help="also lint the Verilog with Verilator")
+    p.add_argument(
+        "--system",
+        action="store_true",
+        help="write the accelerator top around the array (scratchpads, AXI4 DMA, command queues, output "
+        "stage; instruction set in docs/isa.md) instead of the bare array",
+    )
     _add_force(p)
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
     p.set_defaults(func=cmd_gen)
@@ -688,9 +884,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--waves", metavar="FILE.vcd", help="save the RTL waveform (VCD) of the run there (--backend rtl)"
     )
     p.add_argument(
+        "--system",
+        action="store_true",
+        help="run through the accelerator top from a compiled command program (scratchpads, DMA from an "
+        "AXI host memory, accumulation in the accumulator memory) instead of streaming into the bare array",
+    )
+    p.add_argument("--listing", metavar="FILE", help="write the readable command program there (--system)")
+    p.add_argument(
+        "--mem-latency",
+        type=int,
+        metavar="CYCLES",
+        help="host-memory read and write-response latency in cycles (--system; default 8)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
-        help='print {"backend", "M", "K", "N", "cycles", "output"} as one JSON object',
+        help='print {"backend", "M", "K", "N", "cycles", "output"} as one JSON object; with --system also '
+        '"commands" and "host_bytes" (DMA traffic)',
     )
     p.set_defaults(func=cmd_gemm)
 
@@ -723,12 +933,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=_seed, default=0, help="random seed for the --outputs operands (default 0)")
     p.add_argument(
+        "--system",
+        action="store_true",
+        help="compile every layer for the accelerator top and time it on the system simulator (DMA from host "
+        "memory overlapped with compute); --bandwidth is then the host bandwidth in bytes/cycle (the AXI width)",
+    )
+    p.add_argument(
+        "--mem-latency",
+        type=int,
+        metavar="CYCLES",
+        help="host-memory latency in cycles (--system; default 8)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help='print one JSON object ({"layers": [{"name", "M", "K", "N", "cycles", "utilization", ...}], '
         '"total_cycles", ...})',
     )
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "asm",
+        help="check a readable command program (listing) against a design and write its binary",
+        description="Assemble LISTING (the format 'tpegen gemm --system --listing' writes; instruction set: "
+        "docs/isa.md) for CONFIG's accelerator top: every command is checked as the hardware's dispatcher "
+        "checks it (opcode, fields, scratchpad and accumulator ranges, host alignment) and waits must be "
+        "satisfiable by earlier signals. An error names the command index.",
+    )
+    p.add_argument("listing", help="the program listing (text)")
+    _add_config(p)
+    p.add_argument("-o", "--output", help="where to write the binary program (16 bytes per command)")
+    p.add_argument("--json", action="store_true", help='print {"commands", "bytes", "output"} as JSON')
+    p.set_defaults(func=cmd_asm)
     p = sub.add_parser(
         "synth",
         help="area, timing and energy per op from Yosys synthesis and gate-level simulation",
