@@ -35,8 +35,9 @@ Semantics
     ``c_addr + j*c_stride + i``.
 * **STORE** reads accumulator rows ``c_addr ..`` (segment s, row i: ``c_addr + s*seg + i``),
   converts each row and writes it to host memory: ``raw`` lanes unchanged; ``int8``: per lane
-  TFLite/gemmlowp ``MultiplyByQuantizedMultiplier`` (SaturatingRoundingDoublingHighMul, then
-  RoundingDivideByPOT by the shift; both round half away from zero), plus the zero point, clamped
+  TFLite/gemmlowp ``MultiplyByQuantizedMultiplier`` (SaturatingRoundingDoublingHighMul, whose
+  ties round toward +infinity, then RoundingDivideByPOT by the shift, ties away from zero;
+  :mod:`tpegen.sim.requant` is the reference), plus the zero point, clamped
   to [-128, 127] (``relu``: to [zero point, 127]); parameters per lane from Q row
   ``q_addr + s`` (``per_row`` 0) or, for every lane of row i, channel ``q_addr + i`` = Q row
   ``(q_addr + i) // L`` entry ``(q_addr + i) % L`` (``per_row`` 1); ``bf16``: fp32 -> bf16 round to
