@@ -10,8 +10,9 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth import Module
+from amaranth import Module, unsigned
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from tpegen.config import load_config
@@ -20,6 +21,9 @@ from tpegen.hw.system.dispatch import CommandChecker, Dispatcher, command_bits, 
 from tpegen.hw.system.isa import ErrorCode, Format, Instruction, Opcode, Target, Unit
 from tpegen.hw.system.load import LoadUnit
 from tpegen.hw.system.params import SystemGeometry, SystemParams
+from tpegen.hw.system.requant import OutputStage
+from tpegen.hw.system.store import StoreUnit
+from tpegen.sim.requant import fp32_bits_to_bf16_bits, pack_qparams, requantize, unpack_qparams
 
 SYSTEM_CONFIGS = ("int8_os_8x8", "int8_ws_8x8", "lut_w2a8", "bf16_exact", "int8_os_16x16")
 
@@ -498,3 +502,306 @@ def test_load_unit_bursts_rows_and_duration(case):
     assert _check_code(Instruction(Opcode.LOAD, 0, 0, f), g) == 0
     assert f["host_addr"] + (rows - 1) * f["stride"] + seg * P <= HOST_BYTES
     _run_load(g, f, lr, seed=rows * 100 + seg)
+
+
+# ---------------------------------------------------------------------------------------------
+# output stage (combinational) against tpegen.sim.requant
+# ---------------------------------------------------------------------------------------------
+
+INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+def _edge_int32(rng: np.random.Generator, n: int, edges: list[int]) -> np.ndarray:
+    v = rng.integers(INT32[0], INT32[1] + 1, n, dtype=np.int64)
+    small = rng.integers(-5000, 5000, n)
+    pick = rng.random(n)
+    v = np.where(pick < 0.25, small, v)
+    return np.where(pick > 0.85, rng.choice(edges, n), v)
+
+
+def _random_qparams(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = _edge_int32(rng, n, [INT32[0], INT32[1], 0, 1, -1, 1 << 30, -(1 << 30)])
+    shifts = rng.integers(0, 64, n)
+    shifts = np.where(rng.random(n) < 0.5, rng.choice([0, 1, 15, 30, 31, 32, 33, 34, 62, 63], n), shifts)
+    zp = rng.integers(-128, 128, n)
+    return m, shifts, zp
+
+
+def _lanes_to_int(lanes: np.ndarray, bits: int) -> int:
+    mask = (1 << bits) - 1
+    return sum((int(v) & mask) << (i * bits) for i, v in enumerate(lanes))
+
+
+def _int_to_lanes(value: int, bits: int, n: int, signed: bool) -> np.ndarray:
+    lanes = [(value >> (i * bits)) & ((1 << bits) - 1) for i in range(n)]
+    if signed:
+        lanes = [v - (1 << bits) if v >> (bits - 1) else v for v in lanes]
+    return np.array(lanes, dtype=np.int64)
+
+
+def test_output_stage_int8_matches_reference():
+    """Per-lane and per-row int8 requantization (every edge of SRDHM, the 64-bit shift, relu)."""
+    g = geometry("int8_os_8x8")
+    L = g.acc_lanes
+    rng = np.random.default_rng(7)
+    n = 400
+    acc = _edge_int32(rng, n * L, [INT32[0], INT32[1], 0, -1, 1, -(1 << 30)]).reshape(n, L)
+    m, s, zp = (x.reshape(n, L) for x in _random_qparams(rng, n * L))
+    relu = rng.integers(0, 2, n)
+    per_row = rng.integers(0, 2, n)
+    # exact ties of both rounding steps: x * 2^30 / 2^31 = x / 2 for odd x; then odd * 2^(s-1) / 2^s
+    odd = np.array([-1, 1, -3, 3, -5, 5, -7, 7] * L)[:L]
+    for i, (x, mult, shift) in enumerate([(odd, 1 << 30, 0), (odd, -(1 << 30), 0), (odd * 8, 1 << 30, 3)]):
+        acc[i], m[i], s[i], zp[i], relu[i], per_row[i] = x, mult, shift, 0, 0, 0
+    entry = rng.integers(0, L, n)
+    dut = OutputStage(g)
+    got = []
+
+    async def tb(ctx):
+        for i in range(n):
+            ctx.set(dut.acc_row, _lanes_to_int(acc[i], 32))
+            ctx.set(dut.q_row, _lanes_to_int(pack_qparams(m[i], s[i], zp[i]).astype(np.int64), 64))
+            ctx.set(dut.format, Format.INT8)
+            ctx.set(dut.relu, int(relu[i]))
+            ctx.set(dut.per_row, int(per_row[i]))
+            ctx.set(dut.q_entry, int(entry[i]))
+            got.append(_int_to_lanes(ctx.get(dut.out), 8, L, signed=True))
+
+    run_sim(dut, tb, clocked=False)
+    for i in range(n):
+        idx = np.full(L, entry[i]) if per_row[i] else np.arange(L)
+        want = requantize(acc[i], m[i][idx], s[i][idx], zp[i][idx], relu=bool(relu[i]))
+        assert np.array_equal(got[i], want), (i, acc[i], m[i][idx], s[i][idx], zp[i][idx], relu[i])
+
+
+def _special_fp32(rng: np.random.Generator, n: int) -> np.ndarray:
+    bits = rng.integers(0, 1 << 32, n, dtype=np.int64)
+    specials = np.array(
+        [0, 1 << 31, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFF800001, 0x7F7FFFFF, 0xFF7FFFFF]
+        + [0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x00008000, 0x00018000, 0x7F7F8000],
+        dtype=np.int64,
+    )
+    return np.where(rng.random(n) < 0.3, rng.choice(specials, n), bits)
+
+
+@pytest.mark.parametrize("acc", ["fp32", "bf16", "fp16"])
+def test_output_stage_bf16_matches_reference(acc):
+    """fp32 -> bf16 RNE (ties, overflow, NaN quieting); narrower accumulators are widened exactly."""
+    g = geometry("bf16_exact")
+    L = g.acc_lanes
+    fmt, bits = {"fp32": ((8, 23), 32), "bf16": ((8, 7), 16), "fp16": ((5, 10), 16)}[acc]
+    g = dataclasses.replace(g, acc_lane_bits=bits)
+    rng = np.random.default_rng(3)
+    n = 150
+    lanes = _special_fp32(rng, n * L).reshape(n, L)
+    if acc == "bf16":
+        lanes = lanes >> 16
+        fp32 = lanes << 16
+    elif acc == "fp16":
+        lanes = lanes & 0xFFFF
+        lanes[:, 0] = [0x0001, 0x03FF, 0x0200, 0x7C00, 0xFC00, 0x7E01, 0x8001, 0x7BFF] * (n // 8) + [0] * (
+            n % 8
+        )
+        as_f32 = lanes.astype(np.uint16).view(np.float16).astype(np.float32).view(np.uint32).astype(np.int64)
+        nan = (lanes & 0x7C00) == 0x7C00
+        nan &= (lanes & 0x3FF) != 0
+        fp32 = np.where(nan, ((lanes & 0x8000) << 16) | 0x7F800000 | ((lanes & 0x3FF) << 13), as_f32)
+    else:
+        fp32 = lanes
+    dut = OutputStage(g, fmt)
+    got = []
+
+    async def tb(ctx):
+        for i in range(n):
+            ctx.set(dut.acc_row, _lanes_to_int(lanes[i], bits))
+            ctx.set(dut.format, Format.BF16)
+            got.append(_int_to_lanes(ctx.get(dut.out), 16, L, signed=False))
+            ctx.set(dut.format, Format.RAW)
+            assert ctx.get(dut.out) == _lanes_to_int(lanes[i], bits)
+
+    run_sim(dut, tb, clocked=False)
+    assert np.array_equal(np.array(got), fp32_bits_to_bf16_bits(fp32))
+
+
+# ---------------------------------------------------------------------------------------------
+# store unit: accumulator -> output stage -> AXI write bursts, cycle-exact duration
+# ---------------------------------------------------------------------------------------------
+
+
+class _StoreHarness(wiring.Component):
+    """Store unit with real C and Q memories (synchronous read ports) initialised from lists."""
+
+    def __init__(self, g: SystemGeometry, c_rows: list[int], q_rows: list[int], fp_format=None):
+        self.g = g
+        self.unit = StoreUnit(g, fp_format)
+        self.c_rows, self.q_rows = c_rows, q_rows
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.g
+        m.submodules.unit = unit = self.unit
+        m.submodules.c = c = Memory(shape=unsigned(g.acc_row_bits), depth=g.acc_depth, init=self.c_rows)
+        m.submodules.q = q = Memory(shape=unsigned(g.q_row_bits), depth=g.q_depth, init=self.q_rows)
+        rc, rq = c.read_port(), q.read_port()
+        m.d.comb += [
+            rc.addr.eq(unit.c_raddr),
+            rc.en.eq(unit.c_ren),
+            unit.c_rdata.eq(rc.data),
+            rq.addr.eq(unit.q_raddr),
+            rq.en.eq(unit.q_ren),
+            unit.q_rdata.eq(rq.data),
+        ]
+        return m
+
+
+def _expected_store_rows(g, f, c_lanes, q_entries) -> dict[int, bytes]:
+    """Host address -> bytes of every output row (numpy references, zero padding to the pitch)."""
+    fmt = Format(f["format"]).name.lower()
+    P = g.store_pitch(fmt)
+    L = g.acc_lanes
+    m, s, zp = unpack_qparams(q_entries)  # (q_depth, L)
+    out = {}
+    for seg_i in range(f["rows"]):
+        for i in range(f["seg"]):
+            lanes = c_lanes[f["c_addr"] + seg_i * f["seg"] + i]
+            if fmt == "raw":
+                value = _lanes_to_int(lanes, g.acc_lane_bits)
+            elif fmt == "bf16":  # fp32 lanes, or bf16 lanes widened exactly
+                fp32 = lanes if g.acc_lane_bits == 32 else lanes << 16
+                value = _lanes_to_int(fp32_bits_to_bf16_bits(fp32), 16)
+            else:
+                if f["per_row"]:
+                    ch = f["q_addr"] + i
+                    row, idx = np.full(L, ch // L), np.full(L, ch % L)
+                else:
+                    row, idx = np.full(L, f["q_addr"] + seg_i), np.arange(L)
+                q = requantize(lanes, m[row, idx], s[row, idx], zp[row, idx], relu=bool(f["relu"]))
+                value = _lanes_to_int(q, 8)
+            out[f["host_addr"] + seg_i * f["stride"] + i * P] = value.to_bytes(P, "little")
+    return out
+
+
+def _run_store(g: SystemGeometry, f: dict[str, int], lb: int, seed: int, fp_format=None) -> None:
+    rng = np.random.default_rng(seed)
+    L, bits = g.acc_lanes, g.acc_lane_bits
+    if fp_format:
+        c_lanes = _special_fp32(rng, g.acc_depth * L).reshape(g.acc_depth, L) & ((1 << bits) - 1)
+    else:
+        c_lanes = _edge_int32(rng, g.acc_depth * L, [INT32[0], INT32[1], 0, -1]).reshape(g.acc_depth, L)
+        c_lanes = _int_to_lanes(_lanes_to_int(c_lanes.ravel(), bits), bits, g.acc_depth * L, True).reshape(
+            g.acc_depth, L
+        )
+    qm, qs, qz = (x.reshape(g.q_depth, L) for x in _random_qparams(rng, g.q_depth * L))
+    q_entries = pack_qparams(qm, qs, qz)
+    dut = _StoreHarness(
+        g,
+        [_lanes_to_int(row, bits) for row in c_lanes],
+        [_lanes_to_int(row.astype(np.int64), 64) for row in q_entries],
+        fp_format,
+    )
+    unit = dut.unit
+    D = g.axi_bytes
+    fmt = Format(f["format"]).name.lower()
+    P = g.store_pitch(fmt)
+    r = P // D
+    bursts = [
+        b for s in range(f["rows"]) for b in _bursts(f["host_addr"] + s * f["stride"], f["seg"] * P, D, P)
+    ]
+    aw_cycles, w_cycles, b_cycles = [], [], []
+    x = 1
+    for _, n in bursts:
+        rows_b = n // r
+        aw_cycles.append(x)
+        w_cycles += [x + j * (r + 2) + 2 + k for j in range(rows_b) for k in range(r)]
+        b_cycles.append(x + rows_b * (r + 2) - 1 + lb)
+        x = b_cycles[-1] + 1
+    end = b_cycles[-1]
+    expected = _expected_store_rows(g, f, c_lanes, q_entries)
+    word = Instruction(Opcode.STORE, 0, 0, f).encode()
+    seen_aw, seen_w, dones, idles, written = [], [], [], [], {}
+
+    async def tb(ctx):
+        axi = unit.axi
+        ctx.set(axi.awready, 1)
+        ctx.set(axi.wready, 1)
+        b_at, burst_addr, beat = None, None, 0
+        for c in range(end + 3):
+            ctx.set(unit.start, c == 0)
+            ctx.set(unit.command.as_value(), word if c == 0 else 0)
+            ctx.set(axi.bvalid, c == b_at)
+            assert ctx.get(axi.bready)
+            idles.append(ctx.get(unit.idle))
+            if ctx.get(unit.done):
+                dones.append(c)
+            if ctx.get(axi.awvalid):
+                assert b_at is None or c > b_at, "AW before the previous burst's B"
+                burst_addr, beat = ctx.get(axi.awaddr), 0
+                seen_aw.append((c, burst_addr, ctx.get(axi.awlen) + 1))
+                assert (ctx.get(axi.awsize), ctx.get(axi.awburst), ctx.get(axi.awid)) == (
+                    D.bit_length() - 1,
+                    1,
+                    0,
+                )
+            if ctx.get(axi.wvalid):
+                assert ctx.get(axi.wstrb) == (1 << D) - 1
+                last = ctx.get(axi.wlast)
+                seen_w.append(c)
+                data = ctx.get(axi.wdata).to_bytes(D, "little")
+                for k in range(D):
+                    written[burst_addr + beat * D + k] = data[k]
+                beat += 1
+                assert bool(last) == (beat == seen_aw[-1][2]), (c, beat)
+                if last:
+                    b_at = c + lb
+            await ctx.tick()
+
+    run_sim(dut, tb)
+    assert seen_aw == [(c, a, n) for c, (a, n) in zip(aw_cycles, bursts, strict=True)]
+    assert seen_w == w_cycles
+    assert dones == [end]
+    assert idles == [1] + [0] * end + [1, 1]
+    want = {addr + k: b for addr, row in expected.items() for k, b in enumerate(row)}
+    assert written == want
+
+
+STORE_CASES = [
+    # (config, system, format, rows, seg, per_row, relu, host_addr in pitches, stride in pitches, q_addr, Lb)
+    ("int8_os_8x8", {}, Format.INT8, 2, 3, 0, 0, 1, 5, 1, 1),
+    ("int8_os_8x8", {}, Format.INT8, 3, 2, 1, 1, 255, 300, 13, 2),  # page crossing, channel per row
+    ("int8_os_8x8", {}, Format.RAW, 2, 2, 0, 0, 126, 129, 0, 3),
+    ("int8_os_8x8", {"axi_bytes": 4}, Format.RAW, 1, 40, 0, 0, 0, 0, 0, 2),  # 320 beats: 256 + 64
+    ("int8_os_8x8", {"axi_bytes": 4}, Format.INT8, 2, 3, 0, 1, 510, 7, 2, 4),  # 2 beats per row
+    ("nine", {}, Format.INT8, 2, 12, 1, 0, 3, 40, 20, 1),  # L = 9: channel // 9, % 9 across Q rows
+    ("lut_w2a8", {}, Format.INT8, 2, 3, 1, 1, 30, 33, 120, 2),  # 128 lanes, 8 beats per row
+    ("lut_w2a8", {}, Format.RAW, 1, 9, 0, 0, 6, 0, 0, 1),  # 32 beats per row, 8 rows per burst
+    ("bf16_exact", {}, Format.BF16, 2, 3, 0, 0, 255, 2, 0, 2),
+    ("bf16_exact", {"axi_bytes": 8}, Format.RAW, 1, 3, 0, 0, 1, 0, 0, 1),
+    ("bf16_exact_bf16acc", {}, Format.BF16, 1, 4, 0, 0, 0, 0, 0, 3),
+]
+
+
+@pytest.mark.parametrize("case", STORE_CASES, ids=lambda c: f"{c[0]}-{c[2].name}-{c[3]}x{c[4]}-{c[1]}")
+def test_store_unit_bursts_bytes_and_duration(case):
+    name, system, fmt, rows, seg, per_row, relu, addr_p, stride_p, q_addr, lb = case
+    config = _int8_os(9, 9) if name == "nine" else load_config(name)
+    g = SystemGeometry.of(config, SystemParams(**system))
+    P = g.store_pitch(fmt.name.lower())
+    f = {
+        "c_addr": g.acc_depth - rows * seg - 1,
+        "host_addr": addr_p * P,
+        "rows": rows,
+        "seg": seg,
+        "stride": stride_p * P,
+        "format": int(fmt),
+        "relu": relu,
+        "per_row": per_row,
+        "q_addr": q_addr,
+    }
+    assert _check_code(Instruction(Opcode.STORE, 0, 0, f), g) == 0
+    assert f["host_addr"] + (rows - 1) * f["stride"] + seg * P <= HOST_BYTES
+    fp_format = None
+    if g.fp:
+        acc = config.pe.fma.acc_fmt
+        fp_format = (acc.exp_bits, acc.man_bits)
+    _run_store(g, f, lb, seed=rows * 7 + seg, fp_format=fp_format)
