@@ -23,6 +23,7 @@ from tpegen.hw.system.load import LoadUnit
 from tpegen.hw.system.params import SystemGeometry, SystemParams
 from tpegen.hw.system.requant import OutputStage
 from tpegen.hw.system.store import StoreUnit
+from tpegen.hw.system.top import AcceleratorTop
 from tpegen.sim.requant import fp32_bits_to_bf16_bits, pack_qparams, requantize, unpack_qparams
 
 SYSTEM_CONFIGS = ("int8_os_8x8", "int8_ws_8x8", "lut_w2a8", "bf16_exact", "int8_os_16x16")
@@ -805,3 +806,126 @@ def test_store_unit_bursts_bytes_and_duration(case):
         acc = config.pe.fma.acc_fmt
         fp_format = (acc.exp_bits, acc.man_bits)
     _run_store(g, f, lb, seed=rows * 7 + seg, fp_format=fp_format)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole top
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SYSTEM_CONFIGS)
+def test_top_elaborates(name):
+    from amaranth.hdl import Fragment
+
+    top = AcceleratorTop(load_config(name))
+    Fragment.get(top, None)
+    assert set(top.signature.members) == {"cmd", "m_axi", "status"}
+    assert top.m_axi.signature.data_bytes == top.geometry.axi_bytes
+
+
+@pytest.mark.rtl
+def test_top_verilog_lints_and_binds_cocotbext_axi_names():
+    from amaranth.back import verilog
+    from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, AxiWBus
+
+    from tpegen.sim.verilator import verilator_lint
+
+    text = verilog.convert(AcceleratorTop(load_config("int8_os_8x8")), name="accel_top")
+    verilator_lint(text, "accel_top")
+    header = text[text.index("module accel_top(") : text.index(");", text.index("module accel_top("))]
+    ports = {p.strip().lstrip("\\") for p in header.split("(", 1)[1].split(",")}
+    for bus in (AxiAWBus, AxiWBus, AxiBBus, AxiARBus, AxiRBus):  # AxiBus.from_prefix(dut, "m_axi_")
+        for sig in bus._signals:
+            assert f"m_axi__{sig}" in ports, sig
+    assert {"cmd__payload", "cmd__valid", "cmd__ready", "status", "clk", "rst"} <= ports
+
+
+def test_top_runs_a_program_cycle_exact():
+    """LOAD Q, A, W; EXEC; STORE raw and int8 on the int8 8x8 OS top in the Python simulator, with
+    a Python AXI slave (read latency Lr, write response latency Lb): host bytes against numpy and
+    every completion cycle against the spec's duration formulas."""
+    from tpegen.hw.system.execute import ExecuteUnit
+
+    g = geometry("int8_os_8x8")
+    R, C, D, lr, lb = g.rows, g.cols, g.axi_bytes, 3, 2
+    rng = np.random.default_rng(11)
+    host = np.zeros(HOST_BYTES, dtype=np.uint8)
+    a_rows = rng.integers(-128, 128, (8, R))
+    w_rows = rng.integers(-128, 128, (8, C))
+    qm, qs, qz = _random_qparams(rng, C)
+    qs = np.minimum(qs, 12)  # keep the int8 outputs away from all-clamped
+    host[0x0000:0x0040] = np.frombuffer(pack_qparams(qm, qs, qz).tobytes(), np.uint8)
+    host[0x1000:0x1080] = np.pad(a_rows.astype(np.int8).view(np.uint8), ((0, 0), (0, D - R))).ravel()
+    host[0x2000:0x2080] = np.pad(w_rows.astype(np.int8).view(np.uint8), ((0, 0), (0, D - C))).ravel()
+    E, S, L = 1 << Unit.EXEC, 1 << Unit.STORE, 1 << Unit.LOAD
+    load = dict(sp_addr=0, rows=1, stride=0)
+    store = dict(c_addr=0, rows=1, seg=R, stride=0, relu=0, per_row=0, q_addr=0)
+    ex = dict(a_addr=0, w_addr=0, c_addr=0, c_stride=0, mt=1, nt=1, kt=8, mb=1, acc=0)
+    program = [
+        Instruction(Opcode.LOAD, 0, S, dict(load, target=Target.Q, host_addr=0x0000, seg=1)),
+        Instruction(Opcode.LOAD, 0, 0, dict(load, target=Target.A, host_addr=0x1000, seg=8)),
+        Instruction(Opcode.LOAD, 0, E, dict(load, target=Target.W, host_addr=0x2000, seg=8)),
+        Instruction(Opcode.EXEC, L, S, ex),
+        Instruction(Opcode.STORE, E, 0, dict(store, host_addr=0x3000, format=Format.RAW)),
+        Instruction(Opcode.STORE, L, 0, dict(store, host_addr=0x4000, format=Format.INT8)),
+    ]
+    # completion cycles by the spec's formulas (one burst each; command i accepted in cycle i)
+    r_q, r_raw, r_int8 = g.load_pitch("Q") // D, g.store_pitch("raw") // D, g.store_pitch("int8") // D
+    e_q = 1 + lr + r_q
+    e_a = e_q + lr + 8 + 1
+    e_w = e_a + lr + 8 + 1
+    e_x = e_w + 1 + ExecuteUnit.FEED_LATENCY + (8 + 2 * R + C - 1)
+    # STORE of one burst started in t: AW in t + 1, last W in t + R (r + 2), B (= completion) Lb later
+    e_raw = e_x + 1 + R * (r_raw + 2) + lb
+    e_int8 = e_raw + 1 + R * (r_int8 + 2) + lb
+    words = [ins.encode() for ins in program]
+    top = AcceleratorTop(load_config("int8_os_8x8"))
+    done_at = {}
+
+    async def tb(ctx):
+        axi = top.m_axi
+        ctx.set(axi.arready, 1)
+        ctx.set(axi.awready, 1)
+        ctx.set(axi.wready, 1)
+        r_beats, b_at, w_addr, sent = deque(), None, None, 0
+        for c in range(e_int8 + 5):
+            ctx.set(top.cmd.valid, sent < len(words))
+            ctx.set(top.cmd.payload, words[sent] if sent < len(words) else 0)
+            if r_beats and r_beats[0][0] == c:
+                _, addr, last = r_beats.popleft()
+                ctx.set(axi.rvalid, 1)
+                ctx.set(axi.rdata, int.from_bytes(host[addr : addr + D].tobytes(), "little"))
+                ctx.set(axi.rlast, last)
+            else:
+                ctx.set(axi.rvalid, 0)
+            ctx.set(axi.bvalid, c == b_at)
+            if sent < len(words) and ctx.get(top.cmd.ready):
+                assert c == sent
+                sent += 1
+            if ctx.get(axi.arvalid):
+                addr, n = ctx.get(axi.araddr), ctx.get(axi.arlen) + 1
+                r_beats.extend((c + lr + k, addr + k * D, k == n - 1) for k in range(n))
+            if ctx.get(axi.awvalid):
+                w_addr = ctx.get(axi.awaddr)
+            if ctx.get(axi.wvalid):
+                host[w_addr : w_addr + D] = np.frombuffer(ctx.get(axi.wdata).to_bytes(D, "little"), np.uint8)
+                w_addr += D
+                if ctx.get(axi.wlast):
+                    b_at = c + lb
+            if c == b_at:
+                done_at.setdefault("B", []).append(c)
+            status = ctx.get(top.status)
+            assert not status.error
+            if not status.busy and c > 0:
+                done_at["idle"] = c
+                break
+            await ctx.tick()
+
+    run_sim(top, tb)
+    assert done_at == {"B": [e_raw, e_int8], "idle": e_int8 + 1}
+    c_ref = a_rows.T @ w_rows  # C[q, j] = sum_k A[k][q] W[k][j]
+    raw = host[0x3000 : 0x3000 + R * 32].view(np.int32).reshape(R, C)
+    assert np.array_equal(raw, c_ref)
+    int8 = host[0x4000 : 0x4000 + R * 16].reshape(R, 16)[:, :C].view(np.int8)
+    assert np.array_equal(int8, requantize(c_ref, qm, qs, qz))
+    assert not np.all(np.isin(int8, (-128, 127)))

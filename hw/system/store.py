@@ -47,7 +47,7 @@ class StoreUnit(wiring.Component):
     registered in the next cycle, and sent as ``r`` W beats in the ``r`` cycles after that
     (``wlast`` on the burst's last beat). The unit then waits for B; the next burst's AW is valid
     in the cycle after B, and ``done`` is high in the cycle of the last burst's B:
-    ``dur = 1 + sum_b (rows_b (r + 2) - 1 + Lb)``. Q rows: ``per_row = 0`` row ``q_addr + s``
+    ``dur = 1 + sum_b (rows_b (r + 2) + Lb)``. Q rows: ``per_row = 0`` row ``q_addr + s``
     (entry l for lane l); ``per_row = 1`` channel ``q_addr + i`` (row ``(q_addr + i) // L``,
     entry ``(q_addr + i) % L``, all lanes). A row must fit one burst (``P <= min(256 D, 4096)``),
     checked at construction.
