@@ -473,6 +473,56 @@ def _run_load(g: SystemGeometry, f: dict[str, int], lr: int, seed: int):
     return bursts
 
 
+def test_load_unit_tolerates_arready_stalls_and_r_gaps():
+    """AR refused and R beats spaced at random (legal AXI, outside the timing contract): the same
+    bursts and the same rows, each written once."""
+    g = geometry("lut_w2a8")
+    f = dict(target=Target.W, sp_addr=3, host_addr=0xF80, rows=2, seg=3, stride=0x1100)
+    rng = np.random.default_rng(9)
+    host = rng.integers(0, 256, HOST_BYTES, dtype=np.uint8)
+    D, P, bits = g.axi_bytes, g.load_pitch("W"), g.row_bits("W")
+    bursts = [b for s in range(2) for b in _bursts(f["host_addr"] + s * f["stride"], f["seg"] * P, D, D)]
+    dut = LoadUnit(g)
+    word = Instruction(Opcode.LOAD, 0, 0, f).encode()
+    ars, writes, dones = [], {}, []
+    ready = rng.random((2, 3000)) < 0.5
+
+    async def tb(ctx):
+        pending = deque()  # addresses of beats the slave still owes
+        for c in range(3000):
+            ctx.set(dut.start, c == 0)
+            ctx.set(dut.command.as_value(), word if c == 0 else 0)
+            ctx.set(dut.axi.arready, int(ready[0, c]))
+            beat = bool(pending) and bool(ready[1, c])
+            ctx.set(dut.axi.rvalid, beat)
+            if beat:
+                ctx.set(dut.axi.rdata, _row_value(host, pending[0], 8 * D))
+            if ctx.get(dut.done):
+                dones.append(c)
+            if ctx.get(dut.axi.arvalid) and ready[0, c]:
+                assert not pending, "AR before the previous burst's last beat"
+                addr, n = ctx.get(dut.axi.araddr), ctx.get(dut.axi.arlen) + 1
+                ars.append((addr, n))
+                pending.extend(addr + k * D for k in range(n))
+            if beat:
+                pending.popleft()
+            if ctx.get(dut.w_wen):
+                assert ctx.get(dut.waddr) not in writes
+                writes[ctx.get(dut.waddr)] = ctx.get(dut.w_wdata)
+            await ctx.tick()
+            if dones and c > dones[0] + 2:
+                break
+
+    run_sim(dut, tb)
+    assert ars == bursts and len(dones) == 1
+    want = {
+        f["sp_addr"] + s * f["seg"] + i: _row_value(host, f["host_addr"] + s * f["stride"] + i * P, bits)
+        for s in range(2)
+        for i in range(f["seg"])
+    }
+    assert writes == want
+
+
 LOAD_CASES = [
     # (config, system, target, rows, seg, host_addr in pitches, stride in pitches, Lr)
     ("int8_os_8x8", {}, Target.A, 2, 3, 1, 5, 1),  # one beat per row
@@ -764,6 +814,69 @@ def _run_store(g: SystemGeometry, f: dict[str, int], lb: int, seed: int, fp_form
     assert idles == [1] + [0] * end + [1, 1]
     want = {addr + k: b for addr, row in expected.items() for k, b in enumerate(row)}
     assert written == want
+
+
+def test_store_unit_tolerates_awready_and_wready_stalls():
+    """With AW and W refused at random (not the timing contract, but legal AXI), every burst and
+    byte is still right, W may run ahead of AW, and the next AW waits for the previous B."""
+    g = geometry("int8_os_8x8", axi_bytes=8)
+    f = dict(
+        c_addr=5,
+        host_addr=0x0FC0,
+        rows=2,
+        seg=5,
+        stride=0x400,
+        format=Format.RAW,
+        relu=0,
+        per_row=0,
+        q_addr=0,
+    )
+    rng = np.random.default_rng(5)
+    L, bits, D = g.acc_lanes, g.acc_lane_bits, g.axi_bytes
+    c_lanes = rng.integers(INT32[0], INT32[1] + 1, (g.acc_depth, L), dtype=np.int64)
+    dut = _StoreHarness(g, [_lanes_to_int(row, bits) for row in c_lanes], [0] * g.q_depth)
+    unit, axi = dut.unit, dut.unit.axi
+    P = g.store_pitch("raw")
+    bursts = [b for s in range(2) for b in _bursts(f["host_addr"] + s * f["stride"], f["seg"] * P, D, P)]
+    word = Instruction(Opcode.STORE, 0, 0, f).encode()
+    aws, beats, dones = [], [], []
+    ready = rng.random((2, 2000)) < 0.6
+
+    async def tb(ctx):
+        b_at, aw_open, w_bursts = None, 0, 0
+        for c in range(2000):
+            ctx.set(unit.start, c == 0)
+            ctx.set(unit.command.as_value(), word if c == 0 else 0)
+            ctx.set(axi.awready, int(ready[0, c]))
+            ctx.set(axi.wready, int(ready[1, c]))
+            ctx.set(axi.bvalid, c == b_at)
+            if ctx.get(unit.done):
+                dones.append(c)
+            if ctx.get(axi.awvalid) and ready[0, c]:
+                assert b_at is None or c > b_at, "AW before the previous burst's B"
+                aws.append((ctx.get(axi.awaddr), ctx.get(axi.awlen) + 1))
+                aw_open = c
+            if ctx.get(axi.wvalid) and ready[1, c]:
+                beats.append((ctx.get(axi.wdata), ctx.get(axi.wlast)))
+                if beats[-1][1]:
+                    w_bursts += 1
+            if w_bursts == len(aws) and w_bursts and (b_at is None or b_at < aw_open):
+                b_at = c + 2  # B after both the AW and the last W of the burst
+            await ctx.tick()
+            if dones and c > dones[0] + 3:
+                break
+
+    run_sim(dut, tb)
+    assert aws == bursts and len(dones) == 1
+    assert [last for _, last in beats] == [k == n - 1 for _, n in bursts for k in range(n)]
+    data = b"".join(d.to_bytes(D, "little") for d, _ in beats)
+    want = _expected_store_rows(g, f, c_lanes, np.zeros((g.q_depth, L), np.uint64))
+    got, pos = {}, 0
+    for addr, n in aws:
+        for k in range(n * D):
+            got[addr + k] = data[pos + k]
+        pos += n * D
+    assert got == {a + k: b for a, row in want.items() for k, b in enumerate(row)}
 
 
 STORE_CASES = [

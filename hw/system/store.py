@@ -113,7 +113,9 @@ class StoreUnit(wiring.Component):
         segs_left = Signal(16)
         burst_rows = Signal(range(MAX_BURST_BEATS + 1))  # rows of the current burst not yet sent
         new_burst = Signal()
-        aw_pending = Signal()
+        aw_pending = Signal()  # an AW refused in its burst's first cycle, held with its address and length
+        aw_addr = Signal(32)
+        aw_len = Signal(8)
         finished = Signal()
         k = Signal(range(max(max_beats, 2)))
         q_seg = Signal(11)  # per_row 0: Q row of the segment
@@ -140,8 +142,10 @@ class StoreUnit(wiring.Component):
 
         m.d.comb += [
             axi.awid.eq(0),
-            axi.awaddr.eq(addr),
-            axi.awlen.eq(per_format({v: (n_rows << b) - 1 for v, b in beats_log.items()})),
+            axi.awaddr.eq(Mux(aw_pending, aw_addr, addr)),
+            axi.awlen.eq(
+                Mux(aw_pending, aw_len, per_format({v: (n_rows << b) - 1 for v, b in beats_log.items()}))
+            ),
             axi.awsize.eq(log_d),
             axi.awburst.eq(BURST_INCR),
             axi.wstrb.eq((1 << D) - 1),
@@ -195,6 +199,8 @@ class StoreUnit(wiring.Component):
                 m.d.comb += axi.awvalid.eq(1)
                 m.d.sync += [
                     aw_pending.eq(~axi.awready),
+                    aw_addr.eq(axi.awaddr),
+                    aw_len.eq(axi.awlen),
                     new_burst.eq(0),
                     burst_rows.eq(n_rows),
                     addr.eq(addr + per_format({v: n_rows << p for v, p in pitch_log.items()})),
