@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Accelerator-top units in Amaranth's Python simulator: the dispatcher's command check against
 ``isa.check_instruction``, queues/semaphores/scheduler against an independent cycle model of the
 spec, the load and store units against Python AXI slaves (cycle-exact durations, memory rows and
@@ -1042,3 +1043,13 @@ def test_top_runs_a_program_cycle_exact():
     int8 = host[0x4000 : 0x4000 + R * 16].reshape(R, 16)[:, :C].view(np.int8)
     assert np.array_equal(int8, requantize(c_ref, qm, qs, qz))
     assert not np.all(np.isin(int8, (-128, 127)))
+
+
+def test_top_rejects_output_rows_wider_than_a_burst():
+    from tpegen.config import config_from_dict
+    from tpegen.errors import ConfigError
+
+    pe = {"type": "lut", "group_size": 4, "act_bits": 8, "weight_bits": 2, "ternary": False, "acc_bits": 32}
+    config = config_from_dict({"pe": pe, "array": {"tile_m": 16, "tile_n": 128, "tile_k": 1}})
+    with pytest.raises(ConfigError, match="raw STORE row fits one AXI burst"):
+        AcceleratorTop(config)

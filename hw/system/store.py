@@ -63,15 +63,7 @@ class StoreUnit(wiring.Component):
         self.geometry = g = geometry
         self.fp_format = fp_format
         D = g.axi_bytes
-        self.max_burst_bytes = min(MAX_BURST_BEATS * D, PAGE_BYTES)
-        for f in g.output_formats():
-            if g.store_pitch(f) > self.max_burst_bytes:
-                raise ConfigError(
-                    "system.axi_bytes",
-                    f"large enough that one {f} output row ({g.store_pitch(f)} bytes) fits an AXI burst "
-                    f"(<= min(256 beats, 4096 bytes) = {self.max_burst_bytes})",
-                    D,
-                )
+        self.max_burst_bytes = self.check_geometry(g)
         members = dict(unit_signature(Opcode.STORE).members.items())
         members |= {
             "axi": Out(AXI4Signature(32, D, 1, "w")),
@@ -83,6 +75,20 @@ class StoreUnit(wiring.Component):
             "q_rdata": In(g.q_row_bits),
         }
         super().__init__(members)
+
+    @staticmethod
+    def check_geometry(g: SystemGeometry) -> int:
+        """Raise ConfigError unless every output row fits one AXI burst; return the burst limit."""
+        limit = min(MAX_BURST_BEATS * g.axi_bytes, PAGE_BYTES)
+        for f in g.output_formats():
+            if g.store_pitch(f) > limit:
+                raise ConfigError(
+                    "array",
+                    f"a shape whose {f} STORE row fits one AXI burst (at most {limit} bytes: 256 beats "
+                    f"of system.axi_bytes = {g.axi_bytes}, never more than 4096)",
+                    f"{g.store_pitch(f)} bytes per row",
+                )
+        return limit
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -62,6 +62,7 @@ class AcceleratorTop(wiring.Component):
     def __init__(self, config: Any, system: SystemParams | None = None):
         self.config = config
         self.geometry = g = SystemGeometry.of(config, system)
+        StoreUnit.check_geometry(g)
         self.fp_format = None
         if g.fp:
             acc = config.pe.fma.acc_fmt
