@@ -16,7 +16,9 @@ master ports are driven straight from the testbench.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from tpegen.errors import TpegenError
 from tpegen.hw.system import isa
 from tpegen.hw.system.params import SystemGeometry
 from tpegen.sim.system_timing import MemoryTiming
-from tpegen.sim.verilator import VerilatedModel, build, verilator_env
+from tpegen.sim.verilator import VerilatedModel, build, cache_root, verilator_env
 
 TB_MODULE = "tpegen.sim.system_tb"
 TOP_NAME = "accel_top"
@@ -60,12 +62,48 @@ class RtlRun:
     axi: dict[str, Any] = field(default_factory=dict)
 
 
+def _sources_digest() -> str:
+    """Hash of the Python sources the generated Verilog can depend on -- tpegen.hw, tpegen.sim but
+    its system-level simulators (``sim/system_*.py``, never imported by the hardware),
+    tpegen.config and tpegen.errors -- and the Amaranth version."""
+    import amaranth
+
+    import tpegen.config
+    import tpegen.errors
+    import tpegen.hw
+    import tpegen.sim
+
+    h = hashlib.sha256(amaranth.__version__.encode())
+    files = [Path(tpegen.config.__file__), Path(tpegen.errors.__file__)]
+    files += sorted(Path(tpegen.hw.__file__).parent.rglob("*.py"))
+    files += sorted(
+        f for f in Path(tpegen.sim.__file__).parent.glob("*.py") if not f.name.startswith("system_")
+    )
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=16)
 def top_verilog(config: Any, system: Any) -> str:
-    """Verilog of ``AcceleratorTop(config, system)`` (module :data:`TOP_NAME`)."""
+    """Verilog of ``AcceleratorTop(config, system)`` (module :data:`TOP_NAME`).
+
+    Elaborating the top takes seconds, so the text is cached on disk under ``$TPEGEN_CACHE``,
+    keyed by the design, the system sizes and a hash of the generator's sources."""
     from tpegen.hw.system.top import AcceleratorTop
 
-    return verilog.convert(AcceleratorTop(config, system), name=TOP_NAME, emit_src=False)
+    key = hashlib.sha256(
+        "\0".join([_sources_digest(), repr(config.to_dict()), repr(system)]).encode()
+    ).hexdigest()[:24]
+    path = cache_root() / "system_verilog" / f"{TOP_NAME}-{key}.v"
+    if path.exists():
+        return path.read_text()
+    text = verilog.convert(AcceleratorTop(config, system), name=TOP_NAME, emit_src=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
 
 
 def build_top(config: Any, geometry: SystemGeometry, *, trace: bool = False) -> VerilatedModel:
@@ -113,6 +151,17 @@ def _run_tb(
         return result, (out.read_bytes() if out.exists() else None)
 
 
+@dataclass(frozen=True)
+class RtlJob:
+    """One program for :func:`run_rtl_batch`: ``binary`` (16 bytes per command), initial
+    ``host`` image (uint8), ``memory`` latencies and an optional cycle bound (see :func:`run_rtl`)."""
+
+    binary: bytes
+    host: np.ndarray
+    memory: MemoryTiming = MemoryTiming()
+    max_cycles: int | None = None
+
+
 def run_rtl(
     config: Any,
     geometry: SystemGeometry,
@@ -131,41 +180,73 @@ def run_rtl(
     then raises :class:`~tpegen.errors.TpegenError` naming the cycle. ``vcd_path`` saves a VCD.
     The memory side of the timing contract is checked on the wire on every run.
     """
-    if not isinstance(memory, MemoryTiming):
-        raise TpegenError(f"memory must be a MemoryTiming, got {type(memory).__name__}")
-    if len(binary) % isa.WORD_BYTES:
-        raise TpegenError(f"a binary program is a multiple of {isa.WORD_BYTES} bytes, got {len(binary)}")
-    image = np.ascontiguousarray(host, dtype=np.uint8).reshape(-1)
-    if image.size == 0:
-        raise TpegenError("the host image is empty")
-    words = [
-        int.from_bytes(binary[i : i + isa.WORD_BYTES], "little")
-        for i in range(0, len(binary), isa.WORD_BYTES)
-    ]
-    if max_cycles is None:
-        max_cycles = _default_max_cycles(config, geometry, binary, memory)
-    model = build_top(config, geometry, trace=vcd_path is not None)
-    meta = {
-        "status_fields": status_fields(),
-        "words": [f"{w:x}" for w in words],
-        "read_latency": memory.read_latency,
-        "write_latency": memory.write_latency,
-        "max_cycles": int(max_cycles),
-    }
-    result, out = _run_tb(
-        model, "run_system", meta, image.tobytes(), vcd_path=None if vcd_path is None else Path(vcd_path)
-    )
-    if result["memory_problems"]:
-        raise TpegenError(
-            "the AXI traffic broke the memory timing contract: " + "; ".join(result["memory_problems"])
+    job = RtlJob(binary, host, memory, max_cycles)
+    return run_rtl_batch(config, geometry, [job], vcd_path=vcd_path)[0]
+
+
+def run_rtl_batch(
+    config: Any, geometry: SystemGeometry, jobs: list[RtlJob], *, vcd_path: Path | str | None = None
+) -> list[RtlRun]:
+    """:func:`run_rtl` for several programs in one simulator session (reset between them), which
+    saves the simulator start-up per program."""
+    runs, images = [], []
+    for n, job in enumerate(jobs):
+        if not isinstance(job.memory, MemoryTiming):
+            raise TpegenError(f"memory must be a MemoryTiming, got {type(job.memory).__name__}")
+        if len(job.binary) % isa.WORD_BYTES:
+            raise TpegenError(
+                f"a binary program is a multiple of {isa.WORD_BYTES} bytes, got {len(job.binary)}"
+            )
+        image = np.ascontiguousarray(job.host, dtype=np.uint8).reshape(-1)
+        if image.size == 0:
+            raise TpegenError(f"job {n}: the host image is empty")
+        words = [
+            int.from_bytes(job.binary[i : i + isa.WORD_BYTES], "little")
+            for i in range(0, len(job.binary), isa.WORD_BYTES)
+        ]
+        bound = job.max_cycles
+        if bound is None:
+            bound = _default_max_cycles(config, geometry, job.binary, job.memory)
+        runs.append(
+            {
+                "words": [f"{w:x}" for w in words],
+                "read_latency": job.memory.read_latency,
+                "write_latency": job.memory.write_latency,
+                "max_cycles": int(bound),
+                "host_bytes": int(image.size),
+            }
         )
-    return RtlRun(
-        host=np.frombuffer(out, dtype=np.uint8).copy(),
-        cycles=int(result["cycles"]),
-        status={k: int(v) for k, v in result["status"].items()},
-        command_cycles=np.asarray(result["commands"], dtype=np.int64),
-        axi=result["axi"],
+        images.append(image.tobytes())
+    if not jobs:
+        return []
+    model = build_top(config, geometry, trace=vcd_path is not None)
+    meta = {"status_fields": status_fields(), "runs": runs}
+    result, out = _run_tb(
+        model, "run_system", meta, b"".join(images), vcd_path=None if vcd_path is None else Path(vcd_path)
     )
+    results, offset = [], 0
+    for n, (run, res) in enumerate(zip(runs, result["runs"], strict=True)):
+        size = run["host_bytes"]
+        image = np.frombuffer(out[offset : offset + size], dtype=np.uint8).copy()
+        offset += size
+        which = f" (program {n} of {len(jobs)})" if len(jobs) > 1 else ""
+        if res["error"]:
+            raise TpegenError(f"RTL simulation of {model.top}{which}: {res['error']}")
+        if res["memory_problems"]:
+            raise TpegenError(
+                f"RTL simulation of {model.top}{which}: the AXI traffic broke the memory timing contract: "
+                + "; ".join(res["memory_problems"])
+            )
+        results.append(
+            RtlRun(
+                host=image,
+                cycles=int(res["cycles"]),
+                status={k: int(v) for k, v in res["status"].items()},
+                command_cycles=np.asarray(res["commands"], dtype=np.int64),
+                axi=res["axi"],
+            )
+        )
+    return results
 
 
 def status_fields() -> dict[str, tuple[int, int]]:

@@ -36,27 +36,25 @@ RESET_CYCLES = 2
 SETTLE_CYCLES = 4  # after reset, before the first command: AxiRam raises its readies
 
 
-def add_latency(ram: AxiRam, clk, read_extra: int, write_extra: int) -> None:
-    """Delay every AR ``read_extra`` and every B ``write_extra`` clock edges inside ``ram``."""
-    if read_extra:
-        recv = ram.read_if.ar_channel.recv
+def add_latency(ram: AxiRam, clk, extra: dict[str, int]) -> None:
+    """Delay every AR ``extra["read"]`` and every B ``extra["write"]`` clock edges inside ``ram``
+    (read when each burst arrives, so a caller may change them between runs)."""
+    recv = ram.read_if.ar_channel.recv
+    send = ram.write_if.b_channel.send
 
-        async def delayed_recv():
-            item = await recv()
-            for _ in range(read_extra):
-                await RisingEdge(clk)
-            return item
+    async def delayed_recv():
+        item = await recv()
+        for _ in range(extra["read"]):
+            await RisingEdge(clk)
+        return item
 
-        ram.read_if.ar_channel.recv = delayed_recv
-    if write_extra:
-        send = ram.write_if.b_channel.send
+    async def delayed_send(obj):
+        for _ in range(extra["write"]):
+            await RisingEdge(clk)
+        await send(obj)
 
-        async def delayed_send(obj):
-            for _ in range(write_extra):
-                await RisingEdge(clk)
-            await send(obj)
-
-        ram.write_if.b_channel.send = delayed_send
+    ram.read_if.ar_channel.recv = delayed_recv
+    ram.write_if.b_channel.send = delayed_send
 
 
 class AxiWatch:
@@ -180,76 +178,87 @@ async def _reset(dut, ports_low) -> None:
         await RisingEdge(dut.clk)
 
 
-def _memory(dut, tb_dir: Path, meta: dict) -> tuple[AxiRam, bytearray]:
-    host = bytearray((tb_dir / "host.bin").read_bytes())
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=len(host), mem=host)
-    add_latency(
-        ram,
-        dut.clk,
-        meta["read_latency"] - MIN_READ_LATENCY,
-        meta["write_latency"] - MIN_WRITE_LATENCY,
-    )
-    return ram, host
+def _memory(dut, size: int) -> tuple[AxiRam, bytearray, dict[str, int]]:
+    """An AxiRam of ``size`` bytes on ``m_axi_``, with adjustable added latencies."""
+    host = bytearray(size)
+    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=size, mem=host)
+    extra = {"read": 0, "write": 0}
+    add_latency(ram, dut.clk, extra)
+    return ram, host, extra
+
+
+async def _run_one(dut, run: dict, status: Status) -> dict:
+    """Reset, push ``run["words"]``, wait for idle; the run's results (module docstring)."""
+    words = [int(w, 16) for w in run["words"]]
+    max_cycles = int(run["max_cycles"])
+    watch = AxiWatch(dut)
+    await _reset(dut, [dut.cmd__valid])
+    cmd_cycles: list[int] = []
+    pos, clock, first = 0, 0, None  # clock counts cycles since the settle; first = cycle 0
+    end = 0
+    error_seen = False
+    while words:
+        offer = pos < len(words) and not error_seen
+        dut.cmd__valid.value = int(offer)
+        if offer:
+            dut.cmd__payload.value = words[pos]
+        await ReadOnly()
+        if offer and int(dut.cmd__ready.value):
+            if first is None:
+                first = clock
+            cmd_cycles.append(clock - first)
+            pos += 1
+        cycle = clock - (first if first is not None else clock)
+        if first is not None:
+            watch.sample(cycle)
+        error_seen = error_seen or bool(status["error"])
+        if first is not None and (pos == len(words) or error_seen) and not status["busy"]:
+            end = cycle
+            break
+        if (clock if first is None else cycle) >= max_cycles:
+            raise RuntimeError(
+                f"not idle after {max_cycles} cycles (cycle {cycle}): {pos} of {len(words)} commands "
+                f"accepted, busy={status['busy']}, status {status.read()}; AXI so far: {watch.summary()}"
+            )
+        await RisingEdge(dut.clk)
+        clock += 1
+    await RisingEdge(dut.clk)
+    dut.cmd__valid.value = 0
+    return {
+        "cycles": end,  # an empty program: no handshake, 0 cycles
+        "commands": cmd_cycles,
+        "status": status.read(),
+        "axi": watch.summary(),
+        "memory_problems": watch.check(run["read_latency"], run["write_latency"]),
+    }
 
 
 @cocotb.test()
 async def run_system(dut):
-    """Push the command words, wait for idle, read back host memory (see the module docstring)."""
+    """Play every run of ``run.json`` (reset before each): load its host image into the AxiRam,
+    push its command words, wait for idle, read the image back (see the module docstring)."""
     tb_dir = Path(os.environ["TPEGEN_TB_DIR"])
     meta = json.loads((tb_dir / "run.json").read_text())
-    words = [int(w, 16) for w in meta["words"]]
-    max_cycles = int(meta["max_cycles"])
+    images = (tb_dir / "host.bin").read_bytes()
+    sizes = [run["host_bytes"] for run in meta["runs"]]
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    ram, host = _memory(dut, tb_dir, meta)
-    watch = AxiWatch(dut)
+    ram, host, extra = _memory(dut, max(sizes))
     status = Status(dut, meta["status_fields"])
-    result: dict = {"error": None}
-    try:
-        await _reset(dut, [dut.cmd__valid])
-        cmd_cycles: list[int] = []
-        pos, clock, first = 0, 0, None  # clock counts cycles since the settle; first = cycle 0
-        end = None
-        error_seen = False
-        while True:
-            offer = pos < len(words) and not error_seen
-            dut.cmd__valid.value = int(offer)
-            if offer:
-                dut.cmd__payload.value = words[pos]
-            await ReadOnly()
-            if offer and int(dut.cmd__ready.value):
-                if first is None:
-                    first = clock
-                cmd_cycles.append(clock - first)
-                pos += 1
-            cycle = clock - (first if first is not None else clock)
-            if first is not None:
-                watch.sample(cycle)
-            error_seen = error_seen or bool(status["error"])
-            done_pushing = pos == len(words) or error_seen
-            if not words or first is not None and done_pushing and not status["busy"]:
-                end = cycle
-                break
-            if first is None and clock > max_cycles or first is not None and cycle >= max_cycles:
-                raise RuntimeError(
-                    f"not idle after {max_cycles} cycles (cycle {cycle}): {pos} of {len(words)} commands "
-                    f"accepted, busy={status['busy']}, status {status.read()}; AXI so far: {watch.summary()}"
-                )
-            await RisingEdge(dut.clk)
-            clock += 1
-        await RisingEdge(dut.clk)
-        dut.cmd__valid.value = 0
-        result.update(
-            cycles=end if words else 0,  # an empty program: no handshake, 0 cycles
-            commands=cmd_cycles,
-            status=status.read(),
-            axi=watch.summary(),
-            memory_problems=watch.check(meta["read_latency"], meta["write_latency"]),
-        )
-        (tb_dir / "host.out").write_bytes(bytes(host))
-    except Exception as exc:  # reported to the caller through result.json
-        result["error"] = f"{type(exc).__name__}: {exc}"
-    (tb_dir / "result.json").write_text(json.dumps(result))
-    assert result["error"] is None, result["error"]
+    results, outputs, offset = [], [], 0
+    for run, size in zip(meta["runs"], sizes, strict=True):
+        host[:] = images[offset : offset + size] + bytes(len(host) - size)
+        offset += size
+        extra["read"] = run["read_latency"] - MIN_READ_LATENCY
+        extra["write"] = run["write_latency"] - MIN_WRITE_LATENCY
+        try:
+            result = await _run_one(dut, run, status)
+            result["error"] = None
+        except Exception as exc:  # reported to the caller through result.json
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        results.append(result)
+        outputs.append(bytes(host[:size]))
+    (tb_dir / "host.out").write_bytes(b"".join(outputs))
+    (tb_dir / "result.json").write_text(json.dumps({"runs": results, "error": None}))
 
 
 @cocotb.test()
@@ -260,7 +269,11 @@ async def probe_memory(dut):
     tb_dir = Path(os.environ["TPEGEN_TB_DIR"])
     meta = json.loads((tb_dir / "run.json").read_text())
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    ram, host = _memory(dut, tb_dir, meta)
+    image = (tb_dir / "host.bin").read_bytes()
+    ram, host, extra = _memory(dut, len(image))
+    host[:] = image
+    extra["read"] = meta["read_latency"] - MIN_READ_LATENCY
+    extra["write"] = meta["write_latency"] - MIN_WRITE_LATENCY
     d = meta["axi_bytes"]
     size = (d - 1).bit_length()
     a = {n: getattr(dut, "m_axi__" + n) for n in ("arvalid", "araddr", "arlen", "arsize", "arburst", "arid")}
