@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.system.axi import axi4_signature, connect_halves
 from tpegen.hw.system.dispatch import STATUS_LAYOUT, Dispatcher
+from tpegen.hw.system.execute import ExecuteUnit
 from tpegen.hw.system.isa import WORD_BITS
 from tpegen.hw.system.load import LoadUnit
 from tpegen.hw.system.params import SystemGeometry, SystemParams
@@ -75,17 +76,12 @@ class AcceleratorTop(wiring.Component):
             }
         )
 
-    def _make_execute(self):
-        from tpegen.hw.system.execute import ExecuteUnit
-
-        return ExecuteUnit(self.config, self.geometry)
-
     def elaborate(self, platform) -> Module:
         m = Module()
         g = self.geometry
         m.submodules.dispatch = disp = Dispatcher(g)
         m.submodules.load = load = LoadUnit(g)
-        m.submodules.execute = exe = self._make_execute()
+        m.submodules.execute = exe = ExecuteUnit(self.config, g)
         m.submodules.store = store = StoreUnit(g, self.fp_format)
 
         wiring.connect(m, wiring.flipped(self.cmd), disp.cmd)
