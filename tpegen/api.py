@@ -54,8 +54,8 @@ def generate_verilog(
     check_output_dir(out_dir, force=force)
     cfg = _config(config)
     if system:
-        name, verilog = system_verilog(cfg)
-        manifest = system_manifest(cfg)
+        name, verilog, top = system_verilog(cfg)
+        manifest = system_manifest(cfg, top)
     else:
         acc = cfg.accelerator()
         name, verilog = acc.top_name, acc.verilog
@@ -220,12 +220,15 @@ def synthesize_design(
     energy: bool = True,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    memories: str = "blackbox",
 ):
     """Synthesize a design and (unless ``energy=False``) measure its energy on a GEMM workload.
 
     The workload is ``(A, W)`` or, if not given, random operands (seeded) of one natural tile set
     of the array (:meth:`~tpegen.sw.accelerator.Accelerator.workload_shape`). Energy per op is per
     useful MAC of that GEMM, from the gate-level netlist's toggles (checked against the RTL).
+    ``memories`` is passed to :func:`tpegen.synth.synthesize` (black-boxed memories are reported
+    separately; gate-level energy needs ``energy=False`` for such designs).
     Returns ``(SynthReport, EnergyReport | None)``.
     """
     from tpegen.synth import measure_energy, read_liberty, synthesize
@@ -238,7 +241,7 @@ def synthesize_design(
     say = progress or (lambda _msg: None)
     acc = _config(config).accelerator()
     say(f"synthesizing {acc.top_name} with Yosys ({'built-in library' if liberty is None else liberty})")
-    report = synthesize(acc.verilog, acc.top_name, liberty=liberty, period_ns=period_ns)
+    report = synthesize(acc.verilog, acc.top_name, liberty=liberty, period_ns=period_ns, memories=memories)
     if not energy:
         return report, None
     if workload is None:
@@ -276,26 +279,25 @@ def system_top_name(config: DesignConfig) -> str:
     return config.accelerator().top_name + "_system"
 
 
-def system_verilog(config: DesignConfig | str | Path | None) -> tuple[str, str]:
-    """``(top name, Verilog)`` of the accelerator top (:class:`tpegen.hw.system.top.AcceleratorTop`)."""
+def system_verilog(config: DesignConfig | str | Path | None) -> tuple[str, str, Any]:
+    """``(top name, Verilog, component)`` of the accelerator top
+    (:class:`tpegen.hw.system.top.AcceleratorTop`)."""
     from amaranth.back import verilog
 
     from tpegen.hw.system.top import AcceleratorTop
 
     cfg = _config(config)
     name = system_top_name(cfg)
-    return name, verilog.convert(AcceleratorTop(cfg), name=name, emit_src=False)
+    top = AcceleratorTop(cfg)
+    return name, verilog.convert(top, name=name, emit_src=False), top
 
 
-def system_manifest(config: DesignConfig) -> dict[str, Any]:
-    """Ports, memories and geometry of the accelerator top, for ``tpegen gen --system``."""
+def system_manifest(config: DesignConfig, top: Any) -> dict[str, Any]:
+    """Ports, memories and geometry of the accelerator top ``top``, for ``tpegen gen --system``."""
     from amaranth import Shape
     from amaranth.lib import wiring
 
     from tpegen.hw.system.params import SystemGeometry
-    from tpegen.hw.system.top import AcceleratorTop
-
-    top = AcceleratorTop(config)
 
     g = SystemGeometry.of(config)
     ports = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
