@@ -89,7 +89,7 @@ def compile_gemm(
     q = q_table(host, g, requant.entries(n), per_row=False) if requant is not None else None
     out, tensor = out_tensor(host, g, "C", mu, nu, mu * c_rows_per_unit(g), (m, n), out_format)
     op = Op("gemm", mu, nu, ku, a_src, w_src, out, Format[out_format.upper()], relu, q)
-    em = Emitter(g)
+    em = Emitter(g, config)
     em.op(op)
     head = [*_header(config, g), f"gemm: M={m} K={k} N={n} -> {out_format}, units m{mu} k{ku} n{nu}"]
     return _finish(config, g, em, host, {"C": tensor}, m * k * n, head)
@@ -130,7 +130,7 @@ def compile_mlp(
     x = check_operand("x", x, act_bits, act_signed)
     m = x.shape[0]
     host = HostImage()
-    em = Emitter(g)
+    em = Emitter(g, config)
     outputs: dict[str, HostTensor] = {}
     macs = 0
     head = _header(config, g)

@@ -3,22 +3,27 @@ resident), the EXEC, and the STOREs of a finished accumulator block with their Q
 
 from __future__ import annotations
 
+from typing import Any
+
 from tpegen.errors import ConfigError
 from tpegen.hw.system.isa import FIELDS, Format, Opcode, Target
 from tpegen.hw.system.params import SystemGeometry
 from tpegen.sw.compiler.tiling import (
     MAX_ROWS,
+    TRAFFIC_WEIGHT,
     Op,
     Src,
     Tiling,
     c_rows_per_unit,
-    choose_tiling,
+    rank_tilings,
     steps,
     w_rows_per_unit,
 )
 from tpegen.sw.compiler.tokens import Buffers, TokenBuilder
 
 MAX_STRIDE = (1 << 24) - 1
+EXACT_CANDIDATES = 6  # tilings re-costed on the timing model ...
+EXACT_COMMANDS = 4000  # ... when the cheapest one's program has at most this many commands
 Q_ADDR_LIMIT = 1 << next(f.bits for f in FIELDS[Opcode.STORE] if f.name == "q_addr")
 
 
@@ -36,14 +41,36 @@ def segments(rows: int, seg: int, stride: int, pitch: int, mergeable: bool = Tru
 class Emitter:
     """Emits the commands of a sequence of GEMMs onto one :class:`TokenBuilder`."""
 
-    def __init__(self, g: SystemGeometry):
+    def __init__(self, g: SystemGeometry, config: Any = None):
         self.g = g
+        self.config = config
         self.b = TokenBuilder()
         self.notes: list[str] = []
 
-    def op(self, op: Op) -> Tiling:
+    def choose(self, op: Op) -> Tiling:
+        """The tiling of ``op``: the cheapest by the closed-form estimate, or, for short programs,
+        the best of the few cheapest when each is emitted alone and timed on the timing model
+        (:func:`tpegen.sim.system_timing.simulate_timing`, default memory latencies)."""
+        ranked = rank_tilings(self.g, op)
+        if len(ranked) == 1 or ranked[0][1] > EXACT_COMMANDS:
+            return ranked[0][2]
+        from tpegen.sim.system_timing import MemoryTiming, simulate_timing
+
+        best = None
+        for _, _, t in ranked[:EXACT_CANDIDATES]:
+            trial = Emitter(self.g, self.config)
+            trial.op(op, t)
+            cycles = simulate_timing(self.config, self.g, trial.b.instructions(), MemoryTiming()).cycles
+            nbytes = trial.b.read_bytes + trial.b.written_bytes
+            cost = cycles + TRAFFIC_WEIGHT * nbytes / self.g.axi_bytes
+            if best is None or cost < best[0]:
+                best = (cost, t)
+        return best[1]
+
+    def op(self, op: Op, tiling: Tiling | None = None) -> Tiling:
+        """Emit the commands of ``op`` with ``tiling`` (default: :meth:`choose`)."""
         g, b = self.g, self.b
-        t = choose_tiling(g, op)
+        t = tiling or self.choose(op)
         wr, cr = w_rows_per_unit(g), c_rows_per_unit(g)
         ws = g.kind == "ws"
         abuf = Buffers("A", g.a_depth, t.a_block * t.kt)

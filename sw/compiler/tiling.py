@@ -1,14 +1,19 @@
 """Tiling of one GEMM in array units: block sizes, loop order and the EXEC steps they give.
 
 Every memory is split into two halves used alternately (double buffering; one buffer when a
-single block needs more than half). Three loop orders are costed (host bytes plus a fixed cost per
-command, :data:`COMMAND_COST_BEATS`) and the cheapest kept: *A-stationary* (a block of A with all
-of K stays while W blocks stream past; W is read once per A block), *W-stationary* (the converse)
-and *K-split* (an output block accumulates over K chunks in the accumulator, ``acc = 1``; A is
-read once per N block and W once per M block; integer families only -- the FMA engine cannot add
-in the accumulator, so its whole K must fit one scratchpad half, or the whole scratchpad with
-single buffering, else :class:`~tpegen.errors.ConfigError`). Serpentine orders reuse the blocks
-still resident at a turn.
+single block needs more than half). Three loop orders are considered: *A-stationary* (a block of
+A with all of K stays while W blocks stream past; W is read once per A block), *W-stationary* (the
+converse) and *K-split* (an output block accumulates over K chunks in the accumulator,
+``acc = 1``; A is read once per N block and W once per M block; integer families only -- the FMA
+engine cannot add in the accumulator, so its whole K must fit one scratchpad half, or the whole
+scratchpad with single buffering, else :class:`~tpegen.errors.ConfigError`). Serpentine orders
+reuse the blocks still resident at a turn.
+
+Block sizes are chosen by cost = estimated cycles + :data:`TRAFFIC_WEIGHT` x host-traffic beats:
+large blocks minimise traffic, small first blocks start the array early (the first loads are not
+hidden), so small GEMMs are cut finer than large ones. :func:`rank_tilings` estimates in closed
+form (the first loads, then the busiest unit, then the last store);
+:class:`~tpegen.sw.compiler.emit.Emitter` re-costs the best few exactly when their programs are short.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from tpegen.errors import ConfigError
 from tpegen.hw.system.isa import Format
 from tpegen.hw.system.params import SystemGeometry
 
-COMMAND_COST_BEATS = 32  # tiling cost of one command in beats of host bandwidth (about a burst latency)
+TRAFFIC_WEIGHT = 1.0  # cycles one beat of host traffic costs on top of the cycle estimate
 MAX_TILES = 255  # mt / nt fields
 MAX_ROWS = 0xFFFF  # rows / seg / kt / mb fields
 
@@ -97,56 +102,114 @@ def _blocks(n: int, size: int, reverse: bool = False) -> list[tuple[int, int]]:
 
 
 def _candidates(limit: int) -> list[int]:
-    vals = set(range(1, min(limit, 32) + 1)) | {-(-limit // q) for q in range(1, 65)}
-    x = 32.0
+    """Block sizes worth trying up to ``limit``: small ones, even splits and a geometric ladder."""
+    vals = set(range(1, min(limit, 8) + 1)) | {-(-limit // q) for q in range(1, 17)}
+    x = 8.0
     while x < limit:
         vals.add(int(x))
-        x *= 1.25
+        x *= 1.5
     return sorted(v for v in vals if 1 <= v <= limit)
 
 
-def _best_tiling(g: SystemGeometry, op: Op, caps: tuple[int, int, int]) -> Tiling | None:
-    """The cheapest feasible tiling with buffers of ``caps`` = (A, W, C) rows, or None."""
+@dataclass(frozen=True)
+class _Costs:
+    """What the cost model needs of a design: row pitches, bandwidth, latencies, EXEC timing."""
+
+    g: SystemGeometry
+    pa: int
+    pw: int
+    po: int
+    wr: int
+    cr: int
+    read_latency: int
+    write_latency: int
+    feed: int
+
+    def load(self, rows: int, pitch: int, count: int = 1) -> float:
+        """Cycles of ``count`` LOADs moving ``rows`` rows in all (about one burst per page)."""
+        nbytes = rows * pitch
+        return nbytes / self.g.axi_bytes + (count + nbytes / 4096) * self.read_latency + count
+
+    def exec(self, em: int, en: int, kt: int) -> int:
+        """Cycles of one EXEC of ``em x en`` units and ``kt`` k-units (the execute unit's contract)."""
+        from tpegen.sim.system_exec_timing import array_cycles
+
+        ws = self.g.kind == "ws"
+        f = {"mt": 1 if ws else em, "nt": en, "kt": kt, "mb": em if ws else 1}
+        return self.feed + array_cycles(self.g, f) + 1
+
+    def store(self, rows: int, count: int = 1) -> float:
+        return rows * (self.po // self.g.axi_bytes + 2) + count * (self.write_latency + 1)
+
+
+def _estimate(c: _Costs, t: Tiling, mu: int, nu: int, double: bool) -> tuple[float, int, int]:
+    """(estimated cycles, host bytes, commands) of tiling ``t``: the first blocks' loads, then the busiest
+    unit (loads, EXECs, STOREs overlap when double-buffered, loads and EXECs add up otherwise),
+    then the last STORE. Partial edge blocks are costed as full ones."""
+    ku, em, en, kt = t.ku, t.em, t.en, t.kt
+    nm, nn = -(-mu // em), -(-nu // en)
+    if t.order == "A":
+        na, nw = -(-mu // t.a_block), -(-nu // t.w_block)
+        a_rows, w_rows, a_loads, w_loads = mu * ku, na * nu * ku * c.wr, na, na * nw
+        n_exec, n_store = na * nw * -(-t.a_block // em), na * nw * -(-t.a_block // em)
+    elif t.order == "W":
+        nw, na = -(-nu // t.w_block), -(-mu // t.a_block)
+        a_rows, w_rows, a_loads, w_loads = nw * mu * ku, nu * ku * c.wr, nw * na, nw
+        n_exec, n_store = nw * na * -(-t.w_block // en), nw * na * -(-t.w_block // en)
+    else:
+        nk = t.nk
+        a_rows, w_rows, a_loads, w_loads = nn * mu * ku, nm * nu * ku * c.wr, nm * nn * nk, nm * nn * nk
+        n_exec, n_store = nm * nn * nk, nm * nn
+    first = c.load(t.a_block * kt, c.pa) + c.load(t.w_block * kt * c.wr, c.pw)
+    loads = c.load(a_rows, c.pa, a_loads) + c.load(w_rows, c.pw, w_loads) - first
+    execs = n_exec * c.exec(em, en, kt)
+    last = c.store(em * en * c.cr)
+    stores = c.store(mu * nu * c.cr, n_store) - last
+    body = max(loads, execs, stores) if double else max(loads + execs, stores)
+    return first + body + last, a_rows * c.pa + w_rows * c.pw, a_loads + w_loads + n_exec + n_store
+
+
+def _ranked(g: SystemGeometry, op: Op, caps: tuple[int, int, int]) -> list[tuple[float, int, Tiling]]:
+    """Feasible tilings with buffers of ``caps`` = (A, W, C) rows as (cost, commands, tiling),
+    cheapest first. Cost: estimated cycles (:func:`_estimate`) plus :data:`TRAFFIC_WEIGHT`
+    cycles per beat of host traffic."""
+    from tpegen.hw.system.execute import ExecuteUnit
+    from tpegen.sim.system_timing import MemoryTiming
+
     a_cap, w_cap, c_cap = caps
     wr, cr, mu, nu, ku = w_rows_per_unit(g), c_rows_per_unit(g), op.mu, op.nu, op.ku
+    if cr > c_cap:
+        return []
+    mem = MemoryTiming()
+    costs = _Costs(
+        g, op.a.pitch, op.w.pitch, op.out.pitch, wr, cr, mem.read_latency, mem.write_latency,
+        ExecuteUnit.FEED_LATENCY,
+    )  # fmt: skip
+    double = caps[0] < g.a_depth
     ws = g.kind == "ws"
     em_limit = MAX_ROWS if ws else MAX_TILES
-    pa, pw = op.a.pitch, op.w.pitch
-    per_cmd = COMMAND_COST_BEATS * g.axi_bytes
-    best: tuple[float, Tiling] | None = None
+    found: dict[Tiling, tuple[float, int]] = {}
 
-    def offer(cost: float, t: Tiling) -> None:
-        nonlocal best
-        if best is None or cost < best[0]:
-            best = (cost, t)
+    def offer(t: Tiling) -> None:
+        cycles, nbytes, commands = _estimate(costs, t, mu, nu, double)
+        found[t] = (cycles + TRAFFIC_WEIGHT * nbytes / g.axi_bytes, commands)
 
-    if cr > c_cap:
-        return None
-    if ku <= a_cap and ku * wr <= w_cap:
-        # A-stationary
-        sa = min(mu, a_cap // ku, c_cap // cr if ws else mu, em_limit if ws else mu)
-        em = sa if ws else min(sa, c_cap // cr, MAX_TILES)
-        en = min(nu, w_cap // (ku * wr), c_cap // (cr * em), MAX_TILES)
-        na, nw = -(-mu // sa), -(-nu // en)
-        cmds = na + na * nw * (1 + 2 * -(-sa // em))
-        offer(mu * ku * pa + na * nu * ku * wr * pw + cmds * per_cmd, Tiling("A", sa, en, em, en, ku, ku))
-        # W-stationary
-        sw = min(nu, w_cap // (ku * wr))
-        em = min(mu, a_cap // ku, em_limit, c_cap // cr)
-        en = min(sw, MAX_TILES, max(1, c_cap // (cr * em)))
-        em = min(em, c_cap // (cr * en))
-        nw, na = -(-nu // sw), -(-mu // em)
-        cmds = nw + nw * na * (1 + 2 * -(-sw // en))
-        offer(nu * ku * wr * pw + nw * mu * ku * pa + cmds * per_cmd, Tiling("W", em, sw, em, en, ku, ku))
-    if not g.fp and a_cap >= 1 and w_cap >= wr:
+    if ku <= a_cap and ku * wr <= w_cap:  # all of K in one EXEC
+        sa_max = min(mu, a_cap // ku, *((c_cap // cr, em_limit) if ws else ()))
+        for sa in _candidates(sa_max):  # A-stationary
+            em = sa if ws else min(sa, c_cap // cr, MAX_TILES)
+            for en in _candidates(min(nu, w_cap // (ku * wr), c_cap // (cr * em), MAX_TILES)):
+                offer(Tiling("A", sa, en, em, en, ku, ku))
+        for sw in _candidates(min(nu, w_cap // (ku * wr))):  # W-stationary
+            for em in _candidates(min(mu, a_cap // ku, em_limit, c_cap // cr)):
+                en = min(sw, MAX_TILES, c_cap // (cr * em))
+                offer(Tiling("W", em, sw, em, en, ku, ku))
+    if not g.fp and w_cap >= wr:  # K split into chunks accumulating in C
         for em in _candidates(min(mu, a_cap, em_limit, c_cap // cr)):
             for en in _candidates(min(nu, w_cap // wr, MAX_TILES, c_cap // (cr * em))):
                 kt = min(ku, a_cap // em, w_cap // (en * wr), MAX_ROWS)
-                nm, nn, nk = -(-mu // em), -(-nu // en), -(-ku // kt)
-                cmds = nm * nn * (3 * nk + 1)
-                cost = nn * mu * ku * pa + nm * nu * ku * wr * pw + cmds * per_cmd
-                offer(cost, Tiling("K", em, en, em, en, kt, ku))
-    return None if best is None else best[1]
+                offer(Tiling("K", em, en, em, en, kt, ku))
+    return sorted(((cost, n, t) for t, (cost, n) in found.items()), key=lambda x: x[0])
 
 
 def w_rows_per_unit(g: SystemGeometry) -> int:
@@ -159,15 +222,16 @@ def c_rows_per_unit(g: SystemGeometry) -> int:
     return g.rows if g.kind == "os" else 1
 
 
-def choose_tiling(g: SystemGeometry, op: Op) -> Tiling:
-    """The cheapest tiling with double buffering, else with single buffers; ConfigError naming
-    the memory that is too small when neither exists."""
+def rank_tilings(g: SystemGeometry, op: Op) -> list[tuple[float, int, Tiling]]:
+    """Tilings of ``op`` as (estimated cost, commands, tiling), cheapest first: with double
+    buffering if any fits, else with single buffers; ConfigError naming the memory that is too
+    small when neither exists."""
     halves = (g.a_depth // 2, g.w_depth // 2, g.acc_depth // 2)
     full = (g.a_depth, g.w_depth, g.acc_depth)
     for caps in (halves, full):
-        t = _best_tiling(g, op, caps)
-        if t is not None:
-            return t
+        ranked = _ranked(g, op, caps)
+        if ranked:
+            return ranked
     kib = g.system
     if c_rows_per_unit(g) > g.acc_depth:
         raise ConfigError(
