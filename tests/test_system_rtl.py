@@ -190,8 +190,80 @@ def test_errors_reported_with_code_and_index():
     _check(config, g, cases, runs)
 
 
+def test_hang_is_reported_with_the_cycle():
+    """A program that never gets idle (an EXEC waiting for a token nobody gives) stops at
+    ``max_cycles`` with an error naming the cycle and the commands accepted."""
+    from tpegen.errors import TpegenError
+    from tpegen.sim.system_rtl import run_rtl
+
+    config = load_config("int8_os_8x8")
+    g = SystemGeometry.of(config)
+    prog = [Instruction(Opcode.EXEC, L, 0, _exec_fields(g) | dict(acc=0))]
+    binary = b"".join(_word(i) for i in prog)
+    with pytest.raises(
+        TpegenError, match=r"not idle after 300 cycles \(cycle 300\): 1 of 1 commands accepted"
+    ):
+        run_rtl(config, g, binary, np.zeros(4096, np.uint8), MEMORIES[0], max_cycles=300)
+
+
 def _word(ins: Instruction) -> bytes:
     """Encode without the assembler's checks (an unknown opcode has no fields)."""
     if ins.opcode not in Opcode._value2member_map_:
         return (ins.opcode | ins.wait << 4 | ins.signal << 7).to_bytes(16, "little")
     return ins.encode().to_bytes(16, "little")
+
+
+# -- compiled GEMMs ---------------------------------------------------------------------------
+
+SMALL_GEMMS = {  # (M, K, N, output format): a few tiles each way, partial edge tiles
+    "int8_os_8x8": (20, 40, 28, "int8"),
+    "int8_ws_8x8": (20, 40, 28, "raw"),
+    "lut_w2a8": (5, 40, 70, "int8"),
+    "bf16_exact": (12, 20, 20, "bf16"),
+}
+
+
+def _compiled(name: str, m: int, k: int, n: int, fmt: str, seed: int = 0):
+    from tpegen.sw.compiler import Requant, compile_gemm
+
+    config = load_config(name)
+    rng = np.random.default_rng(seed)
+    a, w = config.accelerator().random_operands(rng, m, k, n)
+    kwargs = {}
+    if fmt == "int8":
+        kwargs = dict(
+            requant=Requant(
+                rng.integers(1 << 30, 1 << 31, n), rng.integers(8, 20, n), int(rng.integers(-20, 20))
+            ),
+            relu=True,
+        )
+    return config, a, w, compile_gemm(config, a, w, out_format=fmt, **kwargs)
+
+
+def _run_compiled(name, m, k, n, fmt, memories=MEMORIES):
+    config, a, w, compiled = _compiled(name, m, k, n, fmt)
+    g = compiled.geometry
+    prog = compiled.instructions
+    cases = [(prog, compiled.host, memory) for memory in memories]
+    jobs = [RtlJob(compiled.binary(), compiled.host, memory) for memory in memories]
+    runs = run_rtl_batch(config, g, jobs)
+    _check(config, g, cases, runs)
+    for run in runs:
+        assert run.axi["r"] * g.axi_bytes == compiled.expected_traffic.read
+        assert run.axi["w"] * g.axi_bytes == compiled.expected_traffic.written
+    if fmt == "raw":
+        out = compiled.read_outputs(runs[0].host)["C"]
+        np.testing.assert_array_equal(out, config.accelerator().golden(a, w))
+    return runs
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_compiled_gemm_matches_golden_and_timing(name):
+    _run_compiled(name, *SMALL_GEMMS[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGS)
+def test_compiled_100x300x70(name):
+    fmt = {"bf16_exact": "bf16", "int8_ws_8x8": "raw"}.get(name, "int8")
+    _run_compiled(name, 100, 300, 70, fmt)
