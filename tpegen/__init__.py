@@ -10,6 +10,7 @@ Public API (the same operations as the command line, usable from a notebook)::
     tpegen.simulate_topology(cfg, "resnet18_conv")     # per-layer cycles and traffic
     synth, energy = tpegen.synthesize(cfg)             # area, timing, energy per MAC
     report = tpegen.map_model("digits_cnn", cfg, "W8A8")  # a model, layer by layer
+    top = tpegen.run_system_gemm(cfg, A, W, backend="cycle")  # through the accelerator top
 
 Every user-facing failure raises :class:`TpegenError` (a :class:`ConfigError` names the field).
 """
@@ -25,7 +26,9 @@ __all__ = [
     "load_config",
     "map_model",
     "run_gemm",
+    "run_system_gemm",
     "shipped_configs",
+    "simulate_system_topology",
     "simulate_topology",
     "synthesize",
     "verify",
@@ -38,6 +41,8 @@ _LAZY = {  # lazy, so that `import tpegen.hw...` does not pull in the driver
     "run_gemm": ("tpegen.api", "run_gemm"),
     "verify": ("tpegen.api", "verify"),
     "simulate_topology": ("tpegen.api", "simulate_topology"),
+    "run_system_gemm": ("tpegen.api", "run_system_gemm"),
+    "simulate_system_topology": ("tpegen.api", "simulate_system_topology"),
     "synthesize": ("tpegen.api", "synthesize_design"),
     "map_model": ("tpegen.sw.mapper", "map_model"),
     "TpegenError": ("tpegen.errors", "TpegenError"),
