@@ -7,14 +7,16 @@ A config file has the sections::
     pe:    {type: mac, act_bits: 8, weight_bits: 8, acc_bits: 32, dataflow: os, ...}
     array: {rows: 16, cols: 16}
 
-``pe.type`` selects the hardware family. Unknown keys, wrong types and out-of-range values are
-rejected with a :class:`~tpegen.errors.ConfigError` naming the field and the allowed values.
+``pe.type`` selects the hardware family and, for a family with several organizations, a field
+such as ``pe.dataflow`` the organization: the table of :mod:`tpegen.registry` (re-exported here as
+``FAMILIES``) names the parameter classes, the generator and the driver of each. Unknown keys,
+wrong types and out-of-range values are rejected with a :class:`~tpegen.errors.ConfigError`
+naming the field and the allowed values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,35 +26,11 @@ import yaml
 
 from tpegen.errors import ConfigError, TpegenError, short_repr
 from tpegen.hw.system.params import SystemParams
-
-
-@dataclass(frozen=True)
-class Family:
-    """How one hardware family's config sections map to parameter classes and a driver."""
-
-    pe_params: str  # "module:Class" of the PE parameter dataclass
-    array_params: str | None  # "module:Class" of the array parameters (takes pe=...); None: combined
-    accelerator: str  # "module:Class" of the sw.Accelerator subclass
-
+from tpegen.registry import FAMILIES, entry_for, family_entries, lookup, organization_of, resolve  # noqa: F401 -- FAMILIES re-exported
 
 # A family whose parameters are one dataclass for both sections ("combined") marks the fields of the
 # ``array:`` section with ``field(metadata={"section": "array"})``; all other fields are ``pe:``.
 SECTION = "section"
-
-
-FAMILIES: dict[str, Family] = {
-    "mac": Family(
-        "tpegen.hw.pe.mac:MacPEParams",
-        "tpegen.hw.arrays.systolic:SystolicParams",
-        "tpegen.sw.systolic:SystolicAccelerator",
-    ),
-    "fma": Family(
-        "tpegen.hw.pe.fma:FmaPEParams",
-        "tpegen.hw.arrays.fp_engine:FpEngineParams",
-        "tpegen.sw.fp:FpAccelerator",
-    ),
-    "lut": Family("tpegen.sim.lut:LutCoreParams", None, "tpegen.sw.lut:LutAccelerator"),
-}
 
 TOP_KEYS = ("name", "description", "pe", "array", "system")
 MAX_NAME_LENGTH = 64
@@ -72,11 +50,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     },
     "array": {"rows": 16, "cols": 16},
 }
-
-
-def _resolve(ref: str) -> Any:
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _type_name(tp: Any) -> str:
@@ -155,7 +128,7 @@ class DesignConfig:
 
     def accelerator(self):
         """The :class:`tpegen.sw.accelerator.Accelerator` that drives this design."""
-        return _resolve(FAMILIES[self.family].accelerator)(self)
+        return resolve(entry_for(self).driver)(self)
 
 
 def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
@@ -171,8 +144,7 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
             raise ConfigError(section, "a mapping of keys to values", raw[section])
     pe_raw = dict(raw["pe"])
     family = pe_raw.pop("type", None)
-    if not isinstance(family, str) or family not in FAMILIES:
-        raise ConfigError("pe.type", "one of " + ", ".join(repr(f) for f in FAMILIES), family)
+    fam = family_entries(family)[0]  # the family's parameter classes (shared by its organizations)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
         raise ConfigError(
@@ -181,15 +153,15 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError("description", "a string", description)
-    fam = FAMILIES[family]
     if fam.array_params is None:
-        cls = _resolve(fam.pe_params)
+        cls = resolve(fam.pe_params)
         pe_vals = _check_section(cls, pe_raw, "pe", _section_fields(cls, "pe", combined=True))
         array_vals = _check_section(cls, raw["array"], "array", _section_fields(cls, "array", combined=True))
         pe = array = cls(**pe_vals, **array_vals)
     else:
-        pe = dataclass_from_dict(_resolve(fam.pe_params), pe_raw, "pe")
-        array = dataclass_from_dict(_resolve(fam.array_params), raw["array"], "array", pe=pe)
+        pe = dataclass_from_dict(resolve(fam.pe_params), pe_raw, "pe")
+        array = dataclass_from_dict(resolve(fam.array_params), raw["array"], "array", pe=pe)
+    lookup(family, organization_of(family, pe, array))  # a registered family/organization
     system = SystemParams.from_dict(raw.get("system"))
     return DesignConfig(name=name, family=family, pe=pe, array=array, description=description, system=system)
 

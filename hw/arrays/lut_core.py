@@ -1,6 +1,7 @@
 """LUT tensor core: an elongated ``tile_m x tile_n x (tile_k groups)`` tile of LUT dot-product units.
 
-Parameters, numeric model, timing model and the stream driver live in :mod:`tpegen.sim.lut`.
+Parameters live in :mod:`tpegen.hw.arrays.lut_params`; the numeric model, timing model and the
+stream driver in :mod:`tpegen.sim.lut`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tpegen.hw.arrays.lut_params import LutCoreParams
 from tpegen.hw.pe.lut import LutDotProduct, LutTablePrecompute, rowsum_bits, table_layout
-from tpegen.sim.lut import LutCoreParams
 
 __all__ = ["LutCore", "lut_core_verilog"]
 
