@@ -179,6 +179,9 @@ def transfer_bursts(host_addr: int, stride: int, rows: int, nbytes: int, axi_byt
 # -- durations ------------------------------------------------------------------------------------
 
 
+_ROW_TOO_WIDE = "STORE rows of {pitch} bytes exceed one AXI burst ({limit} bytes); the store unit moves whole rows per burst"
+
+
 def load_duration(geometry: SystemGeometry, f: dict[str, int], memory: MemoryTiming) -> int:
     """Busy cycles of a LOAD: ``1 + nb * Lr + beats``."""
     pitch = geometry.load_pitch(isa.Target(f["target"]).name)
@@ -192,10 +195,7 @@ def store_duration(geometry: SystemGeometry, f: dict[str, int], memory: MemoryTi
     pitch = geometry.store_pitch(isa.Format(f["format"]).name.lower())
     d = geometry.axi_bytes
     if pitch > max_burst_bytes(d):
-        raise TpegenError(
-            f"STORE rows of {pitch} bytes exceed one AXI burst ({max_burst_bytes(d)} bytes); "
-            "the store unit moves whole rows per burst"
-        )
+        raise TpegenError(_ROW_TOO_WIDE.format(pitch=pitch, limit=max_burst_bytes(d)))
     nb = transfer_bursts(f["host_addr"], f["stride"], f["rows"], f["seg"] * pitch, d)
     return 1 + f["rows"] * f["seg"] * (pitch // d + 2) + nb * memory.write_latency
 
@@ -212,6 +212,43 @@ def command_duration(
     if op is isa.Opcode.STORE:
         return store_duration(geometry, f, memory)
     return exec_cycles(geometry, config, f)
+
+
+class _Durations:
+    """Per-run memo of command durations and of command checks (compiled programs repeat the
+    same few command shapes)."""
+
+    def __init__(self, config: Any, geometry: SystemGeometry, memory: MemoryTiming):
+        self.config, self.geometry, self.memory = config, geometry, memory
+        self.checked: set[tuple] = set()
+        self.durations: dict[tuple, int] = {}
+
+    def check(self, ins: isa.Instruction, index: int, key: tuple) -> None:
+        full = (ins.wait, ins.signal, key)
+        if full not in self.checked:
+            isa.check_instruction(ins, self.geometry, index)
+            self.checked.add(full)
+
+    def duration(self, ins: isa.Instruction, key: tuple) -> int:
+        dur = self.durations.get(key)
+        if dur is None:
+            if ins.opcode == isa.Opcode.EXEC:
+                dur = command_duration(self.config, self.geometry, ins, self.memory)
+            else:  # load_duration / store_duration without the per-call field dictionary
+                g, a = self.geometry, ins.args
+                rows, seg, d = a.get("rows", 0), a.get("seg", 0), g.axi_bytes
+                if ins.opcode == isa.Opcode.LOAD:
+                    pitch = g.load_pitch(isa.Target(a.get("target", 0)).name)
+                    per_row, latency = pitch // d, self.memory.read_latency
+                else:
+                    pitch = g.store_pitch(isa.Format(a.get("format", 0)).name.lower())
+                    per_row, latency = pitch // d + 2, self.memory.write_latency
+                    if pitch > max_burst_bytes(d):
+                        raise TpegenError(_ROW_TOO_WIDE.format(pitch=pitch, limit=max_burst_bytes(d)))
+                nb = transfer_bursts(a.get("host_addr", 0), a.get("stride", 0), rows, seg * pitch, d)
+                dur = 1 + rows * seg * per_row + nb * latency
+            self.durations[key] = dur
+        return dur
 
 
 # -- the simulator --------------------------------------------------------------------------------
@@ -244,12 +281,15 @@ def simulate_timing(
     busy = [0, 0, 0]
     error_code, error_index = isa.ErrorCode.NONE, -1
     last_dispatch, last_end = -1, -1
+    memo = _Durations(config, geometry, memory)
+    units = {op.value: int(u) for op, u in isa.UNIT_OF.items()}
     for i, ins in enumerate(program):
         d = last_dispatch + 1
-        if ins.opcode in isa.Opcode._value2member_map_:
-            unit[i] = u = int(isa.UNIT_OF[isa.Opcode(ins.opcode)])
+        u = units.get(ins.opcode, -1)
+        unit[i] = u
+        key = (ins.opcode, *sorted(ins.args.items()))
         try:
-            isa.check_instruction(ins, geometry, i)
+            memo.check(ins, i, key)
         except isa.ProgramError as exc:  # accepted at once (no queue), stops the dispatcher
             dispatch[i] = last_dispatch = d
             error_code, error_index = exc.code, i
@@ -269,7 +309,7 @@ def simulate_timing(
                     )
                 t = max(t, tokens[src][u][served] + 1)
                 taken[src][u] = served + 1
-        dur = command_duration(config, geometry, ins, memory)
+        dur = memo.duration(ins, key)
         e = t + dur - 1
         start[i], end[i] = t, e
         starts[u].append(t)

@@ -198,4 +198,4 @@ def test_ten_thousand_commands_in_well_under_a_second():
     t = run(prog)
     elapsed = time.perf_counter() - t0
     assert not t.error and (t.end >= t.start).all() and t.cycles > 0
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 1.0, elapsed  # about 0.2 s on an idle core
