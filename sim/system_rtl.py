@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from tpegen.errors import TpegenError
 from tpegen.hw.system import isa
 from tpegen.hw.system.params import SystemGeometry
-from tpegen.sim.system_timing import MemoryTiming
+from tpegen.sim.system_timing import MIN_READ_LATENCY, MIN_WRITE_LATENCY, MemoryTiming
 from tpegen.sim.verilator import VerilatedModel, build, cache_root, verilator_env
 
 TB_MODULE = "tpegen.sim.system_tb"
@@ -341,8 +341,6 @@ def measure_axi_ram(
     no added latency) on :class:`AxiProbe`: two read bursts of ``beats`` beats, the second AR the
     cycle after the first's last R, then two write bursts, AW, W beats from two cycles later, the
     next AW the cycle after B."""
-    from tpegen.sim.system_tb import MIN_READ_LATENCY, MIN_WRITE_LATENCY
-
     text = verilog.convert(AxiProbe(axi_bytes), name=PROBE_NAME, emit_src=False)
     model = build(text, PROBE_NAME)
     size = 4 * beats * axi_bytes

@@ -30,8 +30,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 
-MIN_READ_LATENCY = 2
-MIN_WRITE_LATENCY = 2
+from tpegen.sim.system_timing import MIN_READ_LATENCY, MIN_WRITE_LATENCY
+
 RESET_CYCLES = 2
 SETTLE_CYCLES = 4  # after reset, before the first command: AxiRam raises its readies
 
