@@ -9,7 +9,9 @@ Formats
 All formats are IEEE-754-like (:class:`FloatFormat`): bias ``2**(e-1)-1``, exponent field 0 holds
 zeros and subnormals, the all-ones exponent holds infinities (fraction 0) and NaNs. This includes
 ``FP8_E4M3``: **we do not use the OCP e4m3fn convention** (no inf, max 448); our e4m3 has
-infinities and max finite 240. ``FP8_E5M2`` equals the OCP e5m2.
+infinities and max finite 240. ``FP8_E5M2`` equals the OCP e5m2. The format and PE-configuration
+dataclasses (:class:`FloatFormat`, :class:`RelaxedFormat`, :class:`FmaConfig`) are defined in
+:mod:`tpegen.hw.pe.fp_formats` (the generator shares them) and re-exported here.
 
 Numeric policy of :func:`fma` (``c + a*w``, one rounding)
 -------------------------------------------------------
@@ -68,11 +70,19 @@ bounded by one coarse ulp; ``q`` itself is then an exactly representable value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from tpegen.errors import ConfigError, check_bool, check_choice, check_int
+from tpegen.hw.pe.fp_formats import (  # re-exported: the formats and the PE configuration live in hw/
+    BF16,
+    FORMATS,
+    FP8_E4M3,
+    FP8_E5M2,
+    FP16,
+    FP32,
+    FloatFormat,
+    FmaConfig,
+    RelaxedFormat,
+)
 
 __all__ = [
     "FloatFormat",
@@ -94,210 +104,6 @@ __all__ = [
 ]
 
 I64 = np.int64
-
-
-@dataclass(frozen=True)
-class FloatFormat:
-    """An IEEE-754-like binary format: 1 sign bit, ``exp_bits`` exponent bits, ``man_bits`` fraction bits.
-
-    Packed LSB first: fraction at bit 0, exponent above it, sign on top (equals the IEEE encoding).
-    """
-
-    exp_bits: int
-    man_bits: int
-    name: str = ""
-
-    def __post_init__(self):
-        check_int("format.exp_bits", self.exp_bits, 2, 11)
-        check_int("format.man_bits", self.man_bits, 1, 52)
-
-    @property
-    def width(self) -> int:
-        return 1 + self.exp_bits + self.man_bits
-
-    @property
-    def bias(self) -> int:
-        return (1 << (self.exp_bits - 1)) - 1
-
-    @property
-    def emin(self) -> int:
-        """Exponent of the smallest normal number (also the exponent of subnormals' hidden bit)."""
-        return 1 - self.bias
-
-    @property
-    def emax(self) -> int:
-        return (1 << self.exp_bits) - 2 - self.bias
-
-    @property
-    def exp_all_ones(self) -> int:
-        return (1 << self.exp_bits) - 1
-
-    @property
-    def inf_bits(self) -> int:
-        return self.exp_all_ones << self.man_bits
-
-    @property
-    def nan_bits(self) -> int:
-        """Canonical quiet NaN: sign 0, exponent all ones, fraction MSB set."""
-        return self.inf_bits | (1 << (self.man_bits - 1))
-
-    @property
-    def max_finite_bits(self) -> int:
-        return ((self.exp_all_ones - 1) << self.man_bits) | ((1 << self.man_bits) - 1)
-
-    @property
-    def sign_bit(self) -> int:
-        return 1 << (self.width - 1)
-
-
-BF16 = FloatFormat(8, 7, "bf16")
-FP16 = FloatFormat(5, 10, "fp16")
-FP32 = FloatFormat(8, 23, "fp32")
-FP8_E4M3 = FloatFormat(4, 3, "fp8_e4m3")  # IEEE-like: has inf/NaN, max finite 240 (not OCP e4m3fn)
-FP8_E5M2 = FloatFormat(5, 2, "fp8_e5m2")
-FORMATS = {f.name: f for f in (BF16, FP16, FP32, FP8_E4M3, FP8_E5M2)}
-
-
-@dataclass(frozen=True)
-class RelaxedFormat:
-    """Internal partial-sum format between PEs when ``normalize_in_pe=False``.
-
-    Fields LSB first: ``man`` (``man_bits`` bits, *explicit* leading bit, may have leading zeros),
-    ``exp`` (``exp_bits`` bits, biased by ``bias``: weight of ``man``'s MSB is ``2**(exp - bias)``),
-    ``sign``, ``inf``, ``nan``. Value ``(-1)**sign * man * 2**(exp - bias - man_bits + 1)``.
-    ``exp == 0`` is an ordinary exponent (no subnormal special case); zeros are canonical
-    (``man == 0`` implies ``exp == 0``) so the all-zero word is ``+0``. ``inf``/``nan`` flags
-    override the rest (a NaN is canonical: only the ``nan`` flag set).
-    """
-
-    exp_bits: int
-    man_bits: int
-
-    @property
-    def bias(self) -> int:
-        return (1 << (self.exp_bits - 1)) - 1
-
-    @property
-    def emin(self) -> int:
-        """Smallest weight exponent of ``man``'s MSB (exp field 0)."""
-        return -self.bias
-
-    @property
-    def emax(self) -> int:
-        return (1 << self.exp_bits) - 1 - self.bias
-
-    @property
-    def width(self) -> int:
-        return self.man_bits + self.exp_bits + 3
-
-    @property
-    def exp_offset(self) -> int:
-        return self.man_bits
-
-    @property
-    def sign_offset(self) -> int:
-        return self.man_bits + self.exp_bits
-
-    @property
-    def inf_offset(self) -> int:
-        return self.sign_offset + 1
-
-    @property
-    def nan_offset(self) -> int:
-        return self.sign_offset + 2
-
-
-ROUNDINGS = ("rne", "trunc")
-
-
-@dataclass(frozen=True)
-class FmaConfig:
-    """Numeric configuration of one FMA PE: formats, rounding and approximate-normalization knobs.
-
-    ``norm_window`` (``S``, None = exact) and ``shift_granularity`` (``G``, a power of two, 1 = exact)
-    describe the normalizer (see the module docstring); ``normalize_in_pe=False`` makes the PE emit
-    the :attr:`relaxed` format (``Mc + 1 + relaxed_guard_bits`` mantissa bits, ``Ec + 2`` exponent
-    bits), normalized and rounded to ``acc_fmt`` once at the array edge.
-    """
-
-    a_fmt: FloatFormat = BF16
-    w_fmt: FloatFormat = BF16
-    acc_fmt: FloatFormat = FP32
-    rounding: str = "rne"
-    norm_window: int | None = None
-    shift_granularity: int = 1
-    normalize_in_pe: bool = True
-    relaxed_guard_bits: int = 3
-
-    def __post_init__(self):
-        for name in ("a_fmt", "w_fmt", "acc_fmt"):
-            if not isinstance(getattr(self, name), FloatFormat):
-                raise ConfigError(
-                    f"pe.{name}", "a FloatFormat (one of " + ", ".join(FORMATS) + ")", getattr(self, name)
-                )
-        check_choice("pe.rounding", self.rounding, ROUNDINGS)
-        check_bool("pe.normalize_in_pe", self.normalize_in_pe)
-        check_int("pe.relaxed_guard_bits", self.relaxed_guard_bits, 0, 16)
-        check_int("pe.shift_granularity", self.shift_granularity, 1, 64)
-        if self.shift_granularity & (self.shift_granularity - 1):
-            raise ConfigError("pe.shift_granularity", "a power of two in 1..64", self.shift_granularity)
-        if self.norm_window is not None:
-            check_int("pe.norm_window", self.norm_window, 1, self.sum_width)
-            if self.norm_window % self.shift_granularity:
-                raise ConfigError(
-                    "pe.norm_window",
-                    f"a multiple of pe.shift_granularity ({self.shift_granularity})",
-                    self.norm_window,
-                )
-        if self.sum_width + 2 > 63:
-            raise ConfigError(
-                "pe.acc_fmt",
-                "formats whose datapath fits 61 bits (e.g. bf16/fp16/fp8 "
-                f"inputs with up to fp32 accumulation); needs {self.sum_width} bits",
-                self.acc_fmt.name,
-            )
-
-    # --- derived datapath description (the RTL uses exactly these) ---------------------------
-    @property
-    def exact(self) -> bool:
-        return self.norm_window is None and self.shift_granularity == 1
-
-    @property
-    def relaxed(self) -> RelaxedFormat:
-        return RelaxedFormat(self.acc_fmt.exp_bits + 2, self.acc_fmt.man_bits + 1 + self.relaxed_guard_bits)
-
-    @property
-    def prod_width(self) -> int:
-        """P: exact product significand width."""
-        return self.a_fmt.man_bits + self.w_fmt.man_bits + 2
-
-    @property
-    def addend_width(self) -> int:
-        """Q: significand width of the accumulator operand (hidden bit made explicit)."""
-        return self.relaxed.man_bits if not self.normalize_in_pe else self.acc_fmt.man_bits + 1
-
-    @property
-    def window(self) -> int:
-        """W: alignment window width (without the sticky bit)."""
-        return self.prod_width + self.addend_width + 1
-
-    @property
-    def sum_width(self) -> int:
-        """N: magnitude width after the add: carry + W window bits + sticky."""
-        return self.window + 2
-
-    @property
-    def out_sig_width(self) -> int:
-        """p: significand bits kept by the in-PE rounding."""
-        return self.addend_width
-
-    @property
-    def out_emin(self) -> int:
-        return self.acc_fmt.emin if self.normalize_in_pe else self.relaxed.emin
-
-    @property
-    def acc_width(self) -> int:
-        return self.acc_fmt.width if self.normalize_in_pe else self.relaxed.width
 
 
 # ------------------------------------------------------------------------------------------------

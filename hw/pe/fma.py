@@ -16,7 +16,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.errors import ConfigError, check_choice
-from tpegen.sim.fp import FORMATS, FloatFormat, FmaConfig, RelaxedFormat
+from tpegen.hw.pe.fp_formats import FORMATS, FloatFormat, FmaConfig, RelaxedFormat
 
 __all__ = ["FmaPEParams", "FmaDatapath", "FmaNormalizer", "float_layout", "relaxed_layout"]
 
