@@ -124,6 +124,10 @@ def per_layer() -> dict[str, Any]:
         "layers": [{k: layer[k] for k in keep} for layer in rep["layers"]],
         "total_cycles": rep["total_cycles"],
         "utilization": round(rep["utilization"], 4),
+        "array_cycles": sum(layer["array_cycles"] for layer in rep["layers"]),
+        "array_utilization": round(
+            rep["total_macs"] / (sum(layer["array_cycles"] for layer in rep["layers"]) * rep["pes"]), 4
+        ),
     }
 
 
