@@ -74,7 +74,7 @@ import numpy as np
 from amaranth import Shape
 
 from tpegen.errors import ConfigError, TpegenError
-from tpegen.sim.systolic_timing import Timeline, os_timeline, ws_timeline
+from tpegen.sim.systolic_timing import Timeline, os_cell_timing, os_timeline, ws_timeline
 
 if TYPE_CHECKING:
     from tpegen.sw.accelerator import Accelerator
@@ -113,22 +113,27 @@ class TileTiming(abc.ABC):
 class OSTiming(TileTiming):
     """Output-stationary systolic array: tile ``t`` streams ``k[t]`` operand beats.
 
-    Stalled recurrence (``L`` = cycle of the tile's ``last`` beat): ``s_t = max(L_{t-1} + 1,
-    ready_t)``, ``L_t = max(s_t + k_t - 1, L_{t-1} + rows)``, ``end_t = L_t + 2 rows + cols - 1``.
-    The tile's first handshake is ``s_t``, except for ``k_t = 1``: its only beat is the ``last``
-    beat, which the array refuses until ``rows`` cycles after the previous one, so it starts at
-    ``L_t``.
+    Stalled recurrence (``L`` = cycle of the tile's ``last`` beat; ``G``, ``D`` of ``os_cell`` from
+    :func:`~tpegen.sim.systolic_timing.os_cell_timing`, ``G = rows``, ``D = rows + cols`` by default):
+    ``s_t = max(L_{t-1} + 1, ready_t)``, ``L_t = max(s_t + k_t - 1, L_{t-1} + G)``, ``end_t = L_t + D
+    + rows - 1``. The tile's first handshake is ``s_t``, except for ``k_t = 1``: its only beat is
+    the ``last`` beat, which the array refuses until ``G`` cycles after the previous one, so it
+    starts at ``L_t``.
     """
 
     rows: int
     cols: int
     k: np.ndarray
+    os_cell: str = "three_register"
 
     def timeline(self) -> Timeline:
-        return os_timeline(self.rows, self.cols, self.k)
+        return os_timeline(self.rows, self.cols, self.k, self.os_cell)
+
+    def _tail(self) -> int:
+        return os_cell_timing(self.rows, self.cols, self.os_cell)[1] + self.rows - 1
 
     def last_input(self, timeline: Timeline) -> np.ndarray:
-        return timeline.end - (2 * self.rows + self.cols - 1)
+        return timeline.end - self._tail()
 
     def step(self, state, t, ready):
         k = int(self.k[t])
@@ -136,8 +141,8 @@ class OSTiming(TileTiming):
             start, last = ready, ready + k - 1
         else:
             start = max(state + 1, ready)
-            last = max(start + k - 1, state + self.rows)
-        return last, (last if k == 1 else start), last, last + 2 * self.rows + self.cols - 1
+            last = max(start + k - 1, state + os_cell_timing(self.rows, self.cols, self.os_cell)[0])
+        return last, (last if k == 1 else start), last, last + self._tail()
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,7 @@ def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
         mt = np.repeat(ms, len(ns))  # rows of tile t
         nt = np.tile(ns, len(ms))  # cols of tile t
         kt = np.full(len(mt), k, dtype=np.int64)
-        timing: TileTiming = OSTiming(R, C, kt)
+        timing: TileTiming = OSTiming(R, C, kt, p.os_cell)
         macs = mt * nt * k
         reads = {"A": mt * k, "W": kt * nt, "C": np.zeros_like(mt)}
         writes = {"A": np.zeros_like(mt), "W": np.zeros_like(mt), "C": mt * nt}

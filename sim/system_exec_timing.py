@@ -10,7 +10,11 @@ its last result is accepted in ``t + F + T - 1`` and written to the accumulator 
 totals of :func:`tpegen.sim.systolic_timing.os_timeline` / ``ws_timeline`` and
 :func:`tpegen.sim.lut.lut_gemm_cycles` for the EXEC's beat sequence (R x C array):
 
-* os: ``n = mt * nt`` tiles of ``kt`` beats: ``T = kt + (n - 1) max(kt, R) + 2R + C - 1``.
+* os: ``n = mt * nt`` tiles of ``kt`` beats: ``T = kt + (n - 1) max(kt, G) + D + R - 1`` with the
+  cell's drain interval G and result latency D (:func:`tpegen.sim.systolic_timing.os_cell_timing`):
+  ``three_register`` (default) ``G = R``, ``D = R + C``, i.e. ``T = kt + (n - 1) max(kt, R) + 2R +
+  C - 1``; ``two_register`` ``G = 2R - 1``, ``D = R + C - 1``, i.e. ``T = kt + (n - 1) max(kt, 2R -
+  1) + 2R + C - 2``.
 * ws: ``n = nt * kt`` tiles of ``mb`` rows: ``T = mb + (n - 1) max(mb, 2R + C - 1) + 2R + C - 1``.
 * lut: ``J = nt * mt * kt`` activation beats, ``b`` planes: ``T = b (J + 1) + 2``.
 """
@@ -21,6 +25,7 @@ from typing import Any
 
 from tpegen.hw.system.execute import ExecuteUnit
 from tpegen.hw.system.params import SystemGeometry
+from tpegen.sim.systolic_timing import os_cell_timing
 
 __all__ = ["array_cycles", "exec_cycles"]
 
@@ -30,7 +35,8 @@ def array_cycles(geometry: SystemGeometry, fields: dict[str, int]) -> int:
     mt, nt, kt, mb = (int(fields[k]) for k in ("mt", "nt", "kt", "mb"))
     R, C = geometry.rows, geometry.cols
     if geometry.kind == "os":
-        return kt + (mt * nt - 1) * max(kt, R) + 2 * R + C - 1
+        gap, latency = os_cell_timing(R, C, geometry.os_cell)
+        return kt + (mt * nt - 1) * max(kt, gap) + latency + R - 1
     if geometry.kind == "ws":
         return mb + (nt * kt - 1) * max(mb, 2 * R + C - 1) + 2 * R + C - 1
     return geometry.planes * (nt * mt * kt + 1) + 2

@@ -19,7 +19,7 @@ from amaranth import Shape
 from tpegen.hw.arrays.systolic import SystolicArray, SystolicParams
 from tpegen.sim.intgemm import check_operand, int_gemm, operand_range
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
-from tpegen.sim.systolic_timing import Timeline, os_timeline, ws_timeline
+from tpegen.sim.systolic_timing import Timeline, os_cell_timing, os_timeline, ws_timeline
 from tpegen.sim.verilator import StreamProgram
 from tpegen.sw.accelerator import Accelerator, Program, check_shapes
 
@@ -47,11 +47,12 @@ class SystolicAccelerator(Accelerator):
     def latency(self) -> dict[str, Any]:
         R, C = self.params.rows, self.params.cols
         if self.params.dataflow == "os":
+            gap, latency = os_cell_timing(R, C, self.params.os_cell)
             return {
                 "dataflow": "os",
-                "result_row_q_after_last_beat": f"{R + C} + q cycles",
-                "tile_interval": f"max(K, {R}) cycles",
-                "single_tile_cycles": f"K + {2 * R + C - 1}",
+                "result_row_q_after_last_beat": f"{latency} + q cycles",
+                "tile_interval": f"max(K, {gap}) cycles",
+                "single_tile_cycles": f"K + {latency + R - 1}",
             }
         return {
             "dataflow": "ws",
@@ -118,7 +119,7 @@ class SystolicAccelerator(Accelerator):
         R, C = self.params.rows, self.params.cols
         mb, nb, kb = -(-m // R), -(-n // C), -(-k // R)
         if self.params.dataflow == "os":
-            return os_timeline(R, C, np.full(mb * nb, k))
+            return os_timeline(R, C, np.full(mb * nb, k), self.params.os_cell)
         return ws_timeline(R, C, np.full(kb * nb, m))
 
     def cycles(self, m: int, k: int, n: int) -> int:

@@ -14,21 +14,65 @@ from amaranth import EnableInserter, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from tpegen.errors import check_int
-from tpegen.hw.pe.cell import DatapathParams, OutputStationaryCell, Token, WeightStationaryCell
+from tpegen.errors import ConfigError, check_bool, check_choice, check_int
+from tpegen.hw.pe.cell import (
+    OS_CELLS,
+    DatapathParams,
+    OutputStationaryCell,
+    Token,
+    TwoRegisterOutputStationaryCell,
+    WeightStationaryCell,
+)
 
 
 @dataclass(frozen=True)
 class SystolicParams:
-    """Shape of a systolic array: ``rows`` x ``cols`` cells (each 1..128) of the given PE."""
+    """Shape and cell options of a systolic array: ``rows`` x ``cols`` cells (each 1..128) of the PE.
+
+    Parameters (the ``array:`` section of a config; the defaults are the original array):
+
+    * ``os_cell``: output-stationary register budget, ``"three_register"`` (accumulator, result
+      hold, drain: one tile per ``max(K, rows)`` cycles) or ``"two_register"`` (accumulator and
+      drain: one tile per ``max(K, 2 rows - 1)`` cycles, results one cycle earlier). Only
+      ``"three_register"`` for weight-stationary arrays.
+    * ``reset_less_datapath``: datapath registers (operands, accumulators, partial sums, weights,
+      skew/de-skew) without reset; control keeps its reset. Outputs are unchanged.
+    * ``operand_gating``: forwarded operands (cells and input skew) load only with a valid token.
+      Outputs and timing are unchanged.
+    """
 
     rows: int
     cols: int
     pe: DatapathParams
+    os_cell: str = "three_register"
+    reset_less_datapath: bool = False
+    operand_gating: bool = False
 
     def __post_init__(self) -> None:
         check_int("array.rows", self.rows, 1, 128)
         check_int("array.cols", self.cols, 1, 128)
+        check_choice("array.os_cell", self.os_cell, OS_CELLS)
+        if self.os_cell != OS_CELLS[0] and self.pe.dataflow != "os":
+            raise ConfigError(
+                "array.os_cell", f"{OS_CELLS[0]!r} (an option of output-stationary arrays only)", self.os_cell
+            )
+        check_bool("array.reset_less_datapath", self.reset_less_datapath)
+        check_bool("array.operand_gating", self.operand_gating)
+
+    @property
+    def os_drain_interval(self) -> int:
+        """Output-stationary: minimum cycles between two tiles' ``last`` beats (``rows`` for the
+        three-register cell, ``2 rows - 1`` for the two-register cell)."""
+        return self.rows if self.os_cell == "three_register" else 2 * self.rows - 1
+
+    @property
+    def os_result_latency(self) -> int:
+        """Output-stationary: cycles from a tile's ``last`` beat to its result row 0 (``rows +
+        cols``, one fewer for the two-register cell)."""
+        return self.rows + self.cols - (self.os_cell == "two_register")
+
+    def cell_options(self) -> dict[str, bool]:
+        return {"reset_less": self.reset_less_datapath, "operand_gating": self.operand_gating}
 
     @property
     def dataflow(self) -> str:
@@ -49,13 +93,27 @@ class SystolicParams:
         return data.StructLayout({"data": data.ArrayLayout(self.out_shape, self.cols), "last": 1})
 
 
-def _delay(m: Module, value, stages: int, name: str):
-    """``value`` delayed by ``stages`` registers (in the enclosing clock-enabled domain)."""
+def _delay_stages(
+    m: Module, value, stages: int, name: str, *, reset_less: bool = False, enables=None
+) -> list:
+    """``value`` and its copies delayed by 1 .. ``stages`` registers (in the enclosing clock-enabled
+    domain); stage n loads only while ``enables[n]`` if given, and has no reset if ``reset_less``."""
+    out = [value]
     for n in range(stages):
-        reg = Signal.like(value, name=f"{name}_d{n}")
-        m.d.sync += reg.eq(value)
+        reg = Signal.like(value, name=f"{name}_d{n}", **({"reset_less": True} if reset_less else {}))
+        if enables is None:
+            m.d.sync += reg.eq(value)
+        else:
+            with m.If(enables[n]):
+                m.d.sync += reg.eq(value)
         value = reg
-    return value
+        out.append(value)
+    return out
+
+
+def _delay(m: Module, value, stages: int, name: str, **kwargs):
+    """``value`` delayed by ``stages`` registers (options: :func:`_delay_stages`)."""
+    return _delay_stages(m, value, stages, name, **kwargs)[-1]
 
 
 def _token(m: Module, fire, last, after_last: Signal) -> Signal:
@@ -131,28 +189,33 @@ class SystolicArray(wiring.Component):
         return m
 
     def _elaborate_os(self, m: Module, advance: Signal) -> None:
-        R, C, pe = self.params.rows, self.params.cols, self.params.pe
+        p = self.params
+        R, C, pe = p.rows, p.cols, p.pe
+        two_register = p.os_cell == "two_register"
+        rl, gating = p.reset_less_datapath, p.operand_gating
+        gap = p.os_drain_interval
         ops = self.operands
-        since_last = Signal(range(R + 1), init=R)  # cycles since the last `last` beat, saturating
+        since_last = Signal(range(gap + 1), init=gap)  # cycles since the last `last` beat, saturating
         after_last = Signal(init=1)  # the next accepted beat starts a tile
-        m.d.comb += ops.ready.eq(advance & (~ops.payload.last | (since_last == R)))
+        m.d.comb += ops.ready.eq(advance & (~ops.payload.last | (since_last == gap)))
         fire = ops.valid & ops.ready
         with m.If(fire & ops.payload.last):
             m.d.sync += since_last.eq(1)
-        with m.Elif(since_last != R):
+        with m.Elif(since_last != gap):
             m.d.sync += since_last.eq(since_last + 1)
         token = _token(m, fire, ops.payload.last, after_last)
-        cells = [[OutputStationaryCell(pe) for _ in range(C)] for _ in range(R)]
+        cell_cls = TwoRegisterOutputStationaryCell if two_register else OutputStationaryCell
+        cells = [[cell_cls(pe, **p.cell_options()) for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 m.submodules[f"pe_{i}_{j}"] = cells[i][j]
-        for i in range(R):  # row skew: row i enters i cycles late
-            m.d.comb += [
-                cells[i][0].a_in.eq(_delay(m, ops.payload.a[i], i, f"skew_a{i}")),
-                cells[i][0].tok_in.eq(_delay(m, token, i, f"skew_tok{i}")),
-            ]
+        self._skew_rows(m, cells, ops.payload.a, token)  # row i enters i cycles late
         for j in range(C):  # column skew: column j enters j cycles late
-            m.d.comb += cells[0][j].w_in.eq(_delay(m, ops.payload.w[j], j, f"skew_w{j}"))
+            # operand gating: stage n of column j holds beat k in cycle k + n, with cell (0, n)'s token
+            enables = [cells[0][n].tok_in.valid for n in range(j)] if gating else None
+            m.d.comb += cells[0][j].w_in.eq(
+                _delay(m, ops.payload.w[j], j, f"skew_w{j}", reset_less=rl, enables=enables)
+            )
         for i in range(R):
             for j in range(C):
                 cell = cells[i][j]
@@ -163,12 +226,17 @@ class SystolicArray(wiring.Component):
                         cells[i + 1][j].w_in.eq(cell.w_out),
                         cell.drain_in.eq(cells[i + 1][j].drain_out),
                     ]
-                # Column j captures when its bottom cell has finished the tile's last beat.
-                bottom = cells[R - 1][j].tok_out
-                m.d.comb += cell.capture.eq(bottom.valid & bottom.last)
+                if not two_register:
+                    # Column j captures when its bottom cell has finished the tile's last beat.
+                    bottom = cells[R - 1][j].tok_out
+                    m.d.comb += cell.capture.eq(bottom.valid & bottom.last)
+        if two_register:
+            self._os_shift(m, cells)
 
         drain_left = Signal(range(R + 1))  # result rows still to emit for the current tile
-        corner = cells[R - 1][C - 1].tok_out
+        # three registers: row 0 of column C-1 is captured when the corner's tok_out is `last`;
+        # two registers: the corner copies it in itself, a cycle earlier.
+        corner = cells[R - 1][C - 1].tok_in if two_register else cells[R - 1][C - 1].tok_out
         with m.If(corner.valid & corner.last):
             m.d.sync += drain_left.eq(R)
         with m.Elif(drain_left != 0):
@@ -176,7 +244,31 @@ class SystolicArray(wiring.Component):
         res = self.results
         m.d.comb += [res.valid.eq(drain_left != 0), res.payload.last.eq(drain_left == 1)]
         for j in range(C):  # de-skew: column j leaves C-1-j cycles later
-            self._emit(m, j, _delay(m, cells[0][j].drain_out, C - 1 - j, f"deskew{j}"))
+            self._emit(m, j, _delay(m, cells[0][j].drain_out, C - 1 - j, f"deskew{j}", reset_less=rl))
+
+    def _os_shift(self, m: Module, cells) -> None:
+        """Two-register cells: each column shifts its drain registers up for ``rows - 1`` cycles,
+        starting in the cycle its bottom cell shows the tile's ``last`` token (every cell of the
+        column has then copied its result in); column j runs j cycles after column 0."""
+        R, C = self.params.rows, self.params.cols
+        if R == 1:
+            return  # the single row's drain register is the column's output: nothing to shift
+        bottom = cells[R - 1][0].tok_out
+        ends = bottom.valid & bottom.last
+        left = Signal(range(R), name="shift_left")  # further shift cycles of column 0 (0 .. R - 2)
+        with m.If(ends):
+            m.d.sync += left.eq(R - 2)
+        with m.Elif(left != 0):
+            m.d.sync += left.eq(left - 1)
+        shift = Signal(name="shift_col0")
+        m.d.comb += shift.eq(ends | (left != 0))
+        for j in range(C):
+            for i in range(R):
+                m.d.comb += cells[i][j].shift.eq(shift)
+            if j + 1 < C:
+                nxt = Signal(name=f"shift_col{j + 1}")
+                m.d.sync += nxt.eq(shift)
+                shift = nxt
 
     def _elaborate_ws(self, m: Module, advance: Signal) -> None:
         R, C, pe = self.params.rows, self.params.cols, self.params.pe
@@ -199,17 +291,13 @@ class SystolicArray(wiring.Component):
             with m.If(busy != 0):
                 m.d.sync += busy.eq(busy - 1)
         token = _token(m, fire, acts.payload.last, after_last)
-        cells = [[WeightStationaryCell(pe) for _ in range(C)] for _ in range(R)]
+        cells = [[WeightStationaryCell(pe, **self.params.cell_options()) for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 cell = cells[i][j]
                 m.submodules[f"pe_{i}_{j}"] = cell
                 m.d.comb += cell.load.eq(load)
-        for i in range(R):
-            m.d.comb += [
-                cells[i][0].a_in.eq(_delay(m, acts.payload.a[i], i, f"skew_a{i}")),
-                cells[i][0].tok_in.eq(_delay(m, token, i, f"skew_tok{i}")),
-            ]
+        self._skew_rows(m, cells, acts.payload.a, token)
         for j in range(C):
             m.d.comb += [cells[0][j].load_in.eq(wts.payload[j]), cells[0][j].psum_in.eq(0)]
         for i in range(R):
@@ -226,8 +314,26 @@ class SystolicArray(wiring.Component):
         res = self.results
         corner = cells[R - 1][C - 1].tok_out
         m.d.comb += [res.valid.eq(corner.valid), res.payload.last.eq(corner.last)]
+        rl = self.params.reset_less_datapath
         for j in range(C):
-            self._emit(m, j, _delay(m, cells[R - 1][j].psum_out, C - 1 - j, f"deskew{j}"))
+            deskewed = _delay(m, cells[R - 1][j].psum_out, C - 1 - j, f"deskew{j}", reset_less=rl)
+            self._emit(m, j, deskewed)
+
+    def _skew_rows(self, m: Module, cells, a_lanes, token) -> None:
+        """Row skew: row i's activation and token enter cell (i, 0) i cycles late. With operand
+        gating, skew stage n of row i loads only with the (valid) token entering that stage."""
+        rl = self.params.reset_less_datapath
+        for i in range(self.params.rows):
+            a = a_lanes[i]
+            if self.params.operand_gating:
+                toks = _delay_stages(m, token, i, f"skew_tok{i}")
+                a = _delay(m, a, i, f"skew_a{i}", reset_less=rl, enables=[t.valid for t in toks[:-1]])
+                m.d.comb += [cells[i][0].a_in.eq(a), cells[i][0].tok_in.eq(toks[-1])]
+            else:  # (the original order of construction: the default Verilog is unchanged)
+                m.d.comb += [
+                    cells[i][0].a_in.eq(_delay(m, a, i, f"skew_a{i}", reset_less=rl)),
+                    cells[i][0].tok_in.eq(_delay(m, token, i, f"skew_tok{i}")),
+                ]
 
     def _emit(self, m: Module, col: int, value) -> None:
         """Drive result lane ``col`` from a de-skewed accumulator, through the edge normalizer if any."""

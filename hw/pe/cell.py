@@ -6,13 +6,25 @@ computing ``acc_out = acc_in (+) a (x) w`` (integer MAC, floating-point FMA, ...
 object provides ``a_shape``, ``w_shape``, ``acc_shape``, ``dataflow`` and ``datapath()``. The
 all-zero bit pattern of ``acc_shape`` is the empty accumulator (integer 0, floating-point +0).
 The cell adds what the dataflow needs, so every datapath serves both dataflows unchanged.
+
+Output-stationary cells come in two register budgets (the array's ``os_cell`` option):
+:class:`OutputStationaryCell` (``three_register``: accumulator, result hold, drain) and
+:class:`TwoRegisterOutputStationaryCell` (``two_register``: accumulator and drain, the drain
+register double-buffering the accumulator as in Gemmini). Every cell also takes two lean options:
+
+* ``reset_less``: the datapath registers (forwarded operands, accumulator, result, drain, partial
+  sum, weights) have no reset; only the control token keeps one. Their contents are don't-care
+  until a valid token writes them, so a reset value never reaches a result.
+* ``operand_gating``: the forwarded operands (``a_out``, and ``w_out`` of an output-stationary
+  cell) load only when the cell's token is valid and hold otherwise, so idle cycles do not toggle
+  the operand wires (the consumer reads them only with the same beat's valid token).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from amaranth import Module, Mux, ShapeLike, Signal, Value
+from amaranth import Module, Mux, ShapeLike, Signal, Value, ValueLike
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,8 +41,32 @@ class DatapathParams(Protocol):
     def datapath(self) -> wiring.Component: ...
 
 
+OS_CELLS = ("three_register", "two_register")  # output-stationary register budgets (array.os_cell)
+
+
+def register_of(m: Module, port, *, reset_less: bool, name: str):
+    """The register that drives output ``port``: ``port`` itself (with reset), or with
+    ``reset_less`` a ``Signal(reset_less=True)`` named ``name`` driving ``port`` combinationally (a
+    port cannot itself be reset-less)."""
+    if not reset_less:
+        return port
+    reg = Signal(port.shape(), reset_less=True, name=name)
+    m.d.comb += port.eq(reg)
+    return reg
+
+
+def _forward(m: Module, pairs, *, gate: ValueLike | None) -> None:
+    """``reg <= value`` for each (reg, value) pair: every cycle, or only while ``gate`` if given."""
+    if gate is None:
+        m.d.sync += [reg.eq(value) for reg, value in pairs]
+    else:
+        with m.If(gate):
+            m.d.sync += [reg.eq(value) for reg, value in pairs]
+
+
 class OutputStationaryCell(wiring.Component):
-    """Output-stationary PE cell: accumulates ``a (x) w`` in place; results drain up the column.
+    """Output-stationary PE cell (three ``acc`` registers): accumulates ``a (x) w`` in place; results
+    drain up the column.
 
     Ports (all registered outputs, one cycle per hop):
 
@@ -42,30 +78,49 @@ class OutputStationaryCell(wiring.Component):
     ``last`` token that value is also held in ``result``. When ``capture`` is high the drain
     register loads ``result``; otherwise it shifts ``drain_in`` up. Three ``acc`` registers per
     cell (accumulator, result hold, drain) let the next tile accumulate while the last one drains.
+
+    Options (keyword, default off = the original cell): ``reset_less`` (datapath registers without
+    reset) and ``operand_gating`` (``a_out``/``w_out`` hold unless the token is valid); see the
+    module docstring.
     """
 
-    def __init__(self, params: DatapathParams):
+    def __init__(self, params: DatapathParams, *, reset_less: bool = False, operand_gating: bool = False):
         self.params = params
-        super().__init__(
-            {
-                "a_in": In(params.a_shape),
-                "a_out": Out(params.a_shape),
-                "w_in": In(params.w_shape),
-                "w_out": Out(params.w_shape),
-                "tok_in": In(Token),
-                "tok_out": Out(Token),
-                "drain_in": In(params.acc_shape),
-                "drain_out": Out(params.acc_shape),
-                "capture": In(1),
-            }
-        )
+        self.reset_less = reset_less
+        self.operand_gating = operand_gating
+        super().__init__(self._ports(params) | {"capture": In(1)})
+
+    @staticmethod
+    def _ports(params: DatapathParams) -> dict:
+        return {
+            "a_in": In(params.a_shape),
+            "a_out": Out(params.a_shape),
+            "w_in": In(params.w_shape),
+            "w_out": Out(params.w_shape),
+            "tok_in": In(Token),
+            "tok_out": Out(Token),
+            "drain_in": In(params.acc_shape),
+            "drain_out": Out(params.acc_shape),
+        }
+
+    def _operands(self, m: Module) -> None:
+        """Register the forwarded operands (gated by the token with ``operand_gating``) and the token."""
+        rl = self.reset_less
+        a_out = register_of(m, self.a_out, reset_less=rl, name="a_reg")
+        w_out = register_of(m, self.w_out, reset_less=rl, name="w_reg")
+        pairs = [(a_out, self.a_in), (w_out, self.w_in)]
+        if self.operand_gating:
+            _forward(m, pairs, gate=self.tok_in.valid)
+            m.d.sync += self.tok_out.eq(self.tok_in)
+        else:  # the original cell's statement order (its Verilog is unchanged)
+            m.d.sync += [*(reg.eq(value) for reg, value in pairs), self.tok_out.eq(self.tok_in)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.datapath = dp = self.params.datapath()
-        acc = Signal(self.params.acc_shape)
-        result = Signal(self.params.acc_shape)
-        m.d.sync += [self.a_out.eq(self.a_in), self.w_out.eq(self.w_in), self.tok_out.eq(self.tok_in)]
+        acc = Signal(self.params.acc_shape, reset_less=self.reset_less)
+        result = Signal(self.params.acc_shape, reset_less=self.reset_less)
+        self._operands(m)
         m.d.comb += [
             dp.a.eq(self.a_in),
             dp.w.eq(self.w_in),
@@ -75,7 +130,48 @@ class OutputStationaryCell(wiring.Component):
             m.d.sync += acc.eq(dp.acc_out)
             with m.If(self.tok_in.last):
                 m.d.sync += result.eq(dp.acc_out)
-        m.d.sync += self.drain_out.eq(Mux(self.capture, Value.cast(result), Value.cast(self.drain_in)))
+        drain = register_of(m, self.drain_out, reset_less=self.reset_less, name="drain_reg")
+        m.d.sync += drain.eq(Mux(self.capture, Value.cast(result), Value.cast(self.drain_in)))
+        return m
+
+
+class TwoRegisterOutputStationaryCell(OutputStationaryCell):
+    """Output-stationary PE cell with two ``acc`` registers: accumulator and drain (double buffer).
+
+    Ports: as :class:`OutputStationaryCell`, with ``shift`` instead of ``capture``.
+
+    Timing: on a valid token the accumulator becomes ``datapath(first ? 0 : acc, a, w)``; on a
+    valid ``last`` token that value is copied straight into the drain register (the cell's own end
+    of the tile, one cycle later in each row below). Otherwise, while ``shift`` is high, the drain
+    register loads ``drain_in`` (the column moves up one row), and else it holds. There is no
+    result hold: the array must not let a cell copy its next tile in before its column has shifted
+    the previous results out (:class:`~tpegen.hw.arrays.systolic.SystolicArray` spaces ``last``
+    beats by ``2 rows - 1`` cycles for this cell).
+    """
+
+    def __init__(self, params: DatapathParams, *, reset_less: bool = False, operand_gating: bool = False):
+        self.params = params
+        self.reset_less = reset_less
+        self.operand_gating = operand_gating
+        wiring.Component.__init__(self, self._ports(params) | {"shift": In(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.datapath = dp = self.params.datapath()
+        acc = Signal(self.params.acc_shape, reset_less=self.reset_less)
+        self._operands(m)
+        m.d.comb += [
+            dp.a.eq(self.a_in),
+            dp.w.eq(self.w_in),
+            dp.acc_in.eq(Mux(self.tok_in.first, 0, Value.cast(acc))),
+        ]
+        drain = register_of(m, self.drain_out, reset_less=self.reset_less, name="drain_reg")
+        with m.If(self.tok_in.valid):
+            m.d.sync += acc.eq(dp.acc_out)
+        with m.If(self.tok_in.valid & self.tok_in.last):
+            m.d.sync += drain.eq(dp.acc_out)
+        with m.Elif(self.shift):
+            m.d.sync += drain.eq(self.drain_in)
         return m
 
 
@@ -90,10 +186,16 @@ class WeightStationaryCell(wiring.Component):
 
     Timing: a token with ``first`` set uses (and commits to ``active``) the shadow weight, so the
     next tile's weights can be shifted into the shadow chain while the current tile computes.
+
+    Options (keyword, default off): ``reset_less`` (``a_out``, ``psum_out``, the shadow and the
+    active weight have no reset) and ``operand_gating`` (``a_out`` holds unless the token is
+    valid); see the module docstring.
     """
 
-    def __init__(self, params: DatapathParams):
+    def __init__(self, params: DatapathParams, *, reset_less: bool = False, operand_gating: bool = False):
         self.params = params
+        self.reset_less = reset_less
+        self.operand_gating = operand_gating
         super().__init__(
             {
                 "a_in": In(params.a_shape),
@@ -111,14 +213,22 @@ class WeightStationaryCell(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.datapath = dp = self.params.datapath()
-        active = Signal(self.params.w_shape)
+        rl = self.reset_less
+        active = Signal(self.params.w_shape, reset_less=rl)
+        load_out = register_of(m, self.load_out, reset_less=rl, name="load_reg")
+        psum_out = register_of(m, self.psum_out, reset_less=rl, name="psum_reg")
+        a_out = register_of(m, self.a_out, reset_less=rl, name="a_reg")
         weight = Mux(self.tok_in.first, Value.cast(self.load_out), Value.cast(active))
-        m.d.sync += [self.a_out.eq(self.a_in), self.tok_out.eq(self.tok_in)]
+        if self.operand_gating:
+            _forward(m, [(a_out, self.a_in)], gate=self.tok_in.valid)
+            m.d.sync += self.tok_out.eq(self.tok_in)
+        else:  # the original cell's statement order (its Verilog is unchanged)
+            m.d.sync += [a_out.eq(self.a_in), self.tok_out.eq(self.tok_in)]
         with m.If(self.load):
-            m.d.sync += self.load_out.eq(self.load_in)
+            m.d.sync += load_out.eq(self.load_in)
         m.d.comb += [dp.a.eq(self.a_in), dp.w.eq(weight), dp.acc_in.eq(self.psum_in)]
         with m.If(self.tok_in.valid):
-            m.d.sync += self.psum_out.eq(dp.acc_out)
+            m.d.sync += psum_out.eq(dp.acc_out)
             with m.If(self.tok_in.first):
                 m.d.sync += active.eq(self.load_out)
         return m

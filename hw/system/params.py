@@ -103,6 +103,7 @@ class SystemGeometry:
     acc_lane_bits: int
     planes: int = 1  # LUT: weight bit planes b (weight beats per weight tile)
     k_tile: int = 1  # LUT: activations per row of a table block (tile_k * group_size)
+    os_cell: str = "three_register"  # OS: the array's cell (array.os_cell), which sets EXEC timing
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -139,6 +140,7 @@ class SystemGeometry:
             w_row_bits=arr.cols * Shape.cast(pe.w_shape).width,
             acc_lanes=arr.cols,
             acc_lane_bits=Shape.cast(arr.out_shape).width,
+            os_cell=getattr(arr, "os_cell", "three_register"),
         )
 
     # -- memories ----------------------------------------------------------------------------
