@@ -4,8 +4,8 @@
 without the RTL. It composes two independent pieces:
 
 * a **timing model per array type** -- a :class:`TileSchedule` built by the accelerator's
-  :meth:`~tpegen.sw.accelerator.Accelerator.schedule` (the integer systolic arrays register
-  :func:`systolic_schedule` here). It lists the tiles exactly as the driver streams them, with
+  :meth:`~tpegen.sw.accelerator.Accelerator.schedule` (the systolic drivers return
+  :func:`systolic_schedule`, defined here). It lists the tiles exactly as the driver streams them, with
   useful MACs and operand-buffer traffic per tile, and a :class:`TileTiming` that turns them into
   a timeline. With unlimited memory bandwidth the timeline is the RTL's, cycle for cycle
   (:mod:`tpegen.sim.systolic_timing`, checked against Verilator in ``tests/test_cycle_sim.py``).
@@ -14,9 +14,10 @@ without the RTL. It composes two independent pieces:
   The simulator's outputs are therefore the golden model's by construction; only its cycles and
   timeline are a second model (tests check outputs against the RTL and ``wrap(A @ W)``).
 
-A new family plugs in by overriding ``Accelerator.schedule`` (or calling :func:`register_schedule`)
-to return a :class:`TileSchedule` with its own :class:`TileTiming`; arrays built on
-:class:`~tpegen.hw.arrays.systolic.SystolicArray` (any PE) get the systolic model automatically.
+``Accelerator.schedule`` is the only timing lookup: every driver named in
+:mod:`tpegen.registry` implements it and returns a :class:`TileSchedule` with its own
+:class:`TileTiming` (drivers of :class:`~tpegen.hw.arrays.systolic.SystolicArray`, any PE, inherit
+:class:`~tpegen.sw.systolic.SystolicAccelerator`'s).
 
 Cycle accounting (as the RTL testbench counts): with unlimited bandwidth, cycle 0 is the first
 accepted input beat and ``cycles`` runs to the last result beat inclusive. That path is
@@ -324,26 +325,6 @@ def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
         reads = {"A": m * kt, "W": kt * nt, "C": np.where(first_k, 0, m * nt)}
         writes = {"A": np.zeros_like(kt), "W": np.zeros_like(kt), "C": m * nt}
     return TileSchedule(timing=timing, macs=macs, reads=reads, writes=writes, bits=bits, pes=R * C)
-
-
-_SCHEDULES: dict[str, Callable[..., TileSchedule]] = {"mac": systolic_schedule}
-
-
-def register_schedule(family: str, builder: Callable[[Accelerator, int, int, int], TileSchedule]) -> None:
-    """Make ``builder(acc, m, k, n)`` the timing model of hardware family ``family``."""
-    _SCHEDULES[family] = builder
-
-
-def schedule_for(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
-    """The registered timing model of ``acc``'s family (systolic for any SystolicArray)."""
-    from tpegen.hw.arrays.systolic import SystolicParams
-
-    builder = _SCHEDULES.get(acc.family)
-    if builder is None and isinstance(getattr(acc, "params", None), SystolicParams):
-        builder = systolic_schedule
-    if builder is None:
-        raise TpegenError(f"no cycle-level timing model for hardware family {acc.family!r}")
-    return builder(acc, m, k, n)
 
 
 # -- the simulator ------------------------------------------------------------------------------

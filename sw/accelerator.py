@@ -3,7 +3,9 @@
 An :class:`Accelerator` binds one validated design configuration to its RTL generator, its
 numeric golden model, its timing model and the mapping of a GEMM onto its streams. The driver,
 the CLI and the tests only talk to this interface, so a new PE family plugs in by subclassing it
-and registering its config section in :mod:`tpegen.config`.
+and adding one entry to the table of :mod:`tpegen.registry` (parameters, generator, this driver).
+The driver is the family's only numeric model (:meth:`Accelerator.golden`) and only timing model
+(:meth:`Accelerator.cycles` and :meth:`Accelerator.schedule`).
 """
 
 from __future__ import annotations
@@ -135,13 +137,11 @@ class Accelerator(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Random A (M x K) and W (K x N) drawn uniformly from the configured operand ranges."""
 
+    @abc.abstractmethod
     def schedule(self, m: int, k: int, n: int):
         """Per-tile timing model and buffer traffic of an M x K x N GEMM for the cycle-level
-        simulator (a :class:`tpegen.sim.cycle.TileSchedule`). The default looks the family up in
-        :mod:`tpegen.sim.cycle`'s registry; a family may override it instead."""
-        from tpegen.sim.cycle import schedule_for
-
-        return schedule_for(self, m, k, n)
+        simulator (a :class:`tpegen.sim.cycle.TileSchedule`, tiles in :meth:`program`'s order);
+        its timeline's total equals :meth:`cycles`."""
 
     @abc.abstractmethod
     def verification_cases(

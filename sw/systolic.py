@@ -125,6 +125,13 @@ class SystolicAccelerator(Accelerator):
     def cycles(self, m: int, k: int, n: int) -> int:
         return self.timeline(m, k, n).total
 
+    def schedule(self, m: int, k: int, n: int):
+        """Tiles of an M x K x N GEMM as :meth:`program` streams them, for the cycle-level
+        simulator (:func:`tpegen.sim.cycle.systolic_schedule`)."""
+        from tpegen.sim.cycle import systolic_schedule
+
+        return systolic_schedule(self, m, k, n)
+
     # -- stream encoding --------------------------------------------------------------------
     def program(self, a, w) -> Program:
         return self._program_os(a, w) if self.params.dataflow == "os" else self._program_ws(a, w)
