@@ -254,20 +254,21 @@ def reference_gemm(A: np.ndarray, W: np.ndarray, acc_bits: int = 64) -> np.ndarr
 # ---------------------------------------------------------------------------------------------
 
 
-def lut_tile_counts(params: LutCoreParams, M: int, N: int, K: int) -> tuple[int, int, int]:
-    """(M tiles, N tiles, K tiles) of a GEMM; every dimension counts at least one tile."""
-    return (max(1, -(-M // params.tile_m)), max(1, -(-N // params.tile_n)), max(1, -(-K // params.k_tile)))
+def lut_tile_counts(params: LutCoreParams, M: int, K: int, N: int) -> tuple[int, int, int]:
+    """(M tiles, K tiles, N tiles) of an M x K x N GEMM; every dimension counts at least one tile."""
+    return (max(1, -(-M // params.tile_m)), max(1, -(-K // params.k_tile)), max(1, -(-N // params.tile_n)))
 
 
-def lut_act_beats(params: LutCoreParams, M: int, N: int, K: int) -> int:
-    """Activation beats of a GEMM (one per M-tile, N-tile and K-tile)."""
-    mt, nt, kt = lut_tile_counts(params, M, N, K)
+def lut_act_beats(params: LutCoreParams, M: int, K: int, N: int) -> int:
+    """Activation beats of an M x K x N GEMM (one per M-tile, N-tile and K-tile)."""
+    mt, kt, nt = lut_tile_counts(params, M, K, N)
     return mt * nt * kt
 
 
-def lut_weight_beats(params: LutCoreParams, M: int, N: int, K: int) -> int:
-    """Weight beats the driver sends: ``b`` per weight tile; a tile is reused across M-tiles iff K fits one tile."""
-    mt, nt, kt = lut_tile_counts(params, M, N, K)
+def lut_weight_beats(params: LutCoreParams, M: int, K: int, N: int) -> int:
+    """Weight beats the driver sends for an M x K x N GEMM: ``b`` per weight tile; a tile is reused
+    across M-tiles iff K fits one tile."""
+    mt, kt, nt = lut_tile_counts(params, M, K, N)
     tiles = nt if kt == 1 else mt * nt * kt
     return params.planes * tiles
 
@@ -281,14 +282,14 @@ def lut_tile_cycles(params: LutCoreParams) -> int:
     return 2 * params.planes + 2
 
 
-def lut_gemm_cycles(params: LutCoreParams, M: int, N: int, K: int) -> int:
-    """Cycles of a whole GEMM driven by :func:`lut_gemm_program`: ``b * (J + 1) + 2``, J = activation beats.
+def lut_gemm_cycles(params: LutCoreParams, M: int, K: int, N: int) -> int:
+    """Cycles of an M x K x N GEMM driven by :func:`lut_gemm_program`: ``b * (J + 1) + 2``, J = activation beats.
 
     Counted from the first input handshake to the last output handshake inclusive, with inputs
     always valid and the output always ready. The initiation interval is ``b`` cycles per
     activation beat; the double-buffered weight store hides every weight load but the first.
     """
-    return params.planes * (lut_act_beats(params, M, N, K) + 1) + 2
+    return params.planes * (lut_act_beats(params, M, K, N) + 1) + 2
 
 
 def lut_macs_per_cycle(params: LutCoreParams) -> float:
@@ -334,8 +335,8 @@ class LutTiming(TileTiming):
         return accept, accept - b, accept, accept + b + 1
 
 
-def lut_schedule(params: LutCoreParams, M: int, N: int, K: int) -> TileSchedule:
-    """Tiles (activation beats) of a GEMM in the driver's order with MACs and buffer traffic.
+def lut_schedule(params: LutCoreParams, M: int, K: int, N: int) -> TileSchedule:
+    """Tiles (activation beats) of an M x K x N GEMM in the driver's order with MACs and buffer traffic.
 
     Order as :func:`lut_gemm_plan`: N-tile outer, M-tile, K-tile inner. A reads its real
     ``m x k`` block per beat; W reads ``k x n`` weights whenever a weight tile is loaded (every
@@ -343,7 +344,7 @@ def lut_schedule(params: LutCoreParams, M: int, N: int, K: int) -> TileSchedule:
     K-tile. Utilization is against the peak of :func:`lut_macs_per_cycle` MACs per cycle.
     """
     p = params
-    mt, nt, kt = lut_tile_counts(p, M, N, K)
+    mt, kt, nt = lut_tile_counts(p, M, K, N)
     check_tiles(mt * nt * kt, M, K, N)
     n_idx, m_idx, k_idx = (
         x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
@@ -376,8 +377,8 @@ class LutGemmPlan:
     weights: np.ndarray  # (beats, nbytes) uint8
     acts: np.ndarray  # (beats, nbytes) uint8
     result_beats: int
-    shape: tuple[int, int, int]  # M, N, K
-    tiles: tuple[int, int, int] = field(default=(1, 1, 1))  # M, N, K tiles
+    shape: tuple[int, int, int]  # (M, K, N) of the GEMM
+    tiles: tuple[int, int, int] = field(default=(1, 1, 1))  # (M, K, N) tile counts; beats loop N, M, K
 
     def stream_program(self):
         """These beats as a :class:`~tpegen.sim.verilator.StreamProgram`."""
@@ -402,7 +403,7 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
     a, w = check_operands(p, A, W)
     M, K = a.shape
     N = w.shape[1]
-    mt, nt, kt = lut_tile_counts(p, M, N, K)
+    mt, kt, nt = lut_tile_counts(p, M, K, N)
     a = _pad_to(a, mt * p.tile_m, kt * p.k_tile)
     w = _pad_to(w, kt * p.k_tile, nt * p.tile_n, value=1 if p.weight_bits == 1 else 0)
     index = encode_weights(w, p.weight_bits, p.group_size, ternary=p.ternary)  # (b, kt*tile_k, nt*tile_n)
@@ -426,8 +427,8 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
         weights=pack_fields([(weights, p.group_size)], p.weight_payload_bits),
         acts=pack_fields([(acts, p.act_bits), (last, 1), (wlast, 1)], p.act_payload_bits),
         result_beats=mt * nt,
-        shape=(M, N, K),
-        tiles=(mt, nt, kt),
+        shape=(M, K, N),
+        tiles=(mt, kt, nt),
     )
 
 

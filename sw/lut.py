@@ -58,7 +58,7 @@ class LutAccelerator(Accelerator):
     def program(self, a, w) -> Program:
         p = self.params
         plan = lut.lut_gemm_plan(p, a, w)
-        m, n, _ = plan.shape
+        m, _, n = plan.shape
         return Program(
             stream=plan.stream_program(),
             decode=lambda outputs: lut.lut_decode_results(p, outputs["results"], m, n),
@@ -66,10 +66,10 @@ class LutAccelerator(Accelerator):
         )
 
     def cycles(self, m: int, k: int, n: int) -> int:
-        return lut.lut_gemm_cycles(self.params, m, n, k)
+        return lut.lut_gemm_cycles(self.params, m, k, n)
 
     def schedule(self, m: int, k: int, n: int):
-        return lut.lut_schedule(self.params, m, n, k)
+        return lut.lut_schedule(self.params, m, k, n)
 
     def weight_values(self) -> np.ndarray:
         """Every weight value the configuration accepts."""

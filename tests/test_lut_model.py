@@ -231,10 +231,10 @@ def test_timing_formulas() -> None:
     assert lut_gemm_cycles(p, 2, 8, 8) == lut_tile_cycles(p)
     assert lut_gemm_cycles(p, 1, 1, 1) == lut_tile_cycles(p)
     # M 5 -> 3 tiles, N 17 -> 3 tiles, K 20 -> 3 tiles: J = 27 beats, b cycles each
-    assert lut_act_beats(p, 5, 17, 20) == 27
-    assert lut_gemm_cycles(p, 5, 17, 20) == 3 * 28 + 2
-    assert lut_weight_beats(p, 5, 17, 20) == 3 * 27  # K > tile: a weight tile per activation beat
-    assert lut_weight_beats(p, 5, 17, 8) == 3 * 3  # K fits: one weight tile per N-tile
+    assert lut_act_beats(p, 5, 20, 17) == 27
+    assert lut_gemm_cycles(p, 5, 20, 17) == 3 * 28 + 2
+    assert lut_weight_beats(p, 5, 20, 17) == 3 * 27  # K > tile: a weight tile per activation beat
+    assert lut_weight_beats(p, 5, 8, 17) == 3 * 3  # K fits: one weight tile per N-tile
     assert lut_macs_per_cycle(p) == 2 * 8 * 8 / 3
     assert lut_macs_per_cycle_per_weight_bit(p) == 2 * 8 * 8
     p1 = LutCoreParams(weight_bits=1)
@@ -276,8 +276,8 @@ def test_driver_plan_roundtrip(b: int, ternary: bool, M: int, N: int, K: int) ->
     A = rng.integers(-128, 128, (M, K))
     W = _rand_weights(rng, b, ternary, (K, N))
     plan = lut_gemm_plan(p, A, W)
-    assert plan.weights.shape[0] == lut_weight_beats(p, M, N, K)
-    assert plan.acts.shape[0] == lut_act_beats(p, M, N, K)
+    assert plan.weights.shape[0] == lut_weight_beats(p, M, K, N)
+    assert plan.acts.shape[0] == lut_act_beats(p, M, K, N)
     beats = _emulate(p, plan.weights, plan.acts)
     assert beats.shape[0] == plan.result_beats
     assert np.array_equal(lut_decode_results(p, beats, M, N), A @ W)

@@ -128,10 +128,10 @@ def _check_design(params: LutCoreParams, *, ternary: bool = False, stall: bool =
             assert np.array_equal(lut_gemm(a, w, q), expected)
             got = lut_decode_results(q, res.outputs["results"], M, N)
             assert np.array_equal(got, expected), f"{q} case {M}x{N}x{K}"
-            J = lut_act_beats(q, M, N, K)
+            J = lut_act_beats(q, M, K, N)
             assert len(prog.inputs["acts"]) == J
-            assert len(prog.inputs["weights"]) == lut_weight_beats(q, M, N, K)
-            assert res.cycles == lut_gemm_cycles(q, M, N, K), f"cycles {M}x{N}x{K}"
+            assert len(prog.inputs["weights"]) == lut_weight_beats(q, M, K, N)
+            assert res.cycles == lut_gemm_cycles(q, M, K, N), f"cycles {M}x{K}x{N}"
             assert np.array_equal(res.in_cycles["acts"], q.planes * (np.arange(J) + 1))
         if stall:
             stalled = model.run(programs, stall_prob=0.3, seed=7)

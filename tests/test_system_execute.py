@@ -241,7 +241,7 @@ def test_array_cycles_match_the_array_timing_models():
             else:
                 f = fields(mt=mt, nt=nt, kt=kt)
                 p = cfg.pe
-                T = lut.lut_gemm_cycles(p, mt * p.tile_m, nt * p.tile_n, kt * p.k_tile)
+                T = lut.lut_gemm_cycles(p, mt * p.tile_m, kt * p.k_tile, nt * p.tile_n)
             assert array_cycles(geom, f) == T, f
             assert exec_cycles(geom, cfg, f) == ExecuteUnit.FEED_LATENCY + T + 1
 

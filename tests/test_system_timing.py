@@ -181,8 +181,8 @@ def test_exec_array_cycles_match_array_models():
         assert array_cycles(ws8, f) == ws_timeline(8, 8, np.full(nt * kt, mb)).total
         f = dict(mt=mt, nt=nt, kt=kt, mb=1)
         p = config.pe
-        m, n, k = mt * p.tile_m, nt * p.tile_n, kt * p.k_tile
-        assert array_cycles(lut, f) == lut_gemm_cycles(p, m, n, k)
+        m, k, n = mt * p.tile_m, kt * p.k_tile, nt * p.tile_n
+        assert array_cycles(lut, f) == lut_gemm_cycles(p, m, k, n)
 
 
 def test_ten_thousand_commands_in_well_under_a_second():
