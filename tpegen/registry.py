@@ -123,6 +123,28 @@ ENTRIES: tuple[Entry, ...] = (
         system="lut",
         description="LUT tensor core (bit-serial weights, shared half tables)",
     ),
+    # Dot-product tile family (hw/arrays/dot_params.py): one generator and driver, three TPE
+    # organizations. matrix2d and cube3d generate the same RTL for the same shape; addertree is the
+    # tile_m = 1 case. system=None until the accelerator top maps "dot" onto the "lut" sequencer
+    # (same streams, planes = 1).
+    *(
+        Entry(
+            family="dot",
+            organization=organization,
+            selector="pe.organization",
+            pe_params="tpegen.hw.arrays.dot_params:DotTileParams",
+            array_params=None,
+            generator="tpegen.hw.arrays.dot_tile:DotTile",
+            driver="tpegen.sw.dot_tile:DotTileAccelerator",
+            system=None,
+            description=description,
+        )
+        for organization, description in (
+            ("matrix2d", "2D-Matrix dot-product tile (tensor core): adder trees over K, A and W broadcast"),
+            ("addertree", "multiplier-adder tree: dot-product units sharing one activation vector"),
+            ("cube3d", "3D-Cube: M x N x K multipliers, reduction trees over K"),
+        )
+    ),
 )
 
 
