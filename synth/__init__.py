@@ -2,6 +2,7 @@
 
 from tpegen.synth import synthesize, measure_energy
 rep = synthesize(verilog, "top", liberty=None, period_ns=None)   # built-in tpegen45.lib
+rep.memories                                                     # black-boxed SRAMs (memory_cost)
 en = measure_energy(rep, programs, ops=n_macs)                   # gate-level sim, checked vs RTL
 rep.to_json(); en.to_json(); rep.print(); en.print(); rep.plot_area("area.png")
 """
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from tpegen.synth.energy import EnergyReport, gate_level_verilog, measure_energy
 from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, read_liberty
+from tpegen.synth.memories import MemoryCost, MemoryMacro, memory_cost
 from tpegen.synth.timing import TimingReport, analyze_timing
-from tpegen.synth.yosys import ModuleArea, SynthReport, synthesize
+from tpegen.synth.yosys import ModuleArea, SynthMemory, SynthReport, synthesize
 
 
 def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
@@ -43,12 +45,16 @@ __all__ = [
     "BUILTIN_LIBERTY",
     "EnergyReport",
     "Library",
+    "MemoryCost",
+    "MemoryMacro",
     "ModuleArea",
+    "SynthMemory",
     "SynthReport",
     "TimingReport",
     "analyze_timing",
     "gate_level_verilog",
     "measure_energy",
+    "memory_cost",
     "ppa_json",
     "read_liberty",
     "synthesize",

