@@ -44,10 +44,7 @@ Durations (``D`` = AXI bytes per beat, ``Lr``/``Lb`` = :class:`MemoryTiming`)
       after the last W beat and the next AW follows B by one cycle. The burst thus occupies
       ``rows_b (r_o + 2) + Lb`` cycles from its AW to the next AW, and
       ``dur = 1 + rows * seg * (r_o + 2) + nb * Lb`` (rows never straddle bursts: the pitch is a
-      power of two no larger than the burst limit). The spec's first summary of this,
-      ``1 + sum_b (rows_b (r_o + 2) - 1 + Lb)``, is one cycle short per burst (a burst spans
-      ``x_b .. x_b + rows_b (r_o + 2) - 1 + Lb`` inclusive); its cycle-level description, which
-      the RTL implements, gives the formula here.
+      power of two no larger than the burst limit).
     * EXEC: ``dur = F + T + 1`` (:func:`tpegen.sim.system_exec_timing.exec_cycles`): the feeders need ``F`` cycles to
       present the first beats, the array takes its own ``T`` cycles from the first input to the
       last result handshake, and the accumulator write of the last result follows one cycle

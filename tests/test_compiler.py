@@ -267,7 +267,7 @@ def test_cycle_backend_times_the_same_values():
     config = load_config("int8_ws_8x8")
     rng = np.random.default_rng(2)
     a, w = config.accelerator().random_operands(rng, 40, 64, 24)
-    compiled = compile_gemm(config, a, w, system=SystemParams(queue_depth=1))
+    compiled = compile_gemm(config, a, w, system=SystemParams(queue_depth=2))
     run = run_program(config, compiled, "cycle")
     np.testing.assert_array_equal(run.outputs["C"], _ref(a, w))
     assert run.cycles > compiled.macs / config.accelerator().macs_per_cycle

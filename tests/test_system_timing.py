@@ -132,18 +132,19 @@ def test_semaphores_and_exec():
 
 
 def test_queue_full_blocks_dispatch():
-    # queue depth 1: the second LOAD is accepted the cycle after the first one left the queue
-    # (popped in 1 -> level 0 in 2), the third after the second was popped (in 14)
-    prog = [load(rows=1, seg=4), load(rows=1, seg=4), load(rows=1, seg=4), store()]
-    t = run(prog, queue_depth=1)
-    assert list(t.dispatch) == [0, 2, 15, 16]
-    assert list(t.start) == [1, 14, 27, 17]
-    assert list(t.end) == [13, 26, 39, 29]
-    assert t.cycles == 40
-    # an invalid command queues nothing: it is accepted (and stops the dispatcher) at once
-    t = run([load(rows=1, seg=4), load(rows=1, seg=4), load(sp=2047, rows=1, seg=4)], queue_depth=1)
-    assert list(t.dispatch) == [0, 2, 3]
-    assert (t.error_code, t.error_index, t.cycles) == (ErrorCode.OUT_OF_RANGE, 2, 27)
+    # queue depth 2 (the minimum): the fourth LOAD is accepted the cycle after the second one left
+    # the queue (popped in 14 -> level 1 in 15); the STORE's queue is empty, so it follows at once
+    prog = [load(rows=1, seg=4)] * 4 + [store()]
+    t = run(prog, queue_depth=2)
+    assert list(t.dispatch) == [0, 1, 2, 15, 16]
+    assert list(t.start) == [1, 14, 27, 40, 17]
+    assert list(t.end) == [13, 26, 39, 52, 29]
+    assert t.cycles == 53
+    # an invalid command queues nothing: it is accepted (and stops the dispatcher) at once, even
+    # when its queue is full
+    t = run([load(rows=1, seg=4)] * 3 + [load(sp=2047, rows=1, seg=4)], queue_depth=2)
+    assert list(t.dispatch) == [0, 1, 2, 3]
+    assert (t.error_code, t.error_index, t.cycles) == (ErrorCode.OUT_OF_RANGE, 3, 40)
 
 
 def test_error_stops_dispatch():

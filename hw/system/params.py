@@ -48,7 +48,7 @@ class SystemParams:
         in KiB (1..1024); depth = capacity // row width.
     accumulator_kib : capacity of the accumulator memory in KiB (1..4096).
     qparam_rows : rows of the requantization-parameter memory (1..64), one entry per lane each.
-    queue_depth : depth of each unit's command queue (1..64).
+    queue_depth : depth of each unit's command queue (2..64).
     """
 
     axi_bytes: int = 16
@@ -66,7 +66,8 @@ class SystemParams:
         check_int("system.scratchpad_w_kib", self.scratchpad_w_kib, 1, 1024)
         check_int("system.accumulator_kib", self.accumulator_kib, 1, 4096)
         check_int("system.qparam_rows", self.qparam_rows, 1, 64)
-        check_int("system.queue_depth", self.queue_depth, 1, 64)
+        # depth 1 would make Amaranth's SyncFIFO emit zero-width wires, which Verilator rejects
+        check_int("system.queue_depth", self.queue_depth, 2, 64)
 
     @classmethod
     def from_dict(cls, values: Any) -> SystemParams:
@@ -109,14 +110,21 @@ class SystemGeometry:
     @classmethod
     def of(cls, config: Any, system: SystemParams | None = None) -> SystemGeometry:
         """Geometry of ``config`` (a :class:`tpegen.config.DesignConfig`) with ``system``
-        (default: the config's own ``system`` section)."""
+        (default: the config's own ``system`` section). ``kind`` is the registry entry's
+        ``system`` (:mod:`tpegen.registry`); a family without one has no accelerator top."""
         from amaranth import Shape
 
+        from tpegen.registry import ENTRIES, entry_for
+
         system = system or getattr(config, "system", None) or SystemParams()
-        if config.family == "lut":
+        kind = entry_for(config).system
+        if kind is None:
+            tops = ", ".join(e.key for e in ENTRIES if e.system is not None)
+            raise ConfigError("pe.type", f"a family with an accelerator top ({tops})", config.family)
+        if kind == "lut":
             p = config.pe
             return cls(
-                kind="lut",
+                kind=kind,
                 fp=False,
                 system=system,
                 rows=p.tile_m,
@@ -131,7 +139,7 @@ class SystemGeometry:
         arr = config.array
         pe = arr.pe
         return cls(
-            kind=pe.dataflow,
+            kind=kind,
             fp=config.family == "fma",
             system=system,
             rows=arr.rows,
