@@ -151,6 +151,15 @@ class SystolicArray(wiring.Component):
     after it was accepted. Loading the next weights starts ``rows + cols - 1`` cycles after a
     tile's first beat, so a tile takes ``max(M, 2 * rows + cols - 1)`` cycles.
 
+    **Cell options** (:class:`SystolicParams`). With ``os_cell="two_register"`` each cell keeps an
+    accumulator and a drain register only: a cell copies its result into its drain register when
+    it processes the ``last`` beat, and column j shifts its drain registers up during the
+    ``rows - 1`` cycles after its bottom cell finished (a 1-bit shift enable per column, delayed
+    one cycle per column). Row q then appears at cycle ``L + rows + cols - 1 + q``, and a ``last``
+    beat is refused until ``2 rows - 1`` cycles after the previous one (the top cell must have
+    emitted row ``rows - 1`` before it copies in the next tile): one tile per ``max(K, 2 rows -
+    1)`` cycles. ``reset_less_datapath`` and ``operand_gating`` change neither results nor timing.
+
     Arithmetic: exactly the datapath's (integer MACs wrap at ``acc_bits``). A PE whose partial
     sums travel in an internal format (``pe.out_shape != pe.acc_shape``) gets one combinational
     ``pe.normalizer()`` per column at the array edge; latency is unchanged.
