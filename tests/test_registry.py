@@ -85,3 +85,22 @@ def test_config_selects_organization():
         assert (entry.family, entry.organization, entry.system) == ("mac", dataflow, dataflow)
         assert isinstance(cfg.accelerator().component(), registry.resolve(entry.generator))
     assert np.all([registry.lookup(e.family, e.organization) is e for e in registry.ENTRIES])
+
+
+def test_system_geometry_kind_comes_from_the_registry(monkeypatch):
+    from dataclasses import replace
+
+    from tpegen.hw.system.params import SystemGeometry
+    from tpegen.hw.system.sequencers import sequencer_for
+
+    for path in SHIPPED.values():
+        cfg = load_config(path)
+        entry = registry.entry_for(cfg)
+        if entry.system is not None:
+            g = SystemGeometry.of(cfg)
+            assert g.kind == entry.system and sequencer_for(g).kind == entry.system
+    cfg = load_config("int8_ws_8x8")
+    real = registry.entry_for
+    monkeypatch.setattr(registry, "entry_for", lambda c: replace(real(c), system=None))
+    with pytest.raises(ConfigError, match=r"pe\.type: must be a family with an accelerator top \(.*mac/ws"):
+        SystemGeometry.of(cfg)

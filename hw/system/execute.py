@@ -33,6 +33,7 @@ from tpegen.errors import ConfigError
 from tpegen.hw.system import isa
 from tpegen.hw.system.params import SystemGeometry
 from tpegen.hw.system.sequencers import Feed, LoopNest, addr_shape, sequencer_for
+from tpegen.registry import entry_for
 
 __all__ = ["ExecuteUnit"]
 
@@ -67,7 +68,7 @@ class ExecuteUnit(wiring.Component):
         self.geometry = g = geometry
         self.sequencer = sequencer_for(g)
         self.array = config.accelerator().component()
-        kind = "lut" if config.family == "lut" else config.array.dataflow
+        kind = entry_for(config).system
         if kind != g.kind:
             raise ConfigError("geometry.kind", f"{kind!r} (the config's array)", g.kind)
         super().__init__(
