@@ -26,7 +26,8 @@ import yaml
 
 from tpegen.errors import ConfigError, TpegenError, short_repr
 from tpegen.hw.system.params import SystemParams
-from tpegen.registry import FAMILIES, entry_for, family_entries, lookup, organization_of, resolve  # noqa: F401 -- FAMILIES re-exported
+from tpegen.registry import FAMILIES as FAMILIES  # re-exported: the families by pe.type
+from tpegen.registry import entry_for, family_entries, lookup, organization_of, resolve
 
 # A family whose parameters are one dataclass for both sections ("combined") marks the fields of the
 # ``array:`` section with ``field(metadata={"section": "array"})``; all other fields are ``pe:``.
