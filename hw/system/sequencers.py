@@ -8,7 +8,8 @@ beats each of which goes to one accumulator row. Every such sequence is a loop n
 "Command semantics per family") as such nests in a small :class:`Sequencer` subclass; the
 execute unit (:mod:`tpegen.hw.system.execute`) turns them into hardware: :class:`LoopNest`
 counters, prefetching feeders and the accumulator collector. A new family is a new sequencer plus
-one entry in :data:`SEQUENCERS`.
+one entry in :data:`SEQUENCERS`, whose key the family's entry in :mod:`tpegen.registry` names as
+its ``system`` kind.
 """
 
 from __future__ import annotations
