@@ -221,8 +221,13 @@ def synthesize_design(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     memories: str = "blackbox",
+    system: bool = False,
 ):
     """Synthesize a design and (unless ``energy=False``) measure its energy on a GEMM workload.
+
+    ``system=True`` synthesizes the accelerator top instead of the bare array: logic as usual,
+    memories black-boxed and costed by :mod:`tpegen.synth.memories` (a separate line of the
+    report); its gate-level energy is not measured yet (``energy`` must be False).
 
     The workload is ``(A, W)`` or, if not given, random operands (seeded) of one natural tile set
     of the array (:meth:`~tpegen.sw.accelerator.Accelerator.workload_shape`). Energy per op is per
@@ -239,8 +244,17 @@ def synthesize_design(
     check_period(period_ns)
     check_usable(read_liberty(liberty))  # a bad library fails here, before any Verilog is generated
     say = progress or (lambda _msg: None)
+    lib_name = "built-in library" if liberty is None else liberty
+    if system:
+        if energy:
+            raise ConfigError(
+                "--no-energy", "given with --system (gate-level energy of the top is not modelled yet)"
+            )
+        name, verilog, _top = system_verilog(config)
+        say(f"synthesizing {name} with Yosys ({lib_name}); memories black-boxed")
+        return synthesize(verilog, name, liberty=liberty, period_ns=period_ns, memories=memories), None
     acc = _config(config).accelerator()
-    say(f"synthesizing {acc.top_name} with Yosys ({'built-in library' if liberty is None else liberty})")
+    say(f"synthesizing {acc.top_name} with Yosys ({lib_name})")
     report = synthesize(acc.verilog, acc.top_name, liberty=liberty, period_ns=period_ns, memories=memories)
     if not energy:
         return report, None

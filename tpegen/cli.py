@@ -533,6 +533,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     synth, energy = synthesize_design(
         args.config, liberty=args.liberty, period_ns=args.period_ns, workload=workload,
         energy=not args.no_energy, seed=args.seed, progress=None if args.json else _progress,
+        system=args.system,
     )  # fmt: skip
     record = ppa_json(synth, energy)
     if args.output is not None:
@@ -984,6 +985,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workload", nargs=2, metavar=("A.npy", "W.npy"), help="GEMM operands for the energy run (default: random, one full tile)")  # fmt: skip
     p.add_argument("--no-energy", action="store_true", help="skip the gate-level energy simulation")
+    p.add_argument(
+        "--system",
+        action="store_true",
+        help="synthesize the accelerator top (needs --no-energy): logic onto the library, scratchpads and "
+        "accumulator black-boxed and costed by an SRAM model (OpenRAM FreePDK45 area, CACTI 45 nm energy) "
+        "on a separate line",
+    )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
     _add_force(p)
