@@ -16,11 +16,17 @@ totals of :func:`tpegen.sim.systolic_timing.os_timeline` / ``ws_timeline`` and
   C - 1``; ``two_register`` ``G = 2R - 1``, ``D = R + C - 1``, i.e. ``T = kt + (n - 1) max(kt, 2R -
   1) + 2R + C - 2``.
 * ws: ``n = nt * kt`` tiles of ``mb`` rows: ``T = mb + (n - 1) max(mb, 2R + C - 1) + 2R + C - 1``.
-* lut: ``J = nt * mt * kt`` activation beats, ``b`` planes: ``T = b (J + 1) + 2``.
+* lut: the EXEC's beats are the bare array's GEMM of ``mt x kt x nt`` tiles (same order, same
+  weight-tile reuse), so ``T`` is the family's own timing model, the design's driver
+  (``geometry.design.accelerator().cycles``) on ``M, K, N = mt tile_m, kt k_tile, nt tile_n``:
+  LUT core ``T = b (J + 1) + 2`` (:func:`tpegen.sim.lut.lut_gemm_cycles`), dot-product tile
+  ``T = J + 3 + stages`` (:func:`tpegen.sim.dot_tile.dot_gemm_cycles`), ``J = nt mt kt``
+  activation beats, ``b`` planes.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from tpegen.hw.system.execute import ExecuteUnit
@@ -39,7 +45,15 @@ def array_cycles(geometry: SystemGeometry, fields: dict[str, int]) -> int:
         return kt + (mt * nt - 1) * max(kt, gap) + latency + R - 1
     if geometry.kind == "ws":
         return mb + (nt * kt - 1) * max(mb, 2 * R + C - 1) + 2 * R + C - 1
-    return geometry.planes * (nt * mt * kt + 1) + 2
+    return _driver(geometry.design).cycles(mt * R, kt * geometry.k_tile, nt * C)
+
+
+@lru_cache(maxsize=64)
+def _driver(design: Any) -> Any:
+    """The design's driver (:class:`tpegen.sw.accelerator.Accelerator`), whose ``cycles`` is its timing model."""
+    if design is None:
+        raise ValueError("a LUT-kind SystemGeometry without its design (build it with SystemGeometry.of)")
+    return design.accelerator()
 
 
 def exec_cycles(geometry: SystemGeometry, config: Any, fields: dict[str, int]) -> int:

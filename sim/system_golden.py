@@ -8,8 +8,10 @@ semantics are those of :mod:`tpegen.hw.system.isa` (module docstring) and the sy
 * LOAD copies ``rows x seg`` host rows (pitch ``geom.load_pitch``) to ``sp_addr + s*seg + i``.
 * EXEC streams scratchpad rows through the array and writes or adds result rows into C. The
   arithmetic is the array's: integer tiles are ``A @ W`` wrapped to the accumulator width
-  (:func:`tpegen.sim.intgemm.int_gemm`; LUT weights are decoded from their bit planes with
-  :func:`tpegen.sim.lut.decode_weights` as the core reads them), adds wrap at ``acc_lane_bits``;
+  (:func:`tpegen.sim.intgemm.int_gemm`; LUT-kind weights are decoded from their W rows by the
+  family's :func:`tpegen.sim.system_rows.weight_code` -- LUT bit planes with
+  :func:`tpegen.sim.lut.decode_weights` as the core reads them, dot-tile rows are plain weights),
+  adds wrap at ``acc_lane_bits``;
   FMA tiles are the in-order single-rounding chain of :func:`tpegen.sim.fp.fma` from +0 on the
   bit patterns (what :func:`tpegen.sim.fp.gemm_chain` computes), never accumulated in C.
 * STORE converts accumulator rows (``raw``, ``int8`` via :func:`tpegen.sim.requant.requantize`,
@@ -37,7 +39,6 @@ from tpegen.hw.system import isa
 from tpegen.hw.system.params import SystemGeometry
 from tpegen.sim import fp
 from tpegen.sim.intgemm import int_gemm
-from tpegen.sim.lut import decode_weights
 from tpegen.sim.packing import wrap
 from tpegen.sim.requant import fp32_bits_to_bf16_bits, requantize, unpack_qparams
 from tpegen.sim.system_rows import (
@@ -47,6 +48,7 @@ from tpegen.sim.system_rows import (
     row_addresses,
     row_format,
     rows_to_lanes,
+    weight_code,
     write_rows,
 )
 
@@ -131,6 +133,7 @@ class _Machine:
             raise ConfigError("host", "a 1-D uint8 array", f"array of shape {host.shape}, dtype {host.dtype}")
         self.config, self.geom = config, geom
         self.group_size = group_size_of(config)
+        self.w_code = weight_code(config)
         self.signed = {k: lane_signed(config, k) for k in "AWC"}
         self.fmt = {k: row_format(geom, k, group_size=self.group_size) for k in "AWQC"}
         memories = {k: np.zeros((geom.depth(k), self.fmt[k].nbytes), dtype=np.uint8) for k in "AWQC"}
@@ -228,14 +231,11 @@ class _Machine:
             values = full.reshape(mb, nt, C).transpose(1, 0, 2).reshape(-1, C)
             dest = (c_addr + np.arange(nt)[:, None] * c_stride + np.arange(mb)).ravel()
         else:
-            p = self.config.pe
-            b, gs, tk = g.planes, p.group_size, g.k_tile // p.group_size
             a = self.lanes("A", ins["a_addr"], mt * kt).reshape(mt, kt, R, g.k_tile)
             am = a.transpose(0, 2, 1, 3).reshape(mt * R, kt * g.k_tile)
             # weight tile of (j, kk): rows w_addr + (j*kt + kk)*b + p (kt = 1: one tile per j, reused)
-            idx = self.lanes("W", ins["w_addr"], nt * kt * b).reshape(nt, kt, b, C, tk)
-            idx = idx.transpose(2, 1, 4, 0, 3).reshape(b, kt * tk, nt * C)  # (plane, group, column)
-            wm = decode_weights(idx, b, gs)  # what the core computes with (any code, ternary or not)
+            w_rows = self.lanes("W", ins["w_addr"], nt * kt * g.planes)
+            wm = self.w_code.lanes_to_weights(g, w_rows, nt, kt)  # what the array computes with
             full = int_gemm(am, wm, g.acc_lane_bits)
             values = full.reshape(mt, R, nt, C).transpose(2, 0, 1, 3).reshape(nt * mt, R * C)
             dest = (c_addr + np.arange(nt)[:, None] * c_stride + np.arange(mt)).ravel()

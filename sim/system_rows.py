@@ -13,20 +13,26 @@ A      R lanes of the PE's ``a_shape`` width           ``tile_m * k_tile`` activ
 W      C lanes of the PE's ``w_shape`` width           one bit plane of a weight tile:
                                                        ``tile_n * tile_k`` encoded indices of
                                                        ``group_size`` bits (lane ``n * tile_k + g``,
-                                                       as :func:`tpegen.sim.lut.lut_gemm_plan`)
+                                                       as :func:`tpegen.sim.lut.lut_gemm_plan`);
+                                                       dot family: a whole weight tile of plain
+                                                       weights (lane ``n * tile_k + k``)
 C      C lanes of ``acc_lane_bits`` (integers: signed; ``tile_m * tile_n`` lanes (lane ``m * tile_n
        FMA: raw accumulator-format bit patterns)       + n``) of ``acc_bits``, signed
 Q      ``acc_lanes`` entries of 64 bits (:mod:`tpegen.sim.requant` ``pack_qparams``)
 =====  ==============================================  ============================================
 
-The geometry does not record the LUT group size, so the LUT ``W`` format needs ``group_size``
-(:func:`row_format` raises without it). In host memory a row sits at the start of its pitch
+"LUT" is every design the LUT EXEC sequencer drives (``geom.kind == "lut"``: the LUT core and the
+dot-product tile). How its ``W`` rows hold weights depends on the family, and only
+:func:`weight_code` says how (:class:`WeightCode`: bit planes of encoded indices or plain weights);
+the geometry does not record it, so the ``W`` format needs ``group_size`` (:func:`group_size_of`;
+:func:`row_format` raises without it). In host memory a row sits at the start of its pitch
 (``geom.load_pitch`` / ``geom.store_pitch``); segment ``s`` row ``i`` of a LOAD or STORE is at
 ``addr + s * stride + i * pitch`` (:func:`row_addresses`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,17 +65,19 @@ class RowFormat:
 def row_format(geom: SystemGeometry, kind: str, *, group_size: int | None = None) -> RowFormat:
     """Lane layout of a ``kind`` row (``"A"``, ``"W"``, ``"C"`` or ``"Q"``) of ``geom``.
 
-    ``group_size`` is required for LUT ``W`` rows (the width of one encoded weight index)."""
+    ``group_size`` (:func:`group_size_of`) is required for ``W`` rows of a LUT-kind geometry: the
+    K elements per lane (the LUT group size; 1 for plain weights), which sets the lane count."""
     if kind == "A":
         lanes = geom.rows * (geom.k_tile if geom.kind == "lut" else 1)
         fmt = RowFormat("A", lanes, geom.a_row_bits // lanes)
     elif kind == "W":
         if geom.kind == "lut":
             if group_size is None:
-                raise ConfigError("group_size", "the LUT group size (needed for LUT W rows)", None)
+                raise ConfigError("group_size", "K elements per W lane (needed for LUT W rows)", None)
             if geom.k_tile % group_size:
                 raise ConfigError("group_size", f"a divisor of k_tile {geom.k_tile}", group_size)
-            fmt = RowFormat("W", geom.cols * (geom.k_tile // group_size), group_size)
+            lanes = geom.cols * (geom.k_tile // group_size)
+            fmt = RowFormat("W", lanes, geom.w_row_bits // lanes)
         else:
             fmt = RowFormat("W", geom.cols, geom.w_row_bits // geom.cols)
     elif kind == "C":
@@ -88,16 +96,87 @@ def row_bytes(geom: SystemGeometry, kind: str) -> int:
     return -(-geom.row_bits(kind) // 8)
 
 
+@dataclass(frozen=True)
+class WeightCode:
+    """How the ``W`` rows of a LUT-kind design (``geom.kind == "lut"``) hold its weights.
+
+    A weight tile (``k_tile x tile_n`` weights) is ``geom.planes`` consecutive rows, plane 0 first;
+    each row has ``tile_n * k_tile / group_size`` lanes, lane ``n * (k_tile / group_size) + j`` the
+    code of column ``n``'s K elements ``j * group_size ..`` of the tile. ``encode`` maps ``(K, N)``
+    integer weights to ``(planes, K / group_size, N)`` lane values and ``decode`` back (as the
+    array reads them); ``pad`` is the weight that fills partial tiles (it meets zero activations)."""
+
+    group_size: int
+    pad: int
+    encode: Callable[[np.ndarray], np.ndarray]
+    decode: Callable[[np.ndarray], np.ndarray]
+
+    def weights_to_lanes(self, geom: SystemGeometry, w: np.ndarray) -> np.ndarray:
+        """``(kt * k_tile, nt * tile_n)`` weights -> ``(nt * kt * planes, lanes)`` W rows as lanes,
+        in the order ``[n-tile][k-tile][plane]`` (the LUT EXEC's weight tile of (j, kk) at row
+        ``(j * kt + kk) * planes``)."""
+        lk = geom.k_tile // self.group_size
+        kt, nt = w.shape[0] // geom.k_tile, w.shape[1] // geom.cols
+        idx = np.asarray(self.encode(w)).reshape(geom.planes, kt, lk, nt, geom.cols)
+        return idx.transpose(3, 1, 0, 4, 2).reshape(nt * kt * geom.planes, geom.cols * lk)
+
+    def lanes_to_weights(self, geom: SystemGeometry, lanes: np.ndarray, nt: int, kt: int) -> np.ndarray:
+        """Inverse of :meth:`weights_to_lanes`: ``nt * kt`` tiles of W-row lanes -> ``(kt * k_tile,
+        nt * tile_n)`` integer weights."""
+        lk = geom.k_tile // self.group_size
+        idx = np.asarray(lanes).reshape(nt, kt, geom.planes, geom.cols, lk)
+        return self.decode(idx.transpose(2, 1, 4, 0, 3).reshape(geom.planes, kt * lk, nt * geom.cols))
+
+
+def _lut_bit_planes(p: Any) -> WeightCode:
+    """LUT core: ``weight_bits`` bit planes of ``group_size``-bit encoded indices (:mod:`tpegen.sim.lut`)."""
+    from tpegen.sim.lut import decode_weights, encode_weights
+
+    return WeightCode(
+        group_size=p.group_size,
+        pad=1 if p.weight_bits == 1 else 0,
+        encode=lambda w: encode_weights(w, p.weight_bits, p.group_size, ternary=p.ternary),
+        decode=lambda idx: decode_weights(idx, p.planes, p.group_size),  # any code, ternary or not
+    )
+
+
+def _plain(p: Any) -> WeightCode:
+    """Dot-product tile: one row per tile, the weights themselves (``weight_bits`` lanes)."""
+    return WeightCode(group_size=1, pad=0, encode=lambda w: np.asarray(w)[None], decode=lambda idx: idx[0])
+
+
+WEIGHT_CODES: dict[str, Callable[[Any], WeightCode]] = {"lut": _lut_bit_planes, "dot": _plain}
+"""W-row codes of the families on the LUT EXEC sequencer, by family (``pe.type``)."""
+
+
+def weight_code(config: Any) -> WeightCode | None:
+    """How ``config``'s W rows hold weights: a :class:`WeightCode` for a family on the LUT EXEC
+    sequencer (its registry entry's ``system`` is ``"lut"``), None otherwise (W lanes are the PE's
+    weight operands)."""
+    from tpegen.registry import entry_for
+
+    if entry_for(config).system != "lut":
+        return None
+    code = WEIGHT_CODES.get(config.family)
+    if code is None:
+        raise ConfigError(
+            "pe.type", "a family with a W-row code (" + ", ".join(WEIGHT_CODES) + ")", config.family
+        )
+    return code(config.pe)
+
+
 def group_size_of(config: Any) -> int | None:
-    """The LUT group size of a design config (None for the other families)."""
-    return config.pe.group_size if config.family == "lut" else None
+    """K elements per W lane of a LUT-kind design (:func:`weight_code`; the LUT group size, 1 for
+    the dot family's plain weights), None for the other families."""
+    code = weight_code(config)
+    return None if code is None else code.group_size
 
 
 def lane_signed(config: Any, kind: str) -> bool:
     """Whether the lanes of ``kind`` rows of ``config`` are two's-complement integers.
 
-    MAC: A/W per ``pe.act_signed`` / ``pe.weight_signed``, C signed. LUT: A and C signed, W
-    (encoded indices) unsigned. FMA: raw bit patterns, unsigned. Q: unsigned 64-bit entries."""
+    MAC and dot: A/W per ``pe.act_signed`` / ``pe.weight_signed``, C signed. LUT: A and C signed,
+    W (encoded indices) unsigned. FMA: raw bit patterns, unsigned. Q: unsigned 64-bit entries."""
     if kind == "Q" or config.family == "fma":
         return False
     if config.family == "lut":

@@ -125,8 +125,8 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     # Dot-product tile family (hw/arrays/dot_params.py): one generator and driver, three TPE
     # organizations. matrix2d and cube3d generate the same RTL for the same shape; addertree is the
-    # tile_m = 1 case. system=None until the accelerator top maps "dot" onto the "lut" sequencer
-    # (same streams, planes = 1).
+    # tile_m = 1 case. The accelerator top drives it with the "lut" sequencer (the LUT core's
+    # streams, planes = 1; W rows hold plain weights, see tpegen.sim.system_rows.weight_code).
     *(
         Entry(
             family="dot",
@@ -136,7 +136,7 @@ ENTRIES: tuple[Entry, ...] = (
             array_params=None,
             generator="tpegen.hw.arrays.dot_tile:DotTile",
             driver="tpegen.sw.dot_tile:DotTileAccelerator",
-            system=None,
+            system="lut",
             description=description,
         )
         for organization, description in (

@@ -11,7 +11,8 @@ One EXEC command (fields: :func:`tpegen.hw.system.isa.layout` of ``Opcode.EXEC``
   itself, so the first beat of every port is valid in cycle ``t + FEED_LATENCY`` (= t + 2) and
   every port stays valid until its beats are exhausted: the array's ``ready`` is the only thing
   that spaces beats (depth 3 covers the two-cycle read-to-visible loop at one beat per cycle).
-* **Array.** ``config.accelerator().component()`` (SystolicArray, FpSystolicEngine or LutCore).
+* **Array.** ``config.accelerator().component()`` (SystolicArray, FpSystolicEngine, LutCore or
+  DotTile; the dot-product tile runs on the LUT sequencer with one weight beat per tile).
 * **Collector.** ``results.ready`` is always 1. A result accepted in cycle x reads its accumulator
   row in cycle x (``c_raddr``/``c_ren``; the read port is transparent to ``c_w*``) and writes in
   x + 1 the lane-wise wrapped sum (integer lanes of ``acc_lane_bits``) or, when not accumulating,

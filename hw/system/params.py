@@ -9,14 +9,15 @@ from here, so they cannot disagree about a size.
 
 Memory rows are array beats: an A-scratchpad row is one activation beat of the array (OS: R
 lanes of ``a``; WS: R lanes of ``a``; LUT: ``tile_m x k_tile`` activations), a W-scratchpad row
-one weight beat (OS/WS: C lanes of ``w``; LUT: one bit plane of a weight tile), an accumulator row
+one weight beat (OS/WS: C lanes of ``w``; LUT: one bit plane of a weight tile; dot-product tile,
+LUT kind: a whole tile of plain weights), an accumulator row
 one result beat (OS/WS: C lanes; LUT: ``tile_m x tile_n`` lanes), a Q row one 64-bit requantization
 entry per accumulator lane.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -90,7 +91,9 @@ class SystemGeometry:
     """Row widths, depths and EXEC semantics of the accelerator built around one design.
 
     ``kind`` is ``"os"`` (MAC or FMA output-stationary array), ``"ws"`` (MAC weight-stationary)
-    or ``"lut"`` (LUT tensor core). ``fp`` is True for the FMA family.
+    or ``"lut"`` (LUT tensor core, and the dot-product tile: the same streams with ``planes = 1``).
+    ``fp`` is True for the FMA family. ``design`` is the config the geometry was built from (not
+    compared): a LUT-kind EXEC's array cycles are its driver's timing model.
     """
 
     kind: str
@@ -105,6 +108,7 @@ class SystemGeometry:
     planes: int = 1  # LUT: weight bit planes b (weight beats per weight tile)
     k_tile: int = 1  # LUT: activations per row of a table block (tile_k * group_size)
     os_cell: str = "three_register"  # OS: the array's cell (array.os_cell), which sets EXEC timing
+    design: Any = field(default=None, compare=False, repr=False)  # the DesignConfig (LUT kind: EXEC timing)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -121,7 +125,7 @@ class SystemGeometry:
         if kind is None:
             tops = ", ".join(e.key for e in ENTRIES if e.system is not None)
             raise ConfigError("pe.type", f"a family with an accelerator top ({tops})", config.family)
-        if kind == "lut":
+        if kind == "lut":  # LUT core, or the dot-product tile (its params alias k_tile, planes = 1, ...)
             p = config.pe
             return cls(
                 kind=kind,
@@ -135,6 +139,7 @@ class SystemGeometry:
                 acc_lane_bits=p.acc_bits,
                 planes=p.planes,
                 k_tile=p.k_tile,
+                design=config,
             )
         arr = config.array
         pe = arr.pe
@@ -149,6 +154,7 @@ class SystemGeometry:
             acc_lanes=arr.cols,
             acc_lane_bits=Shape.cast(arr.out_shape).width,
             os_cell=getattr(arr, "os_cell", "three_register"),
+            design=config,
         )
 
     # -- memories ----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Host memory image: where operands, requantization parameters and results live, per family.
 
 A GEMM is counted in *units* of the array: OS: M tiles of R rows, K beats, N tiles of C columns;
-WS: M rows, K tiles of R, N tiles of C; LUT: M tiles of ``tile_m``, K tiles of ``k_tile``, N tiles
-of ``tile_n``. One A row holds one (m, k) unit, ``wr`` W rows one (n, k) unit (OS 1, WS R --
-bottom row first --, LUT ``b`` bit planes) and ``cr`` accumulator rows one (m, n) unit (OS R, WS
+WS: M rows, K tiles of R, N tiles of C; LUT (and the dot tile, LUT kind): M tiles of ``tile_m``, K
+tiles of ``k_tile``, N tiles of ``tile_n``. One A row holds one (m, k) unit, ``wr`` W rows one (n, k)
+unit (OS 1, WS R -- bottom row first --, LUT ``b`` bit planes, dot tile 1: plain weights, see
+:func:`tpegen.sim.system_rows.weight_code`) and ``cr`` accumulator rows one (m, n) unit (OS R, WS
 and LUT 1), exactly the beats the bare-array drivers build (:mod:`tpegen.sw.systolic`,
 :func:`tpegen.sim.lut.lut_gemm_plan`). Host layouts are blocked so that every LOAD and STORE is a
 few long runs of rows: A m-major (OS, LUT: rows ``[m][k]``) or k-major (WS: ``[k][m]``), W
@@ -94,14 +95,10 @@ def w_lanes(config: Any, g: SystemGeometry, w: np.ndarray) -> tuple[np.ndarray, 
         kt = -(-k // R)
         x = _pad(w, kt * R, nt * C).reshape(kt, R, nt, C)[:, ::-1].transpose(2, 0, 1, 3)
         return x.reshape(nt * kt * R, C), kt * R
-    from tpegen.sim.lut import encode_weights
-
-    p = config.pe
-    kt = -(-k // p.k_tile)
-    wp = _pad(w, kt * p.k_tile, nt * C, value=1 if p.weight_bits == 1 else 0)
-    index = encode_weights(wp, p.weight_bits, p.group_size, ternary=p.ternary)  # (b, kt*tile_k, nt*C)
-    x = index.reshape(p.planes, kt, p.tile_k, nt, C).transpose(3, 1, 0, 4, 2)  # n, k, plane, n_l, g
-    return x.reshape(nt * kt * p.planes, C * p.tile_k), kt * p.planes
+    code = system_rows.weight_code(config)  # LUT bit planes or the dot tile's plain weights
+    kt = -(-k // g.k_tile)
+    wp = _pad(w, kt * g.k_tile, nt * C, value=code.pad)
+    return code.weights_to_lanes(g, wp), kt * g.planes
 
 
 def place(host: HostImage, config, g, kind: str, lanes: np.ndarray) -> int:
