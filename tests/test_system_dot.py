@@ -147,7 +147,6 @@ def test_small_scratchpads_split_k_and_stay_exact(name):
     compiled = compile_gemm(config, a, w, system=small)
     execs = [i for i in compiled.instructions if i.opcode == Opcode.EXEC]
     assert any(i["acc"] for i in execs), "K was not split across EXECs"
-    assert any(i["kt"] == 1 for i in execs) or any(i["kt"] > 1 for i in execs)
     np.testing.assert_array_equal(run_program(config, compiled, "golden").outputs["C"], wrap(a @ w, 32))
 
 
