@@ -314,7 +314,7 @@ class _FakeUnit(wiring.Component):
         return Module()
 
 
-@pytest.mark.parametrize(("seed", "depth", "bad_at"), [(1, 2, None), (2, 1, None), (3, 4, 17), (4, 3, 0)])
+@pytest.mark.parametrize(("seed", "depth", "bad_at"), [(1, 2, None), (2, 5, None), (3, 4, 17), (4, 3, 0)])
 def test_dispatcher_schedules_like_the_spec(seed, depth, bad_at):
     """Start and done cycles, cmd.ready, status and every semaphore, cycle by cycle, against an
     independent model; fake units take the given number of cycles per command."""
