@@ -386,6 +386,46 @@ def map_models_fragments() -> list[str]:
     return out
 
 
+def system_fragments() -> list[str]:
+    r = result("system")
+    ov = r["overlap"]
+    mem = r["memory"]
+    (at16,) = [x for x in ov["rows"] if x["axi_bytes"] == 16]
+    assert r["overlap_within_5_points"] and at16["points_below_array"] <= 5
+    m, k, n = ov["shape"]
+    out = [
+        f"a ({m}, {k}, {n}) INT8 GEMM on `{ov['config']}` with host memory at 16 B/cycle and "
+        f"{mem['read_latency']}-cycle latency runs in {at16['cycles']:,} cycles: "
+        f"{100 * at16['utilization']:.1f}% PE utilization against {100 * at16['array_utilization']:.1f}% "
+        f"for the bare array fed with every operand on time ({at16['array_cycles']:,} cycles), "
+        f"{at16['points_below_array']:.1f} points below it (target: within 5)",
+    ]
+    for x in ov["rows"]:
+        out.append(
+            f"| {x['axi_bytes']} | {x['cycles']:,} | {100 * x['utilization']:.1f}% | "
+            f"{x['points_below_array']:.1f} | {x['host_read_bytes']:,} | {x['commands']} |"
+        )
+    rm, rk, rn = r["rtl_vs_simulator"][0]["shape"]
+    out.append(
+        f"The RTL (Verilator, cocotbext-axi `AxiRam` host memory, {mem['read_latency']}-cycle latency) and "
+        f"the system simulator run the same compiled program for ({rm} x {rk}) @ ({rk} x {rn}) random operands"
+    )
+    for x in r["rtl_vs_simulator"]:
+        assert x["outputs_equal"] and x["rtl_cycles"] == x["sim_cycles"]
+        out.append(
+            f"| `{x['config']}` | {x['rtl_cycles']:,} | {x['sim_cycles']:,} | {x['array_cycles']:,} | "
+            f"{x['commands']} | {x['host_bytes']:,} | {x['rtl_seconds']:.1f} | {x['sim_seconds']:.2f} | "
+            f"{x['speedup']:.0f}x |"
+        )
+    pl = r["per_layer"]
+    out.append(
+        f"`{pl['topology']}` ({len(pl['layers'])} GEMMs) takes {pl['total_cycles']:,} cycles on the same top, "
+        f"{100 * pl['utilization']:.1f}% utilization (bare array: {pl['array_cycles']:,} cycles, "
+        f"{100 * pl['array_utilization']:.1f}%)"
+    )
+    return out
+
+
 FRAGMENTS = {
     "demo": demo_fragments,
     "sim_speed": sim_speed_fragments,
@@ -395,6 +435,7 @@ FRAGMENTS = {
     "ppa_16x16": ppa_16x16_fragments,
     "ppa": ppa_fragments,
     "map_models": map_models_fragments,
+    "system": system_fragments,
 }
 BENCHES = list(FRAGMENTS)
 
