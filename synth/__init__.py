@@ -17,7 +17,16 @@ from tpegen.synth.yosys import ModuleArea, SynthMemory, SynthReport, synthesize
 
 
 def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
-    """One JSON record: area, cells, delay, energy per op, ops per cycle, liberty, breakdowns."""
+    """One JSON record: area, cells, delay, timing at the clock period, energy per op, ops per
+    cycle, liberty, breakdowns.
+
+    Timing at top level: ``period_ns`` is the requested clock period (``--period-ns``; ABC's delay
+    target and the timing engine's clock), ``slack_ns`` the worst slack at it (OpenSTA when
+    installed, else the built-in STA; ``timing.engine`` says which) and ``timing_met`` is
+    ``slack_ns >= 0``. Without a requested period all three are null: ABC maps for minimum delay and
+    ``delay_ns`` (the critical path) is the minimum period; the nested ``timing`` object then shows
+    the STA's 10 ns placeholder clock.
+    """
     out = synth.to_json()
     out.update({"energy_pj_per_op": None, "ops_per_cycle": None})
     if energy is not None:

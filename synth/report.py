@@ -39,10 +39,15 @@ def print_synth(report, console=None) -> None:
         print_memories(report, console)
     if report.timing is not None:
         tm = report.timing
-        console.print(
-            f"critical path {tm.delay_ns:.3f} ns (Fmax {tm.fmax_mhz:.0f} MHz, {tm.engine}), "
-            f"clock period {tm.period_ns:.3f} ns, slack {tm.slack_ns:.3f} ns"
-        )
+        console.print(f"critical path {tm.delay_ns:.3f} ns (Fmax {tm.fmax_mhz:.0f} MHz, {tm.engine})")
+        if report.period_ns is None:
+            console.print("clock period: none given (--period-ns); ABC mapped for minimum delay")
+        else:
+            met = "timing met" if report.timing_met else "timing NOT met"
+            console.print(
+                f"clock period {report.period_ns:.3f} ns: slack {report.slack_ns:.3f} ns, {met}",
+                markup=False,
+            )
         if tm.note:
             console.print(f"note: {tm.note}")
 

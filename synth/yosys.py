@@ -195,6 +195,23 @@ class SynthReport:
     def delay_ns(self) -> float | None:
         return self.timing.delay_ns if self.timing is not None else None
 
+    @property
+    def slack_ns(self) -> float | None:
+        """Worst slack (ns) at the requested clock period ``period_ns``, from the timing engine
+        (OpenSTA when installed, else the built-in STA); None without a period or without timing."""
+        if self.period_ns is None or self.timing is None:
+            return None
+        if self.timing.period_ns != self.period_ns:  # the engine must have been constrained with P
+            got, want = self.timing.period_ns, self.period_ns
+            raise TpegenError(f"{self.top}: timing was analysed at {got} ns, not at the period {want} ns")
+        return self.timing.slack_ns
+
+    @property
+    def timing_met(self) -> bool | None:
+        """``slack_ns >= 0`` at the requested period; None when no period was given."""
+        slack = self.slack_ns
+        return None if slack is None else slack >= 0
+
     def library(self) -> Library:
         return read_liberty(self.liberty)
 
@@ -226,6 +243,8 @@ class SynthReport:
             "modules": {k: asdict(v) for k, v in self.modules.items()},
             "period_ns": self.period_ns,
             "delay_ns": self.delay_ns,
+            "slack_ns": self.slack_ns,
+            "timing_met": self.timing_met,
             "timing": self.timing.to_json() if self.timing is not None else None,
             "flow": self.flow,
         }
@@ -468,8 +487,11 @@ def synthesize(
 ) -> SynthReport:
     """Synthesize ``verilog`` (top module ``top``) to ``liberty`` (None = built-in ``tpegen45.lib``).
 
-    ``period_ns`` is the clock period handed to ABC as its delay target and used for slack; with
-    None ABC maps for minimum delay and the report gives the critical path as the period estimate.
+    ``period_ns`` is the clock period handed to ABC as its delay target (``-D``, whole ps) and the
+    clock the timing engine checks: ``report.slack_ns`` / ``report.timing_met`` are at that period.
+    With None ABC maps for minimum delay, the critical path (``delay_ns``) is the period estimate and
+    ``slack_ns`` / ``timing_met`` are None (the STA itself runs with a 10 ns placeholder clock,
+    visible only in ``report.timing``).
 
     ``memories="blackbox"`` (default) black-boxes every inferred memory of at least
     ``memory_min_bits`` bits (default: the smallest published SRAM macro the model is built on) with

@@ -234,6 +234,8 @@ def synthesize_design(
     useful MAC of that GEMM, from the gate-level netlist's toggles (checked against the RTL).
     ``memories`` is passed to :func:`tpegen.synth.synthesize` (black-boxed memories are reported
     separately; gate-level energy needs ``energy=False`` for such designs).
+    ``period_ns`` is ABC's delay target and the timing engine's clock (also with ``system=True``):
+    the report's ``slack_ns`` and ``timing_met`` are at that period (None without one).
     Returns ``(SynthReport, EnergyReport | None)``.
     """
     from tpegen.synth import measure_energy, read_liberty, synthesize

@@ -981,7 +981,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--period-ns",
         type=float,
-        help="clock period for timing slack and leakage (default: the critical path)",
+        help="target clock period: ABC's delay target, the clock for timing slack (JSON: period_ns, "
+        "slack_ns, timing_met) and the time base for leakage (default: none; ABC maps for minimum delay, "
+        "the critical path is the period estimate and slack_ns/timing_met are null)",
     )
     p.add_argument("--workload", nargs=2, metavar=("A.npy", "W.npy"), help="GEMM operands for the energy run (default: random, one full tile)")  # fmt: skip
     p.add_argument("--no-energy", action="store_true", help="skip the gate-level energy simulation")
