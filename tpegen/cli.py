@@ -319,8 +319,34 @@ def _fmt_bytes(x: float) -> str:
     return str(x)
 
 
+def _with_layer_progress(args: argparse.Namespace, layers: list, label: str, run):
+    """``run(progress)`` with a progress bar over ``layers`` on a terminal (not with ``--json`` or a
+    single layer); ``progress(done, total, name)`` is what the API functions call per layer."""
+    if args.json or len(layers) <= 1:
+        return run(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=_console(), transient=True,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("", total=len(layers))
+        return run(lambda done, _total, name: bar.update(task, completed=done, description=name))
+
+
+def _write_sim_outputs(args: argparse.Namespace, report: dict, csv_text: str) -> None:
+    """``sim.csv`` and ``sim.json`` into ``-o DIR`` (atomically), if given."""
+    from tpegen._io import atomic_dir
+
+    if args.output is not None:
+        with atomic_dir(Path(args.output), force=args.force) as scratch:
+            (scratch / "sim.csv").write_text(csv_text)
+            (scratch / "sim.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
-    from tpegen._io import atomic_dir, check_output_dir
+    from tpegen._io import check_output_dir
     from tpegen.api import simulate_topology
     from tpegen.config import load_config
     from tpegen.sim.topology import load_topology
@@ -336,22 +362,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     bandwidth = _parse_bandwidth(args.bandwidth)
     if args.output is not None:  # before simulating; -o '' is an error, not "no output"
         check_output_dir(args.output, force=args.force)
-    show_progress = not args.json and len(layers) > 1
-    if show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(
-            TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=_console(), transient=True,
-        )  # fmt: skip
-        with bar:
-            task = bar.add_task("", total=len(layers))
-            report = simulate_topology(
-                cfg, layers, bandwidth=bandwidth, seed=args.seed, source=str(args.topology), ppa=args.ppa,
-                outputs=args.outputs, progress=lambda done, _total, name: bar.update(task, completed=done, description=name),
-            )  # fmt: skip
-    else:
-        report = simulate_topology(
+    report = _with_layer_progress(
+        args,
+        layers,
+        "simulating",
+        lambda progress: simulate_topology(
             cfg,
             layers,
             bandwidth=bandwidth,
@@ -359,12 +374,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
             source=str(args.topology),
             ppa=args.ppa,
             outputs=args.outputs,
-        )
-    if args.output is not None:
-        out = Path(args.output)
-        with atomic_dir(out, force=args.force) as scratch:
-            (scratch / "sim.csv").write_text(_sim_csv(report))
-            (scratch / "sim.json").write_text(json.dumps(report, indent=2) + "\n")
+            progress=progress,
+        ),  # fmt: skip
+    )
+    _write_sim_outputs(args, report, _sim_csv(report))
     if args.json:
         print(json.dumps(report))
         return 0
@@ -404,7 +417,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def _sim_system(args: argparse.Namespace, cfg, layers) -> int:
     """``tpegen sim --system``: every layer compiled for the accelerator top and timed on the system simulator."""
-    from tpegen._io import atomic_dir, check_output_dir
+    from tpegen._io import check_output_dir
     from tpegen.api import simulate_system_topology
 
     for flag, value in (("--ppa", args.ppa), ("--outputs", args.outputs or None)):
@@ -425,26 +438,15 @@ def _sim_system(args: argparse.Namespace, cfg, layers) -> int:
     if args.output is not None:
         check_output_dir(args.output, force=args.force)
     memory = _memory_timing(args.mem_latency)
-    kwargs = {"memory": memory, "axi_bytes": axi_bytes, "source": str(args.topology)}
-    if not args.json and len(layers) > 1:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(
-            TextColumn("compiling + simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=_console(), transient=True,
-        )  # fmt: skip
-        with bar:
-            task = bar.add_task("", total=len(layers))
-            report = simulate_system_topology(
-                cfg, layers, progress=lambda done, _t, name: bar.update(task, completed=done, description=name), **kwargs
-            )  # fmt: skip
-    else:
-        report = simulate_system_topology(cfg, layers, **kwargs)
-    if args.output is not None:
-        out = Path(args.output)
-        with atomic_dir(out, force=args.force) as scratch:
-            (scratch / "sim.csv").write_text(_sim_system_csv(report))
-            (scratch / "sim.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = _with_layer_progress(
+        args,
+        layers,
+        "compiling + simulating",
+        lambda progress: simulate_system_topology(
+            cfg, layers, memory=memory, axi_bytes=axi_bytes, source=str(args.topology), progress=progress
+        ),
+    )
+    _write_sim_outputs(args, report, _sim_system_csv(report))
     if args.json:
         print(json.dumps(report))
         return 0
