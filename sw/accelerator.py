@@ -129,7 +129,13 @@ class Accelerator(abc.ABC):
 
     @abc.abstractmethod
     def workload_shape(self) -> tuple[int, int, int]:
-        """One full tile (M, K, N) with K a few times the array depth: the default energy workload."""
+        """The default energy workload (M, K, N): a steady-state GEMM of many tiles back to back, so
+        that the timing model's utilization (:meth:`workload_utilization`) is above 90% and fill and
+        drain cycles do not dominate the energy per MAC. Each family documents its choice."""
+
+    def workload_utilization(self, m: int, k: int, n: int) -> float:
+        """MACs of an M x K x N GEMM over the peak MACs of the :meth:`cycles` it takes."""
+        return m * k * n / (self.cycles(m, k, n) * self.macs_per_cycle)
 
     @abc.abstractmethod
     def random_operands(

@@ -73,7 +73,12 @@ class SystolicAccelerator(Accelerator):
         return int_gemm(a, w, self.params.pe.acc_bits)
 
     def workload_shape(self):
-        return self.params.rows, 4 * self.params.rows, self.params.cols
+        """``(4 rows, 4 rows, 4 cols)``: 16 tiles back to back, K = 4 array depths each (output-
+        stationary: 4 x 4 C tiles; weight-stationary: 4 K-blocks x 4 N-blocks of W, each streaming
+        M = 4 rows beats), so the fill and drain are paid once: utilization 94-96% on the shipped
+        configs (:meth:`cycles`), against 31-58% for a single tile."""
+        R, C = self.params.rows, self.params.cols
+        return 4 * R, 4 * R, 4 * C
 
     def random_operands(self, rng, m, k, n):
         pe = self.params.pe

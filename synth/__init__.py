@@ -18,7 +18,8 @@ from tpegen.synth.yosys import ModuleArea, SynthMemory, SynthReport, synthesize
 
 def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
     """One JSON record: area, cells, delay, timing at the clock period, energy per op, ops per
-    cycle, liberty, breakdowns.
+    cycle, liberty, breakdowns; ``workload`` next to the energy is the GEMM it was measured on
+    (``M``, ``K``, ``N``, timing-model ``cycles`` and ``utilization``, ``seed``; None without energy).
 
     Timing at top level: ``period_ns`` is the requested clock period (``--period-ns``; ABC's delay
     target and the timing engine's clock), ``slack_ns`` the worst slack at it (OpenSTA when
@@ -28,7 +29,7 @@ def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
     the STA's 10 ns placeholder clock.
     """
     out = synth.to_json()
-    out.update({"energy_pj_per_op": None, "ops_per_cycle": None})
+    out.update({"energy_pj_per_op": None, "workload": None, "ops_per_cycle": None})
     if energy is not None:
         e = energy.to_json()
         out.update(
@@ -36,6 +37,7 @@ def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
                 k: e[k]
                 for k in (
                     "energy_pj_per_op",
+                    "workload",
                     "ops_per_cycle",
                     "energy_breakdown_pj_per_op",
                     "energy_by_module_pj_per_op",

@@ -55,7 +55,11 @@ CATEGORIES = ("combinational", "sequential", "clock", "leakage")
 
 @dataclass
 class EnergyReport:
-    """Energy of a simulated workload: totals (pJ), per-op figure, breakdowns and activity."""
+    """Energy of a simulated workload: totals (pJ), per-op figure, breakdowns and activity.
+
+    ``workload`` (optional) describes the GEMM the energy was measured on: ``M``, ``K``, ``N``,
+    ``cycles`` and ``utilization`` of the array's timing model, ``seed`` of random operands (None if
+    given)."""
 
     top: str
     liberty: str
@@ -72,6 +76,7 @@ class EnergyReport:
     delay_ns: float | None = None
     cells: dict[str, int] = field(default_factory=dict)
     checked_against_rtl: bool = False
+    workload: dict[str, Any] | None = None  # the GEMM simulated, set by tpegen.api.synthesize_design
 
     @property
     def energy_pj_per_op(self) -> float:
@@ -109,6 +114,7 @@ class EnergyReport:
             "toggles": self.toggles,
             "nets": self.nets,
             "checked_against_rtl": self.checked_against_rtl,
+            "workload": self.workload,
         }
 
     def print(self, console=None) -> None:

@@ -94,6 +94,13 @@ def print_memories(report, console=None) -> None:
     )
 
 
+def _workload_note(w: dict | None) -> str:
+    """`` (a MxKxN GEMM, utilization U%)`` of an energy report's workload, or nothing."""
+    if not w:
+        return ""
+    return f" (a {w['M']}x{w['K']}x{w['N']} GEMM, utilization {w['utilization']:.1%})"
+
+
 def print_energy(report, console=None) -> None:
     """Energy per op by category and by module of an :class:`EnergyReport`."""
     from rich.table import Table
@@ -101,7 +108,7 @@ def print_energy(report, console=None) -> None:
     console = _console(console)
     t = Table(
         title=f"{report.top}: {report.energy_pj_per_op:.4f} pJ/op over {report.ops} ops, "
-        f"{report.cycles} cycles at {report.period_ns:.3f} ns"
+        f"{report.cycles} cycles at {report.period_ns:.3f} ns" + _workload_note(report.workload)
     )
     t.add_column("category")
     t.add_column("pJ/op", justify="right")

@@ -36,6 +36,13 @@ def test_synth_json_record_with_energy(run_cli, tmp_path):
     assert record["area_um2"] > 0 and record["delay_ns"] > 0 and record["energy_pj_per_op"] > 0
     assert record["checked_against_rtl"] is True
     assert sum(record["cells"].values()) > 100  # an 8x8 multiplier alone is hundreds of cells
+    # The default workload is the array's steady-state GEMM, stated next to the energy: a 2x1 OS array
+    # runs 4 x 4 C tiles of K = 8 (8x8x4) back to back: 8 cycles per tile plus one fill and drain
+    # (a single 2x8x1 tile takes 8 + 4 cycles); the cycles are those of the gate-level simulation.
+    w = record["workload"]
+    assert (w["M"], w["K"], w["N"], w["seed"]) == (8, 8, 4, 0)
+    assert record["ops"] == 8 * 8 * 4 and record["ops"] / record["ops_per_cycle"] == w["cycles"]
+    assert w["cycles"] == 16 * 8 + 4 and w["utilization"] == 256 / (2 * w["cycles"]) > 0.9
     assert json.loads((out / "ppa.json").read_text())["area_um2"] == record["area_um2"]
 
 

@@ -229,9 +229,11 @@ def synthesize_design(
     memories black-boxed and costed by :mod:`tpegen.synth.memories` (a separate line of the
     report); its gate-level energy is not measured yet (``energy`` must be False).
 
-    The workload is ``(A, W)`` or, if not given, random operands (seeded) of one natural tile set
-    of the array (:meth:`~tpegen.sw.accelerator.Accelerator.workload_shape`). Energy per op is per
-    useful MAC of that GEMM, from the gate-level netlist's toggles (checked against the RTL).
+    The workload is ``(A, W)`` or, if not given, random operands (seeded) of the array's
+    steady-state GEMM (:meth:`~tpegen.sw.accelerator.Accelerator.workload_shape`: many tiles back
+    to back, utilization above 90%). Energy per op is per useful MAC of that GEMM, from the
+    gate-level netlist's toggles (checked against the RTL); the energy report's ``workload`` states
+    its shape, timing-model cycles and utilization.
     ``memories`` is passed to :func:`tpegen.synth.synthesize` (black-boxed memories are reported
     separately; gate-level energy needs ``energy=False`` for such designs).
     ``period_ns`` is ABC's delay target and the timing engine's clock (also with ``system=True``):
@@ -260,13 +262,29 @@ def synthesize_design(
     report = synthesize(acc.verilog, acc.top_name, liberty=liberty, period_ns=period_ns, memories=memories)
     if not energy:
         return report, None
+    given = workload
     if workload is None:
         workload = acc.random_operands(np.random.default_rng(seed), *acc.workload_shape())
     a, w = acc.check_operands(*workload)
     program = acc.program(a, w)
-    ops = a.shape[0] * a.shape[1] * w.shape[1]
-    say(f"simulating the gate-level netlist on a {a.shape[0]}x{a.shape[1]}x{w.shape[1]} GEMM ({ops} MACs)")
-    return report, measure_energy(report, [program.stream], ops=ops, period_ns=period_ns)
+    m, k, n = a.shape[0], a.shape[1], w.shape[1]
+    ops = m * k * n
+    cycles = acc.cycles(m, k, n)
+    utilization = acc.workload_utilization(m, k, n)
+    say(
+        f"simulating the gate-level netlist on a {m}x{k}x{n} GEMM ({ops} MACs, {cycles} cycles, "
+        f"utilization {utilization:.1%})"
+    )
+    energy = measure_energy(report, [program.stream], ops=ops, period_ns=period_ns)
+    energy.workload = {
+        "M": m,
+        "K": k,
+        "N": n,
+        "cycles": cycles,
+        "utilization": utilization,
+        "seed": seed if given is None else None,
+    }
+    return report, energy
 
 
 # -- the accelerator system (hw/system): scratchpads, DMA, command queues ---------------------------
