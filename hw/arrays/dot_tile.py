@@ -1,9 +1,9 @@
 """Dot-product tile: ``tile_m x tile_n`` adder-tree dot-product units of length ``tile_k``.
 
 One generator for the 2D-Matrix, multiplier-adder-tree and 3D-Cube organizations (parameters and
-the classification: :mod:`tpegen.hw.arrays.dot_params`). The stream interface and the
-double-buffered weight store are the LUT tensor core's (:mod:`tpegen.hw.arrays.lut_core`) with one
-weight beat per tile, so both cores run the same beat sequences and compare on equal terms.
+the classification: :mod:`tpegen.hw.arrays.dot_params`). The stream interface, result register and
+double-buffered weight store are the LUT tensor core's (shared: :mod:`tpegen.hw.arrays.weight_store`)
+with one weight beat per tile, so both cores run the same beat sequences and compare on equal terms.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.arrays.dot_params import DotTileParams
+from tpegen.hw.arrays.weight_store import ResultRegister, WeightStore
 
 __all__ = ["DotTile", "act_layout", "dot_tile_verilog", "result_layout", "weight_layout"]
 
@@ -91,14 +92,8 @@ class DotTile(wiring.Component):
         tm, tn, tk = p.tile_m, p.tile_n, p.tile_k
 
         # ---- global stall: freeze everything while a result waits for the consumer
-        out_valid = Signal()
-        out_data = Signal(result_layout(p))
-        ce = Signal()
-        m.d.comb += [
-            ce.eq(~out_valid | self.results.ready),
-            self.results.valid.eq(out_valid),
-            self.results.payload.eq(out_data),
-        ]
+        out = ResultRegister(m, self.results)
+        ce = out.ce
 
         # ---- operand register (stage 0): the accepted activation block and its weight bank
         op_valid = Signal()
@@ -110,22 +105,14 @@ class DotTile(wiring.Component):
         m.d.comb += releasing.eq(op_valid & op_wlast)
 
         # ---- double-buffered weight store and its loader (the LUT core's, one beat per tile)
-        wbuf = [Signal(weight_layout(p), name=f"wbuf{bank}") for bank in range(2)]
-        full = Signal(2)
-        wr_bank = Signal()
-        rd_bank = Signal()
-        bank_free = Signal()
-        m.d.comb += [
-            bank_free.eq(~full.bit_select(wr_bank, 1) | (releasing & (op_bank == wr_bank))),
-            self.weights.ready.eq(ce & bank_free),
-            self.acts.ready.eq(ce & full.bit_select(rd_bank, 1)),
-        ]
+        store = WeightStore(weight_layout(p), 1)
+        m.d.comb += self.acts.ready.eq(ce & store.loaded)
         accept = Signal()
         m.d.comb += accept.eq(self.acts.valid & self.acts.ready)
 
         # ---- multipliers: A lane (m, k) broadcast to every n, W lane (n, k) to every m
         w_sel = Signal(weight_layout(p))
-        m.d.comb += w_sel.eq(Mux(op_bank, wbuf[1].as_value(), wbuf[0].as_value()))
+        m.d.comb += w_sel.eq(store.read(op_bank))
         trees: list[list[Value]] = [
             [op_a[i * tk + k] * w_sel[n * tk + k] for k in range(tk)] for i in range(tm) for n in range(tn)
         ]
@@ -160,12 +147,9 @@ class DotTile(wiring.Component):
         m.d.comb += emit.eq(valid & last)
 
         # ---- sequential control, all under the global clock enable
+        out.load(m, emit, Cat(*(t[: p.acc_bits] for t in totals)))
+        store.build(m, self.weights, ce, releasing, op_bank, accept & self.acts.payload.wlast)
         with m.If(ce):
-            # output register
-            with m.If(out_valid & self.results.ready):
-                m.d.sync += out_valid.eq(0)
-            with m.If(emit):
-                m.d.sync += [out_valid.eq(1), out_data.eq(Cat(*(t[: p.acc_bits] for t in totals)))]
             with m.If(valid):
                 m.d.sync += [acc.eq(Mux(last, 0, total)) for acc, total in zip(accs, totals, strict=True)]
             # operand register
@@ -173,21 +157,10 @@ class DotTile(wiring.Component):
             with m.If(accept):
                 m.d.sync += [
                     op_a.eq(self.acts.payload.a),
-                    op_bank.eq(rd_bank),
+                    op_bank.eq(store.rd_bank),
                     op_last.eq(self.acts.payload.last),
                     op_wlast.eq(self.acts.payload.wlast),
                 ]
-                with m.If(self.acts.payload.wlast):
-                    m.d.sync += rd_bank.eq(~rd_bank)
-            # bank release (before the loader, whose "full" update must win when both hit one bank)
-            with m.If(releasing):
-                m.d.sync += full.bit_select(op_bank, 1).eq(0)
-            # weight loader: one beat is one whole tile
-            with m.If(self.weights.valid & self.weights.ready):
-                for bank in range(2):
-                    with m.If(wr_bank == bank):
-                        m.d.sync += wbuf[bank].eq(self.weights.payload)
-                m.d.sync += [full.bit_select(wr_bank, 1).eq(1), wr_bank.eq(~wr_bank)]
         return m
 
 

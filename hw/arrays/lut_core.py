@@ -6,11 +6,12 @@ stream driver in :mod:`tpegen.sim.lut`.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.arrays.lut_params import LutCoreParams
+from tpegen.hw.arrays.weight_store import ResultRegister, WeightStore
 from tpegen.hw.pe.lut import LutDotProduct, LutTablePrecompute, rowsum_bits, table_layout
 
 __all__ = ["LutCore", "lut_core_verilog"]
@@ -83,14 +84,8 @@ class LutCore(wiring.Component):
         wbits = p.weight_payload_bits
 
         # ---- global stall: freeze everything while a result waits for the consumer
-        out_valid = Signal()
-        out_data = Signal(result_layout(p))
-        ce = Signal()
-        m.d.comb += [
-            ce.eq(~out_valid | self.results.ready),
-            self.results.valid.eq(out_valid),
-            self.results.payload.eq(out_data),
-        ]
+        out = ResultRegister(m, self.results)
+        ce = out.ce
 
         # ---- compute-stage state
         busy = Signal()
@@ -105,17 +100,8 @@ class LutCore(wiring.Component):
             releasing.eq(last_plane & cur_wlast),
         ]
 
-        # ---- double-buffered weight store and its loader
-        wbuf = [[Signal(wbits, name=f"wbuf{bank}_p{q}") for q in range(b)] for bank in range(2)]
-        full = Signal(2)
-        wr_bank = Signal()
-        wr_plane = Signal(range(max(b, 2)))
-        rd_bank = Signal()
-        bank_free = Signal()
-        m.d.comb += [
-            bank_free.eq(~full.bit_select(wr_bank, 1) | (releasing & (cur_bank == wr_bank))),
-            self.weights.ready.eq(ce & bank_free),
-        ]
+        # ---- double-buffered weight store (b planes per tile) and its loader
+        store = WeightStore(wbits, b)
 
         # ---- table precompute units (combinational from the acts payload) and table registers
         row_layout = data.ArrayLayout(table_layout(g, p.table_bits), tk)
@@ -135,15 +121,13 @@ class LutCore(wiring.Component):
             new_tables.append(Cat(*(u.table.as_value() for u in units)))
             new_rowsums.append(sum(u.table[p.entries - 1] for u in units))
 
-        m.d.comb += self.acts.ready.eq(ce & (~busy | last_plane) & full.bit_select(rd_bank, 1))
+        m.d.comb += self.acts.ready.eq(ce & (~busy | last_plane) & store.loaded)
         accept = Signal()
         m.d.comb += accept.eq(self.acts.valid & self.acts.ready)
 
         # ---- dot-product units: tile_m x tile_n, reading the current plane of the current bank
         wread = Signal(wbits)
-        # pad each bank's plane list to a power of two so that the plane mux is a full case
-        padded = [bank + [bank[-1]] * ((1 << len(plane)) - b) for bank in wbuf]
-        m.d.comb += wread.eq(Mux(cur_bank, Array(padded[1])[plane], Array(padded[0])[plane]))
+        m.d.comb += wread.eq(store.read(cur_bank, plane))
         emit = Signal()
         m.d.comb += emit.eq(last_plane & cur_last)
         results = []
@@ -170,46 +154,24 @@ class LutCore(wiring.Component):
                 results.append(dpu.next[1:] if p.corrected else dpu.next)
 
         # ---- sequential control, all under the global clock enable
+        out.load(m, emit, Cat(*results))
+        store.build(m, self.weights, ce, releasing, cur_bank, accept & self.acts.payload.wlast)
         with m.If(ce):
-            # output register
-            with m.If(out_valid & self.results.ready):
-                m.d.sync += out_valid.eq(0)
-            with m.If(emit):
-                m.d.sync += [out_valid.eq(1), out_data.eq(Cat(*results))]
             # compute stage
             with m.If(accept):
                 m.d.sync += [
                     busy.eq(1),
                     plane.eq(0),
-                    cur_bank.eq(rd_bank),
+                    cur_bank.eq(store.rd_bank),
                     cur_last.eq(self.acts.payload.last),
                     cur_wlast.eq(self.acts.payload.wlast),
                 ]
                 for i in range(p.tile_m):
                     m.d.sync += [tables[i].eq(new_tables[i]), rowsums[i].eq(new_rowsums[i])]
-                with m.If(self.acts.payload.wlast):
-                    m.d.sync += rd_bank.eq(~rd_bank)
             with m.Elif(last_plane):
                 m.d.sync += busy.eq(0)
             with m.Elif(busy):
                 m.d.sync += plane.eq(plane + 1)
-            # bank release (before the loader, whose "full" update must win for b == 1)
-            with m.If(releasing):
-                m.d.sync += full.bit_select(cur_bank, 1).eq(0)
-            # weight loader
-            with m.If(self.weights.valid & self.weights.ready):
-                for bank in range(2):
-                    for q in range(b):
-                        with m.If((wr_bank == bank) & (wr_plane == q)):
-                            m.d.sync += wbuf[bank][q].eq(self.weights.payload)
-                with m.If(wr_plane == b - 1):
-                    m.d.sync += [
-                        wr_plane.eq(0),
-                        full.bit_select(wr_bank, 1).eq(1),
-                        wr_bank.eq(~wr_bank),
-                    ]
-                with m.Else():
-                    m.d.sync += wr_plane.eq(wr_plane + 1)
         return m
 
 
