@@ -11,8 +11,9 @@ library and measures both on the same W2A8 GEMM (``A = default_rng(0).integers(-
 128))``, then ``W`` = the same generator's ``integers(-2, 2, (128, 64))``), exactly what
 ``tpegen synth CONFIG --workload A.npy W.npy --json`` does. ``ppa_16x16`` synthesizes the default
 16x16 INT8 OS array on the built-in library and on ``--liberty`` (default
-``../shared/tech/gscl45nm.lib``) with the default random workload, as ``tpegen synth
-configs/int8_os_16x16.yaml [--liberty L] --json``. Synthesis results are cached (the first 16x16
+``../shared/tech/gscl45nm.lib``) with the default random workload (the array's steady-state GEMM,
+64x64x64: 16 tiles back to back, utilization above 90%; each record's ``workload`` states it), as
+``tpegen synth configs/int8_os_16x16.yaml [--liberty L] --json``. Synthesis results are cached (the first 16x16
 run takes minutes). Each figure group is written atomically to ``bench/results/<name>.json`` with
 the command, tool versions and date (:mod:`provenance`).
 """
