@@ -287,6 +287,43 @@ def check_tiles(tiles: int, m: int, k: int, n: int) -> None:
         )
 
 
+def stream_tile_schedule(
+    timing: TileTiming, tile: tuple[int, int, int], M: int, K: int, N: int, bits: dict[str, int], pes: int
+) -> TileSchedule:
+    """Tiles of an M x K x N GEMM on a stream tile core (LUT core, dot-product tile): one tile per
+    activation beat of a ``tile = (tile_m, tile_k, tile_n)`` block, N-tile outer, M-tile, K-tile inner
+    (the drivers' order), every dimension at least one tile.
+
+    A reads the real ``m x k`` block of each beat; W the real ``k x n`` weights whenever a weight
+    tile is sent (every beat, or once per N-tile when K fits one tile); C is written with the
+    ``m x n`` results after each output tile's last K-tile. ``timing``, ``bits`` and ``pes`` pass
+    through to the :class:`TileSchedule`.
+    """
+    (tm, tk, tn) = tile
+    mt, kt, nt = (max(1, -(-d // t)) for d, t in ((M, tm), (K, tk), (N, tn)))
+    check_tiles(mt * nt * kt, M, K, N)
+    n_idx, m_idx, k_idx = (
+        x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
+    )
+
+    def extents(n: int, size: int, count: int) -> np.ndarray:  # real (unpadded) size of each block
+        return np.minimum(size, np.maximum(n - size * np.arange(count), 0))
+
+    rows = extents(M, tm, mt)[m_idx]
+    cols = extents(N, tn, nt)[n_idx]
+    ks = extents(K, tk, kt)[k_idx]
+    loads_weights = (m_idx == 0) if kt == 1 else np.ones(len(k_idx), dtype=bool)
+    zeros = np.zeros(len(k_idx), dtype=np.int64)
+    return TileSchedule(
+        timing=timing,
+        macs=rows * ks * cols,
+        reads={"A": rows * ks, "W": np.where(loads_weights, ks * cols, 0), "C": zeros},
+        writes={"A": zeros, "W": zeros, "C": np.where(k_idx == kt - 1, rows * cols, 0)},
+        bits=bits,
+        pes=pes,
+    )
+
+
 def _block_sizes(n: int, size: int) -> np.ndarray:
     sizes = np.full(-(-n // size), size, dtype=np.int64)
     sizes[-1] = n - size * (len(sizes) - 1)

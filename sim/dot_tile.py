@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tpegen.hw.arrays.dot_params import DotTileParams
-from tpegen.sim.cycle import TileSchedule, TileTiming, check_tiles
+from tpegen.sim.cycle import TileSchedule, TileTiming, stream_tile_schedule
 from tpegen.sim.intgemm import check_operand, int_gemm
 from tpegen.sim.packing import pack_fields, unpack_lanes
 from tpegen.sim.systolic_timing import Timeline
@@ -106,11 +106,6 @@ def dot_gemm_cycles(params: DotTileParams, M: int, K: int, N: int) -> int:
     return dot_act_beats(params, M, K, N) + 3 + params.stages
 
 
-def _block_sizes(n: int, size: int, count: int) -> np.ndarray:
-    """Real (unpadded) extent of each of ``count`` blocks of ``size`` covering ``n``."""
-    return np.minimum(size, np.maximum(n - size * np.arange(count), 0))
-
-
 @dataclass(frozen=True)
 class DotTiming(TileTiming):
     """Timing of the dot-product tile for the cycle-level simulator; a tile is one activation beat.
@@ -145,21 +140,12 @@ def dot_schedule(params: DotTileParams, M: int, K: int, N: int) -> TileSchedule:
     ``tile_m * tile_n * tile_k`` MACs per cycle.
     """
     p = params
-    mt, kt, nt = dot_tile_counts(p, M, K, N)
-    check_tiles(mt * nt * kt, M, K, N)
-    n_idx, m_idx, k_idx = (
-        x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
-    )
-    rows = _block_sizes(M, p.tile_m, mt)[m_idx]
-    cols = _block_sizes(N, p.tile_n, nt)[n_idx]
-    ks = _block_sizes(K, p.tile_k, kt)[k_idx]
-    loads_weights = (m_idx == 0) if kt == 1 else np.ones(len(k_idx), dtype=bool)
-    zeros = np.zeros(len(k_idx), dtype=np.int64)
-    return TileSchedule(
-        timing=DotTiming(beats=len(k_idx), stages=p.stages),
-        macs=rows * ks * cols,
-        reads={"A": rows * ks, "W": np.where(loads_weights, ks * cols, 0), "C": zeros},
-        writes={"A": zeros, "W": zeros, "C": np.where(k_idx == kt - 1, rows * cols, 0)},
+    return stream_tile_schedule(
+        DotTiming(beats=dot_act_beats(p, M, K, N), stages=p.stages),
+        (p.tile_m, p.tile_k, p.tile_n),
+        M,
+        K,
+        N,
         bits={"A": p.act_bits, "W": p.weight_bits, "C": p.acc_bits},
         pes=p.multipliers,
     )

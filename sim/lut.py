@@ -49,7 +49,7 @@ from tpegen.hw.arrays.lut_params import (  # noqa: F401 -- re-exported: the para
     MAX_TABLE_BITS,
     LutCoreParams,
 )
-from tpegen.sim.cycle import TileSchedule, TileTiming, check_tiles
+from tpegen.sim.cycle import TileSchedule, TileTiming, stream_tile_schedule
 from tpegen.sim.intgemm import integer_array
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
 from tpegen.sim.systolic_timing import Timeline
@@ -302,11 +302,6 @@ def lut_macs_per_cycle_per_weight_bit(params: LutCoreParams) -> int:
     return params.tile_m * params.tile_n * params.k_tile
 
 
-def _block_sizes(n: int, size: int, count: int) -> np.ndarray:
-    """Real (unpadded) extent of each of ``count`` blocks of ``size`` covering ``n``."""
-    return np.minimum(size, np.maximum(n - size * np.arange(count), 0))
-
-
 @dataclass(frozen=True)
 class LutTiming(TileTiming):
     """Timing of the LUT core for the cycle-level simulator; a tile is one activation beat.
@@ -344,22 +339,12 @@ def lut_schedule(params: LutCoreParams, M: int, K: int, N: int) -> TileSchedule:
     K-tile. Utilization is against the peak of :func:`lut_macs_per_cycle` MACs per cycle.
     """
     p = params
-    mt, kt, nt = lut_tile_counts(p, M, K, N)
-    check_tiles(mt * nt * kt, M, K, N)
-    n_idx, m_idx, k_idx = (
-        x.ravel() for x in np.meshgrid(np.arange(nt), np.arange(mt), np.arange(kt), indexing="ij")
-    )
-    rows = _block_sizes(M, p.tile_m, mt)[m_idx]
-    cols = _block_sizes(N, p.tile_n, nt)[n_idx]
-    ks = _block_sizes(K, p.k_tile, kt)[k_idx]
-    loads_weights = (m_idx == 0) if kt == 1 else np.ones(len(k_idx), dtype=bool)
-    last = k_idx == kt - 1
-    zeros = np.zeros(len(k_idx), dtype=np.int64)
-    return TileSchedule(
-        timing=LutTiming(planes=p.planes, beats=len(k_idx)),
-        macs=rows * ks * cols,
-        reads={"A": rows * ks, "W": np.where(loads_weights, ks * cols, 0), "C": zeros},
-        writes={"A": zeros, "W": zeros, "C": np.where(last, rows * cols, 0)},
+    return stream_tile_schedule(
+        LutTiming(planes=p.planes, beats=lut_act_beats(p, M, K, N)),
+        (p.tile_m, p.k_tile, p.tile_n),
+        M,
+        K,
+        N,
         bits={"A": p.act_bits, "W": p.weight_bits, "C": p.acc_bits},
         pes=lut_macs_per_cycle(p),
     )
