@@ -27,7 +27,7 @@ import numpy as np
 from tpegen.hw.arrays.dot_params import DotTileParams
 from tpegen.sim.cycle import TileSchedule, TileTiming, stream_tile_schedule
 from tpegen.sim.intgemm import check_operand, int_gemm
-from tpegen.sim.packing import pack_fields, unpack_lanes
+from tpegen.sim.packing import pack_fields, unpack_result_tiles
 from tpegen.sim.systolic_timing import Timeline
 
 __all__ = [
@@ -209,10 +209,4 @@ def dot_gemm_plan(params: DotTileParams, A: np.ndarray, W: np.ndarray) -> DotGem
 
 def dot_decode_results(params: DotTileParams, beats: np.ndarray, M: int, N: int) -> np.ndarray:
     """Assemble (M, N) int64 ``C`` from ``results`` beats in N-tile-outer, M-tile-inner order."""
-    p = params
-    mt, nt = max(1, -(-M // p.tile_m)), max(1, -(-N // p.tile_n))
-    lanes = unpack_lanes(beats, p.acc_bits, p.tile_m * p.tile_n, signed=True)
-    if lanes.shape[0] != mt * nt:
-        raise ValueError(f"expected {mt * nt} result beats, got {lanes.shape[0]}")
-    c = lanes.reshape(nt, mt, p.tile_m, p.tile_n).transpose(1, 2, 0, 3).reshape(mt * p.tile_m, nt * p.tile_n)
-    return c[:M, :N]
+    return unpack_result_tiles(beats, params.tile_m, params.tile_n, params.acc_bits, M, N)

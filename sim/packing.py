@@ -55,6 +55,20 @@ def unpack_lanes(payload: np.ndarray, width: int, lanes: int, *, signed: bool, o
     return values.astype(np.int64)
 
 
+def unpack_result_tiles(
+    beats: np.ndarray, tile_m: int, tile_n: int, acc_bits: int, M: int, N: int
+) -> np.ndarray:
+    """(M, N) int64 ``C`` from a tile core's ``results`` beats: one ``tile_m x tile_n`` tile of signed
+    ``acc_bits`` lanes (lane ``m * tile_n + n``) per beat, N-tile outer, M-tile inner (the LUT core's
+    and the dot-product tile's order). Raises ValueError on a wrong beat count."""
+    mt, nt = max(1, -(-M // tile_m)), max(1, -(-N // tile_n))
+    lanes = unpack_lanes(beats, acc_bits, tile_m * tile_n, signed=True)
+    if lanes.shape[0] != mt * nt:
+        raise ValueError(f"expected {mt * nt} result beats, got {lanes.shape[0]}")
+    c = lanes.reshape(nt, mt, tile_m, tile_n).transpose(1, 2, 0, 3).reshape(mt * tile_m, nt * tile_n)
+    return c[:M, :N]
+
+
 def wrap(values: np.ndarray, width: int, *, signed: bool = True) -> np.ndarray:
     """Reduce integers modulo 2**width (two's-complement wrap when ``signed``)."""
     v = np.asarray(values, dtype=np.int64)
