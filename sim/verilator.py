@@ -15,6 +15,7 @@ measures cycles, so adding a hardware family never needs a new testbench.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -49,6 +50,17 @@ TB_MODULE = "tpegen.sim.stream_tb"
 
 def cache_root() -> Path:
     return Path(os.environ.get("TPEGEN_CACHE", Path.home() / ".cache" / "tpegen"))
+
+
+@contextlib.contextmanager
+def cache_lock(entry: Path):
+    """Hold an exclusive lock on cache entry ``entry`` (a folder under :func:`cache_root`): parallel
+    runs (test workers, two shells) that want the same entry wait for one another instead of
+    building into, or reading from, a half-written folder."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with open(entry.parent / f"{entry.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def verilator_root() -> Path:
@@ -270,10 +282,8 @@ def build(verilog: str, top: str, *, quiet: bool = True, trace: bool = False) ->
     build_dir = cache_root() / "verilator" / f"{top}-{key}"
     done = build_dir / ".tpegen-built"
     if not done.exists():
-        build_dir.parent.mkdir(parents=True, exist_ok=True)
         # Parallel test workers may ask for the same design: one builds, the others wait.
-        with open(build_dir.parent / f"{build_dir.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with cache_lock(build_dir):
             if not done.exists():
                 _compile(verilog, top, build_dir, trace=trace, quiet=quiet)
                 done.write_text(sys.version)

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from tpegen.errors import ConfigError, TpegenError
-from tpegen.sim.verilator import cache_root
+from tpegen.sim.verilator import cache_lock, cache_root
 from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, check_usable, read_liberty
 from tpegen.synth.memories import MIN_MACRO_BITS, MODEL_VERSION, MemoryCost, memory_cost
 
@@ -516,94 +516,98 @@ def synthesize(
         "\0".join([FLOW_VERSION, verilog, top, lib.sha256, json.dumps(flow, sort_keys=True)]).encode()
     ).hexdigest()[:20]
     work = cache_root() / "synth" / f"{top}-{key}"
-    done = work / "done.json"
-    if not done.exists():
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        (work / "design.v").write_text(verilog)
-        shutil.copyfile(lib.path, work / "cells.lib")
-        (work / "abc.constr").write_text(constr)
-        dflag = f" -D {target_ps}" if target_ps else ""
-        front = ["read_verilog -sv design.v", f"hierarchy -check -top {top}"]
-        plan: list[dict[str, Any]] = []
-        try:
-            if memory_flow:
-                inspect = [
-                    *front,
-                    f"synth -top {top} -run :fine",
-                    "write_rtlil coarse.il",
-                    "chtype -set tpegen_probe t:$mem_v2",
-                    "setparam -unset INIT t:tpegen_probe",
-                    "select t:tpegen_probe",
-                    "write_json -selected mem_cells.json",
-                ]
-                run_yosys("\n".join(inspect), work, log_name="inspect.log", script_name="inspect.ys")
-                plan = _plan_memories(work / "mem_cells.json", top, memory_min_bits)
-            if any(e["blackbox"] for e in plan):
-                stubs, retype = _blackbox_script(plan)
-                (work / "memory_stubs.v").write_text(stubs)
-                head = [
-                    "read_rtlil coarse.il",
-                    "read_verilog -lib memory_stubs.v",
-                    *retype,
-                    f"synth -top {top} -run fine:",
-                ]
-                script = _flow_script(top, dflag, head=head, blackbox=True)
-            else:
-                script = _flow_script(top, dflag, head=[*front, f"synth -top {top}"], blackbox=False)
-            run_yosys(script, work)
-        except TpegenError as exc:
-            shutil.rmtree(work, ignore_errors=True)
-            if lib.path == BUILTIN_LIBERTY:
-                raise
-            raise TpegenError(f"{lib.path}: yosys/ABC could not map {top} onto this library: {exc}") from None
-        (work / "coarse.il").unlink(missing_ok=True)  # only the flow run needs it
-        (work / "memories.json").write_text(json.dumps(plan, indent=1))
-        done.write_text(json.dumps({"top": top}))
-    plan = json.loads((work / "memories.json").read_text()) if (work / "memories.json").exists() else []
-    hier = json.loads((work / "stat_hier.json").read_text())
-    flat = json.loads((work / "stat_flat.json").read_text())
-    design = flat.get("design") or next(iter(flat["modules"].values()))
-    cells = {c.lstrip("\\"): int(n) for c, n in design.get("num_cells_by_type", {}).items()}
-    unknown = [c for c in cells if c not in lib.cells]
-    if unknown:
-        raise TpegenError(f"synthesis of {top} left unmapped cells {unknown} (liberty {lib.path})")
-    modules = _module_areas(hier, top, lib)
-    for m in modules.values():
-        m.cells = {c: n for c, n in m.cells.items() if not c.startswith(MEMORY_CELL_PREFIX)}
-    report = SynthReport(
-        top=top,
-        liberty=str(lib.path),
-        liberty_sha256=lib.sha256,
-        area_um2=float(design.get("area", 0.0)),
-        sequential_area_um2=float(design.get("sequential_area", 0.0)),
-        cells=dict(sorted(cells.items())),
-        modules=modules,
-        period_ns=period_ns,
-        work_dir=work,
-        flow=flow,
-        memories=[
-            SynthMemory(
-                name=e["name"],
-                module=e["module"],
-                cell=e["cell"],
-                instances=modules[e["module"]].instances if e["module"] in modules else 1,
-                cell_type=e["cell_type"],
-                cost=memory_cost(e["width_bits"], e["depth"], e["read_ports"], e["write_ports"]),
-                notes=_memory_notes(e),
-            )
-            for e in plan
-            if e["blackbox"]
-        ],
-        memories_as_logic=[
-            {k: e[k] for k in ("name", "width_bits", "depth", "read_ports", "write_ports", "reason")}
-            for e in plan
-            if not e["blackbox"]
-        ],
-    )
-    if timing:
-        from tpegen.synth.timing import analyze_timing
+    # one run at a time per entry: workers would otherwise rebuild it or overwrite sta.tcl/sta.log
+    with cache_lock(work):
+        done = work / "done.json"
+        if not done.exists():
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir(parents=True)
+            (work / "design.v").write_text(verilog)
+            shutil.copyfile(lib.path, work / "cells.lib")
+            (work / "abc.constr").write_text(constr)
+            dflag = f" -D {target_ps}" if target_ps else ""
+            front = ["read_verilog -sv design.v", f"hierarchy -check -top {top}"]
+            plan: list[dict[str, Any]] = []
+            try:
+                if memory_flow:
+                    inspect = [
+                        *front,
+                        f"synth -top {top} -run :fine",
+                        "write_rtlil coarse.il",
+                        "chtype -set tpegen_probe t:$mem_v2",
+                        "setparam -unset INIT t:tpegen_probe",
+                        "select t:tpegen_probe",
+                        "write_json -selected mem_cells.json",
+                    ]
+                    run_yosys("\n".join(inspect), work, log_name="inspect.log", script_name="inspect.ys")
+                    plan = _plan_memories(work / "mem_cells.json", top, memory_min_bits)
+                if any(e["blackbox"] for e in plan):
+                    stubs, retype = _blackbox_script(plan)
+                    (work / "memory_stubs.v").write_text(stubs)
+                    head = [
+                        "read_rtlil coarse.il",
+                        "read_verilog -lib memory_stubs.v",
+                        *retype,
+                        f"synth -top {top} -run fine:",
+                    ]
+                    script = _flow_script(top, dflag, head=head, blackbox=True)
+                else:
+                    script = _flow_script(top, dflag, head=[*front, f"synth -top {top}"], blackbox=False)
+                run_yosys(script, work)
+            except TpegenError as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                if lib.path == BUILTIN_LIBERTY:
+                    raise
+                raise TpegenError(
+                    f"{lib.path}: yosys/ABC could not map {top} onto this library: {exc}"
+                ) from None
+            (work / "coarse.il").unlink(missing_ok=True)  # only the flow run needs it
+            (work / "memories.json").write_text(json.dumps(plan, indent=1))
+            done.write_text(json.dumps({"top": top}))
+        plan = json.loads((work / "memories.json").read_text()) if (work / "memories.json").exists() else []
+        hier = json.loads((work / "stat_hier.json").read_text())
+        flat = json.loads((work / "stat_flat.json").read_text())
+        design = flat.get("design") or next(iter(flat["modules"].values()))
+        cells = {c.lstrip("\\"): int(n) for c, n in design.get("num_cells_by_type", {}).items()}
+        unknown = [c for c in cells if c not in lib.cells]
+        if unknown:
+            raise TpegenError(f"synthesis of {top} left unmapped cells {unknown} (liberty {lib.path})")
+        modules = _module_areas(hier, top, lib)
+        for m in modules.values():
+            m.cells = {c: n for c, n in m.cells.items() if not c.startswith(MEMORY_CELL_PREFIX)}
+        report = SynthReport(
+            top=top,
+            liberty=str(lib.path),
+            liberty_sha256=lib.sha256,
+            area_um2=float(design.get("area", 0.0)),
+            sequential_area_um2=float(design.get("sequential_area", 0.0)),
+            cells=dict(sorted(cells.items())),
+            modules=modules,
+            period_ns=period_ns,
+            work_dir=work,
+            flow=flow,
+            memories=[
+                SynthMemory(
+                    name=e["name"],
+                    module=e["module"],
+                    cell=e["cell"],
+                    instances=modules[e["module"]].instances if e["module"] in modules else 1,
+                    cell_type=e["cell_type"],
+                    cost=memory_cost(e["width_bits"], e["depth"], e["read_ports"], e["write_ports"]),
+                    notes=_memory_notes(e),
+                )
+                for e in plan
+                if e["blackbox"]
+            ],
+            memories_as_logic=[
+                {k: e[k] for k in ("name", "width_bits", "depth", "read_ports", "write_ports", "reason")}
+                for e in plan
+                if not e["blackbox"]
+            ],
+        )
+        if timing:
+            from tpegen.synth.timing import analyze_timing
 
-        report.timing = analyze_timing(report, lib)
-    return report
+            report.timing = analyze_timing(report, lib)
+        return report
