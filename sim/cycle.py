@@ -72,7 +72,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from amaranth import Shape
 
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.sim.systolic_timing import Timeline, os_cell_timing, os_timeline, ws_timeline
@@ -330,16 +329,12 @@ def _block_sizes(n: int, size: int) -> np.ndarray:
     return sizes
 
 
-def _lane_bits(shape: Any) -> int:
-    return Shape.cast(shape).width
-
-
 def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
     """Tiles of an OS/WS :class:`~tpegen.hw.arrays.systolic.SystolicArray`, as ``sw/systolic.py``
     streams them (OS: row blocks outer, column blocks inner; WS: N blocks outer, K blocks inner)."""
     p = acc.params
     R, C = p.rows, p.cols
-    bits = {"A": _lane_bits(p.pe.a_shape), "W": _lane_bits(p.pe.w_shape), "C": _lane_bits(p.out_shape)}
+    bits = dict(zip(OPERANDS, acc.lane_bits(), strict=True))
     blocks = -(-m // R) if p.dataflow == "os" else -(-k // R)
     check_tiles(blocks * -(-n // C), m, k, n)
     ns = _block_sizes(n, C)

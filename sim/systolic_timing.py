@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tpegen.hw.pe.cell import OS_CELLS
+from tpegen.hw.arrays.systolic_params import OS_CELLS
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from amaranth import Shape
-from amaranth.lib import wiring
 
 from tpegen.errors import ConfigError
 from tpegen.sim.verilator import StreamProgram, VerilatedModel
+
+if TYPE_CHECKING:
+    from amaranth.lib import wiring
 
 BACKENDS = ("golden", "rtl", "cycle")
 
@@ -82,6 +83,9 @@ class Accelerator(abc.ABC):
         """Latency/throughput facts for the manifest (documented formulas, in cycles)."""
 
     def manifest(self) -> dict[str, Any]:
+        from amaranth import Shape
+        from amaranth.lib import wiring
+
         self.verilog  # noqa: B018 -- elaborates self.top, so its port list is the generated one
         comp = self.top
         ports = [

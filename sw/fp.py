@@ -80,6 +80,13 @@ class FpAccelerator(SystolicAccelerator):
     def component(self) -> FpSystolicEngine:
         return FpSystolicEngine(self.params)
 
+    def lane_bits(self) -> tuple[int, int, int]:
+        """Widths of one A lane, one W lane and one result lane: the FP formats' layouts."""
+        from amaranth import Shape
+
+        p = self.params
+        return tuple(Shape.cast(shape).width for shape in (p.pe.a_shape, p.pe.w_shape, p.out_shape))
+
     def latency(self) -> dict[str, Any]:
         info = super().latency()
         info["accumulation"] = (

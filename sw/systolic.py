@@ -11,17 +11,19 @@ Tiling (zero padding partial tiles, discarding padded outputs):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from amaranth import Shape
 
-from tpegen.hw.arrays.systolic import SystolicArray, SystolicParams
 from tpegen.sim.intgemm import check_operand, int_gemm, operand_range
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
 from tpegen.sim.systolic_timing import Timeline, os_cell_timing, os_timeline, ws_timeline
 from tpegen.sim.verilator import StreamProgram
 from tpegen.sw.accelerator import Accelerator, Program, check_shapes
+
+if TYPE_CHECKING:
+    from tpegen.hw.arrays.systolic import SystolicArray
+    from tpegen.hw.arrays.systolic_params import SystolicParams
 
 
 def _blocks(n: int, size: int) -> list[slice]:
@@ -38,6 +40,8 @@ class SystolicAccelerator(Accelerator):
         return self.config.array
 
     def component(self) -> SystolicArray:
+        from tpegen.hw.arrays.systolic import SystolicArray
+
         return SystolicArray(self.params)
 
     @property
@@ -145,9 +149,11 @@ class SystolicAccelerator(Accelerator):
         return np.pad(x, ((0, rows - x.shape[0]), (0, cols - x.shape[1])))
 
     def lane_bits(self) -> tuple[int, int, int]:
-        """Widths of one A lane, one W lane and one result lane in the stream payloads."""
-        p = self.params
-        return tuple(Shape.cast(shape).width for shape in (p.pe.a_shape, p.pe.w_shape, p.out_shape))
+        """Widths of one A lane, one W lane and one result lane in the stream payloads: the MAC
+        PE's operand and accumulator widths (the widths of ``a_shape``, ``w_shape`` and
+        ``out_shape``, read from the config so that the timing model needs no Amaranth)."""
+        pe = self.params.pe
+        return pe.act_bits, pe.weight_bits, pe.acc_bits
 
     def decode_lanes(self, payload: np.ndarray) -> np.ndarray:
         """Result beats -> (beats, cols) output values (integers: signed accumulators)."""

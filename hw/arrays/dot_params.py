@@ -22,7 +22,7 @@ What differs between them in hardware is the *shape*, and with it the operand fa
   genuine three-dimensional block). The reference RTL published with the HPCA paper instead skews
   its cube inputs and pipelines operands through the cube; tpegen does not model that variant.
 
-Operands and accumulator reuse the integer MAC PE's parameters (:class:`~tpegen.hw.pe.mac.MacPEParams`:
+Operands and accumulator reuse the integer MAC PE's parameters (:class:`~tpegen.hw.pe.mac_params.MacPEParams`:
 widths 2..16, signedness, ``acc_bits`` >= ``act_bits + weight_bits``, two's-complement wrap), validated
 by building one. ``stages`` is the number of pipeline registers in the reduction tree; the
 generator places them as evenly as it can over the ``depth + 2`` logic blocks between the operand
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from amaranth import Shape
 
 from tpegen.errors import ConfigError, check_choice, check_int
-from tpegen.hw.pe.mac import MacPEParams
+from tpegen.hw.pe.mac_params import MacPEParams
 
 __all__ = ["MAX_MULTIPLIERS", "ORGANIZATIONS", "DotTileParams"]
 

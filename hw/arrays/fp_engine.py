@@ -25,7 +25,7 @@ Latency and throughput (same formulas as :mod:`tpegen.sim.systolic_timing`; the 
 is combinational and adds no cycle): for an R x C engine, row q of a tile whose ``last`` beat was
 accepted at cycle L leaves at ``L + R + C + q``; tiles are accepted every ``max(K, R)`` cycles; a
 single tile takes ``K + 2R + C - 1`` cycles from its first input beat to its last result beat.
-With ``array.os_cell: two_register`` (see :class:`~tpegen.hw.arrays.systolic.SystolicParams`):
+With ``array.os_cell: two_register`` (see :class:`~tpegen.hw.arrays.systolic_params.SystolicParams`):
 ``L + R + C - 1 + q``, every ``max(K, 2R - 1)`` cycles, ``K + 2R + C - 2``.
 """
 
@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tpegen.errors import ConfigError
-from tpegen.hw.arrays.systolic import SystolicArray, SystolicParams
+from tpegen.hw.arrays.systolic import SystolicArray
+from tpegen.hw.arrays.systolic_params import SystolicParams
 from tpegen.hw.pe.fma import FmaPEParams
 
 __all__ = ["FpEngineParams", "FpSystolicEngine"]

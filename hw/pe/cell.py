@@ -22,26 +22,17 @@ register double-buffering the accumulator as in Gemmini). Every cell also takes 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from amaranth import Module, Mux, ShapeLike, Signal, Value, ValueLike
+from amaranth import Module, Mux, Signal, Value, ValueLike
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+if TYPE_CHECKING:
+    from tpegen.hw.arrays.systolic_params import DatapathParams
+
 # Control token that travels with each operand through the array.
 Token = data.StructLayout({"valid": 1, "first": 1, "last": 1})
-
-
-class DatapathParams(Protocol):
-    a_shape: ShapeLike
-    w_shape: ShapeLike
-    acc_shape: ShapeLike
-    dataflow: str
-
-    def datapath(self) -> wiring.Component: ...
-
-
-OS_CELLS = ("three_register", "two_register")  # output-stationary register budgets (array.os_cell)
 
 
 def register_of(m: Module, port, *, reset_less: bool, name: str):
