@@ -190,3 +190,19 @@ def test_ppa_without_energy_is_a_one_line_error(run_cli, tmp_path):
     (tmp_path / "ppa.json").write_text(json.dumps({"area_um2": 1.0, "energy_pj_per_op": None}))
     code, _, err = run_cli("map", "digits_mlp", "--ppa", tmp_path / "ppa.json", "--backend", "golden")
     assert code != 0 and "--ppa: must be a 'tpegen synth -o DIR' ppa.json with energy" in err
+
+
+def test_dot_tile_hardware_maps_like_the_systolic_array(run_cli, gemm_cli):
+    """The 2D-Matrix tile runs the same W8A8 integer GEMMs as the OS array: identical outputs and
+    accuracy, and each layer's cycles are the ones ``tpegen gemm`` reports for that tile."""
+    dot = _map_json(run_cli, "digits_mlp", "--hw", "matrix2d_int8_4x4x8", "--backend", "cycle")
+    mac = _map_json(run_cli, "digits_mlp", "--hw", "int8_os_8x8", "--backend", "golden")
+    assert dot["accuracy"] == mac["accuracy"] and dot["output_cosine"] == mac["output_cosine"]
+    assert [x["rel_error"] for x in dot["layers"]] == [x["rel_error"] for x in mac["layers"]]
+    for layer in dot["layers"]:
+        m, k, n = layer["M"], layer["K"], layer["N"]
+        rng = np.random.default_rng(0)
+        gemm, _ = gemm_cli(
+            "matrix2d_int8_4x4x8", rng.integers(-127, 128, (m, k)), rng.integers(-127, 128, (k, n)), "cycle"
+        )
+        assert layer["cycles"] == gemm["cycles"], layer["name"]
