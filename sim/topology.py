@@ -16,11 +16,13 @@ An optional last column holds SCALE-Sim's N:M sparsity ratio; only dense ``1:1``
 Any bad row raises :class:`~tpegen.errors.ConfigError` whose one-line message names the file,
 the row (1-based line number) and the column.
 
-**Limits** (checked while parsing, before anything is allocated; the simulator materializes every
-layer's operands): a file of at most :data:`MAX_FILE_BYTES` (16 MiB), numbers of at most
-:data:`MAX_VALUE` (2^24), at most :data:`MAX_ELEMENTS` (2^22) elements in A, W and C of one GEMM
-together (M*K + K*N + M*N; this also bounds a layer to about 1.6e9 MACs) and at most
-:data:`MAX_GEMMS` (2^16) GEMMs per topology, depth-wise channels included.
+**Limits** (checked while parsing, before anything is allocated): a file of at most
+:data:`MAX_FILE_BYTES` (16 MiB), numbers of at most :data:`MAX_VALUE` (2^24) and at most
+:data:`MAX_GEMMS` (2^16) GEMMs per topology, depth-wise channels included. The timing model needs
+only the shapes (the cycle-level simulator bounds the tiles per GEMM); runs that materialize a
+layer's operands (exact outputs, the accelerator top's compiler) also check
+:func:`check_operand_elements`: at most :data:`MAX_ELEMENTS` (2^22) elements in A, W and C of one
+GEMM together (M*K + K*N + M*N; this also bounds such a layer to about 1.6e9 MACs).
 """
 
 from __future__ import annotations
@@ -87,22 +89,32 @@ class Layer:
 
 
 def check_layer(layer: Layer, where: str = "topology") -> Layer:
-    """Return ``layer`` if its dimensions are within the limits of the module docstring; otherwise
-    raise :class:`~tpegen.errors.ConfigError` naming the layer and the limit."""
-    name = f"layer {layer.name[:60]!r}"
+    """Return ``layer`` if its dimensions are integers in 1..:data:`MAX_VALUE`; otherwise raise
+    :class:`~tpegen.errors.ConfigError` naming the layer and the limit."""
     for dim, value in (("M", layer.m), ("K", layer.k), ("N", layer.n)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VALUE:
-            raise ConfigError(f"{name}: {dim}", f"an integer in 1..{MAX_VALUE} (2^24)", value, where=where)
-    m, k, n = layer.m, layer.k, layer.n
-    elements = m * k + k * n + m * n
-    if elements > MAX_ELEMENTS:
-        raise ConfigError(
-            f"{name}: M*K + K*N + M*N (elements of A, W and C)",
-            f"<= {MAX_ELEMENTS} (2^22; the simulator materializes the operands)",
-            f"{m}*{k} + {k}*{n} + {m}*{n} = {elements}",
-            where=where,
-        )
+            raise ConfigError(
+                f"layer {layer.name[:60]!r}: {dim}",
+                f"an integer in 1..{MAX_VALUE} (2^24)",
+                value,
+                where=where,
+            )
     return layer
+
+
+def check_operand_elements(layers: list[Layer], where: str, why: str) -> None:
+    """Raise :class:`~tpegen.errors.ConfigError` naming the first layer whose A, W and C together hold
+    more than :data:`MAX_ELEMENTS` elements; ``why`` says what materializes them."""
+    for layer in layers:
+        m, k, n = layer.m, layer.k, layer.n
+        elements = m * k + k * n + m * n
+        if elements > MAX_ELEMENTS:
+            raise ConfigError(
+                f"layer {layer.name[:60]!r}: M*K + K*N + M*N (elements of A, W and C)",
+                f"<= {MAX_ELEMENTS} (2^22; {why} materializes the operands)",
+                f"{m}*{k} + {k}*{n} + {m}*{n} = {elements}",
+                where=where,
+            )
 
 
 def check_layers(layers: list[Layer], where: str = "topology") -> list[Layer]:

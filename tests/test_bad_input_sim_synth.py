@@ -150,10 +150,8 @@ def test_smallest_bandwidth_stalls_instead_of_overflowing():
     "content, names",
     [
         ("Layer, M, N, K,\nbig, 1000000000000, 4, 4,\n", ("t.csv", "row 2", "'M'", "2^24")),
-        ("Layer, M, N, K,\nbig, 4096, 4096, 4096,\n", ("t.csv", "row 2", "'big'", "M*K + K*N + M*N", "2^22")),
         (CONV_HEADER + "DP_x, 8, 8, 3, 3, 1000000000, 1, 1,\n", ("t.csv", "row 2", "'Channels'", "2^24")),
         (CONV_HEADER + "DP_x, 8, 8, 3, 3, 70000, 1, 1,\n", ("t.csv", "row 2", "2^16", "GEMMs")),
-        (CONV_HEADER + "c, 3000, 3000, 1, 1, 1, 1, 1,\n", ("t.csv", "row 2", "'c'", "2^22")),
         ("", ("t.csv", "empty")),
         ("Layer, M, N, K,\n", ("t.csv", "no layers")),
         ("Layer, M, N, K,\nx, a, 1, 1\n", ("t.csv", "row 2", "'M'", "integer")),
@@ -172,6 +170,21 @@ def test_malformed_topology_is_one_line(bad, topo, tmp_path, content, names):
     out = tmp_path / "out"
     msg = bad("sim", "--hw", INT8, "--topology", topo(content), "-o", out, names=names, absent=(out,))
     assert len(msg) < 400
+
+
+@pytest.mark.parametrize(
+    "content, name",
+    [
+        ("Layer, M, N, K,\nok, 2, 2, 2,\nbig, 4096, 4096, 4096,\n", "'big'"),
+        (CONV_HEADER + "c, 3000, 3000, 1, 1, 1, 1, 1,\n", "'c'"),
+    ],
+)
+def test_operand_limit_with_outputs(bad, topo, tmp_path, content, name):
+    """Computing outputs materializes the operands: at most 2^22 elements per layer, checked before
+    any layer runs (the timing model alone takes these layers)."""
+    out = tmp_path / "out"
+    names = ("t.csv", name, "M*K + K*N + M*N", "2^22", "computing outputs")
+    bad("sim", "--hw", INT8, "--topology", topo(content), "--outputs", "-o", out, names=names, absent=(out,))
 
 
 def test_topology_that_is_not_a_regular_file(bad, tmp_path):
@@ -207,15 +220,15 @@ def test_api_checks_layer_lists():
     from tpegen.api import simulate_topology
     from tpegen.sim.topology import Layer
 
-    for layers, match in (
-        ([Layer("huge", 10**12, 4, 4)], "huge.*M"),
-        ([Layer("big", 4096, 4096, 4096)], "M\\*K"),
-        ([Layer("zero", 0, 4, 4)], "zero.*M"),
-        ([], "1..65536"),
-        (["fc, 1, 2, 3"], "Layer"),
+    for layers, match, outputs in (
+        ([Layer("huge", 10**12, 4, 4)], "huge.*M", False),
+        ([Layer("big", 4096, 4096, 4096)], "M\\*K", True),
+        ([Layer("zero", 0, 4, 4)], "zero.*M", False),
+        ([], "1..65536", False),
+        (["fc, 1, 2, 3"], "Layer", False),
     ):
         with pytest.raises(ConfigError, match=match):
-            simulate_topology(INT8, layers)
+            simulate_topology(INT8, layers, outputs=outputs)
 
 
 def test_fp_model_blocks_are_exact(monkeypatch):

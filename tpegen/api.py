@@ -137,37 +137,59 @@ def simulate_topology(
     source: str | None = None,
     ppa: dict | str | Path | None = None,
     outputs: bool = False,
+    trace: str | Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run every layer of a SCALE-Sim topology (file or list of :class:`~tpegen.sim.topology.Layer`;
-    ``source`` names where a list came from, in errors and the report)
-    through the cycle-level simulator with random operands (seeded, configured ranges).
+    ``source`` names where a list came from, in errors and the report) through the cycle-level
+    simulator's timing model.
 
-    Returns a JSON-able report: ``design``, ``topology``, ``bandwidth``, ``seed``, ``layers`` (one
-    summary per layer: ``name``, ``M``, ``K``, ``N``, ``macs``, ``tiles``, ``cycles``,
-    ``ideal_cycles``, ``stall_cycles``, ``utilization``, ``traffic``), ``total_cycles``,
-    ``total_macs``, ``utilization`` and ``traffic`` (summed). ``progress(done, total, name)`` is
-    called after each layer. With ``ppa`` (a ``tpegen synth`` record or its ppa.json) every layer
-    and the total also get ``energy_pj`` (:func:`tpegen.synth.ppa.energy_model`).
+    Returns a JSON-able report: ``design``, ``topology``, ``bandwidth``, ``seed``, ``outputs``,
+    ``trace``, ``layers`` (one summary per layer: ``name``, ``M``, ``K``, ``N``, ``macs``,
+    ``tiles``, ``cycles``, ``ideal_cycles``, ``stall_cycles``, ``utilization``, ``traffic``),
+    ``total_cycles``, ``total_macs``, ``utilization`` and ``traffic`` (summed).
+    ``progress(done, total, name)`` is called after each layer. With ``ppa`` (a ``tpegen synth``
+    record or its ppa.json) every layer and the total also get ``energy_pj``
+    (:func:`tpegen.synth.ppa.energy_model`).
 
     Cycles, utilization and traffic depend only on the shapes, so by default nothing is computed
-    but the timing model; ``outputs=True`` also runs every layer's GEMM on random operands (seeded,
-    in the configured ranges) through the numeric model, as the ``cycle`` backend does.
+    but the timing model (no operands exist; ``seed`` is unused). ``outputs=True`` also runs every
+    layer's GEMM on random operands (seeded, in the configured ranges) through the numeric model,
+    as the ``cycle`` backend does; the outputs are not reported, only computed (layers are then
+    limited to :data:`~tpegen.sim.topology.MAX_ELEMENTS` operand elements).
+
+    ``trace`` (a folder) also writes SCALE-Sim-format SRAM traces of every layer,
+    ``<trace>/layer<i>/{IFMAP,FILTER,OFMAP}_SRAM_TRACE.csv`` (:mod:`tpegen.sim.trace`: one row per
+    cycle of our timeline, SCALE-Sim's address convention), for output- and weight-stationary
+    systolic arrays. The folder is written atomically like ``-o``: it must be new, empty or written
+    by tpegen before (``force`` adds to another folder), and existing ``layer<i>`` folders are never
+    replaced.
     """
     from tpegen.sim.cycle import OPERANDS, check_bandwidth, simulate, simulate_shape
-    from tpegen.sim.topology import check_layers, load_topology
-    from tpegen.synth.ppa import energy_model
+    from tpegen.sim.topology import check_layers, check_operand_elements, load_topology
 
     seed = check_seed(seed)
     check_bandwidth(bandwidth)
     cfg = _config(config)
-    energy_of, energy_note = energy_model(ppa, cfg.name)
+    energy_of, energy_note = None, None
+    if ppa is not None:
+        from tpegen.synth.ppa import energy_model
+
+        energy_of, energy_note = energy_model(ppa, cfg.name)
     acc = cfg.accelerator()
     if isinstance(topology, (str, Path)):
         where, layers = str(topology), load_topology(topology)
     else:
         where, layers = source or "topology", check_layers(list(topology), source or "topology")
-    rng = np.random.default_rng(seed)
-    rows = []
+    if trace is not None:
+        from tpegen.sim.trace import check_trace_folder, check_traceable
+
+        check_traceable(acc)
+        check_trace_folder(trace, len(layers), force=force)
+    if outputs:
+        check_operand_elements(layers, where, "computing outputs")
+        rng = np.random.default_rng(seed)
+    rows, results = [], []
     for i, layer in enumerate(layers):
         try:
             if outputs:
@@ -178,10 +200,15 @@ def simulate_topology(
         except TpegenError as exc:
             raise TpegenError(f"{where}: layer {layer.name[:60]!r}: {exc}") from None
         rows.append({"name": layer.name, **res.summary()})
+        results.append(res)
         if energy_of is not None:
             rows[-1]["energy_pj"] = energy_of(rows[-1]["macs"], rows[-1]["cycles"])
-        if progress:
+        if progress and trace is None:
             progress(i + 1, len(layers), layer.name)
+    if trace is not None:
+        from tpegen.sim.trace import write_traces
+
+        write_traces(trace, acc, layers, results, where=where, force=force, progress=progress)
     total_cycles = sum(r["cycles"] for r in rows)
     total_macs = sum(r["macs"] for r in rows)
     traffic = {
@@ -198,6 +225,7 @@ def simulate_topology(
         "bandwidth": bandwidth,
         "seed": seed,
         "outputs": outputs,
+        "trace": None if trace is None else str(trace),
         "layers": rows,
         "total_cycles": total_cycles,
         "total_macs": total_macs,
@@ -438,7 +466,7 @@ def simulate_system_topology(
     import dataclasses
 
     from tpegen.sim.system_timing import MemoryTiming, simulate_timing
-    from tpegen.sim.topology import check_layers, load_topology
+    from tpegen.sim.topology import check_layers, check_operand_elements, load_topology
     from tpegen.sw.compiler import compile_gemm
 
     cfg = _config(config)
@@ -454,6 +482,7 @@ def simulate_system_topology(
         where, layers = str(topology), load_topology(topology)
     else:
         where, layers = source or "topology", check_layers(list(topology), source or "topology")
+    check_operand_elements(layers, where, "the compiler")
     peak = acc.macs_per_cycle
     rows = []
     for i, layer in enumerate(layers):

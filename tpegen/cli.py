@@ -322,7 +322,7 @@ def _fmt_bytes(x: float) -> str:
 def _with_layer_progress(args: argparse.Namespace, layers: list, label: str, run):
     """``run(progress)`` with a progress bar over ``layers`` on a terminal (not with ``--json`` or a
     single layer); ``progress(done, total, name)`` is what the API functions call per layer."""
-    if args.json or len(layers) <= 1:
+    if args.json or len(layers) <= 1 or sys.stderr is None or not sys.stderr.isatty():
         return run(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -374,6 +374,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             source=str(args.topology),
             ppa=args.ppa,
             outputs=args.outputs,
+            trace=args.trace,
+            force=args.force,
             progress=progress,
         ),  # fmt: skip
     )
@@ -412,6 +414,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         console.print(f"note: {report['energy_note']}")
     if args.output is not None:
         console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
+    if args.trace is not None:
+        console.print(
+            f"wrote SCALE-Sim SRAM traces of {len(layers)} layers into {Path(args.trace)}/layer<i>/"
+        )
     return 0
 
 
@@ -420,7 +426,7 @@ def _sim_system(args: argparse.Namespace, cfg, layers) -> int:
     from tpegen._io import check_output_dir
     from tpegen.api import simulate_system_topology
 
-    for flag, value in (("--ppa", args.ppa), ("--outputs", args.outputs or None)):
+    for flag, value in (("--ppa", args.ppa), ("--outputs", args.outputs or None), ("--trace", args.trace)):
         if value is not None:
             raise ConfigError(
                 flag, "left out with --system (not modelled for the accelerator top yet)", value
@@ -912,8 +918,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="cycle-level simulation of a workload (SCALE-Sim topology CSV)",
         description="Simulate every layer of a SCALE-Sim topology (GEMM 'Layer, M, N, K' or conv "
         "format, lowered by im2col) on CONFIG with the cycle-level simulator's timing model: RTL-exact "
-        "cycles, PE utilization and operand-buffer traffic per layer (they depend only on the shapes; "
-        "--outputs also computes exact outputs of seeded random operands), energy with --ppa.",
+        "cycles, PE utilization and operand-buffer traffic per layer. They depend only on the shapes, so "
+        "by default no operands exist; --outputs also computes every layer's exact output on seeded random "
+        "operands (the report is the same: outputs are computed, not printed). Energy with --ppa; "
+        "SCALE-Sim-format SRAM traces with --trace.",
     )
     _add_config(p)
     p.add_argument(
@@ -932,9 +940,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--outputs",
         action="store_true",
-        help="also compute every layer's exact output on random operands (slower; cycles do not change)",
+        help="also compute every layer's exact output on random operands through the numeric model "
+        "(slower; cycles, traffic and every reported field are unchanged; layers up to 2^22 operand elements)",
     )
     p.add_argument("--seed", type=_seed, default=0, help="random seed for the --outputs operands (default 0)")
+    p.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="also write SCALE-Sim-format SRAM traces, DIR/layer<i>/{IFMAP,FILTER,OFMAP}_SRAM_TRACE.csv: one row "
+        "per cycle of our (RTL-exact) timeline, 'cycle,addr,...' with one address per array row (IFMAP) or "
+        "column (FILTER, OFMAP) port and -1 when idle; SCALE-Sim's addresses (A[m,k] at m*K+k, W[k,n] at "
+        "1e7+n*K+k, C[m,n] at 2e7+m*N+n; see tpegen.sim.trace). Output- and weight-stationary arrays only; "
+        "DIR is written like -o and existing layer<i> folders are never replaced",
+    )
     p.add_argument(
         "--system",
         action="store_true",
@@ -951,7 +969,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help='print one JSON object ({"layers": [{"name", "M", "K", "N", "cycles", "utilization", ...}], '
-        '"total_cycles", ...})',
+        '"total_cycles", "outputs", "trace", ...}; "outputs" says whether outputs were computed, "trace" is DIR '
+        "or null)",
     )
     p.set_defaults(func=cmd_sim)
 
