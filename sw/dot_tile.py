@@ -8,15 +8,17 @@ plain integer weights, so the same beat sequences drive both cores.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tpegen.hw.arrays.dot_params import DotTileParams
-from tpegen.hw.arrays.dot_tile import DotTile
 from tpegen.sim import dot_tile as dot
 from tpegen.sim.intgemm import operand_range
 from tpegen.sw.accelerator import Accelerator, Program, check_shapes
+
+if TYPE_CHECKING:
+    from tpegen.hw.arrays.dot_tile import DotTile
 
 
 class DotTileAccelerator(Accelerator):
@@ -29,6 +31,8 @@ class DotTileAccelerator(Accelerator):
         return self.config.pe
 
     def component(self) -> DotTile:
+        from tpegen.hw.arrays.dot_tile import DotTile
+
         return DotTile(self.params)
 
     @property

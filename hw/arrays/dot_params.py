@@ -33,11 +33,13 @@ adder), so ``0 <= stages <= depth + 1``. Each stage adds one cycle of latency an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from amaranth import Shape
+from typing import TYPE_CHECKING
 
 from tpegen.errors import ConfigError, check_choice, check_int
 from tpegen.hw.pe.mac_params import MacPEParams
+
+if TYPE_CHECKING:
+    from amaranth import Shape
 
 __all__ = ["MAX_MULTIPLIERS", "ORGANIZATIONS", "DotTileParams"]
 
