@@ -1,6 +1,7 @@
 """Cycle-level simulator speed and cycle counts next to SCALE-Sim (a peer systolic-array simulator).
 
     python bench/sim_speed.py [--rows 8 --cols 8] [--gemms 64x64x64,...] [--skip-scalesim] [--out F]
+                              [--cli-gemms 64x64x64,...] [--cli-array 32] [--repeats 7]
 
 Runs the same GEMM list on the same array size (OS and WS) through :func:`tpegen.sim.cycle.simulate`
 (exact outputs from random INT8 operands) and through SCALE-Sim 3.0.0, and prints both cycle
@@ -16,6 +17,19 @@ the operands already generated, after one warm-up call, on one core (``OPENBLAS_
 and friends are set before numpy is imported). Nothing is extrapolated: every number is measured.
 All numbers are stored in ``bench/results/sim_speed.json`` (``--out``), with the command, tool
 versions and date.
+
+**Whole process** (``topology_cli`` in the result): ``tpegen sim`` as a user runs it, a fresh
+process per run (interpreter start-up, imports, config and topology parsing, simulation, the printed
+table), on six transformer-sized GEMMs (``--cli-gemms``, M x K x N) written as a SCALE-Sim GEMM
+topology, on the shipped 32x32 INT8 configs (``int8_os_32x32``, ``int8_ws_32x32``): timing only
+(the default; also with ``--json``), and with ``--trace DIR`` (SCALE-Sim-format SRAM traces of every
+layer; DIR on a RAM file system when ``/dev/shm`` exists, so that the disk's speed is not what is
+measured -- the file system is stored). Wall time (``time.perf_counter`` around the process) and
+CPU time (the child's user + system time), best and median of ``--repeats`` runs after a warm-up
+run, with bytecode cached (:func:`whole_process`). SCALE-Sim runs
+the same GEMMs on the same array and dataflow as above (its ``run_scale`` wall and CPU time only,
+without interpreter start-up or imports, and with trace files off), and the ratios divide its total
+by our median.
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -103,13 +119,13 @@ for n, (m, k, nn) in enumerate(job["gemms"]):
     with contextlib.redirect_stdout(io.StringIO()):
         sim = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo,
                        layout=layout, input_type_gemm=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sim.run_scale(top_path=out)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     with open(os.path.join(out, "tpegen_bench", "COMPUTE_REPORT.csv")) as f:
         rep = [x.strip() for x in f.read().splitlines()[1].split(",")]
     rows.append({"total_incl_prefetch": int(float(rep[1])), "total": int(float(rep[2])),
-                 "stall": int(float(rep[3])), "seconds": wall})
+                 "stall": int(float(rep[3])), "seconds": wall, "cpu_seconds": cpu})
 print(json.dumps(rows))
 """
 
@@ -222,6 +238,151 @@ EXPLAIN = {
 }
 
 
+CLI_GEMMS = "64x64x64,128x768x768,128x768x3072,128x3072x768,1x4096x4096,512x512x512"  # M x K x N
+
+
+def _tpegen_command() -> list[str]:
+    """``tpegen`` as installed next to this interpreter (the console script a user runs)."""
+    script = Path(sys.executable).with_name("tpegen")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tpegen.cli"]
+
+
+def whole_process(args: list[str], repeats: int, pycache: Path, fresh: Path | None = None) -> dict:
+    """Wall and CPU seconds of ``tpegen ARGS`` as a new process, ``repeats`` times after one warm-up
+    run (stdout read into a pipe and dropped). Bytecode is cached in ``pycache`` (as an installed
+    package caches it after its first run, even where PYTHONDONTWRITEBYTECODE is set, as on the
+    machine of the stored results). ``fresh`` is removed before every run (the --trace folder).
+    Returns the runs, their best and median, and the last run's stdout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    walls, cpus, out = [], [], ""
+    for run in range(repeats + 1):
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run([*_tpegen_command(), *args], capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tpegen {' '.join(args)} failed: {proc.stderr.strip()}")
+        if run:  # run 0 is the warm-up (it also fills the bytecode cache)
+            walls.append(wall)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        out = proc.stdout
+    return {
+        "wall_s": walls,
+        "cpu_s": cpus,
+        "best_wall_s": min(walls),
+        "median_wall_s": float(np.median(walls)),
+        "best_cpu_s": min(cpus),
+        "median_cpu_s": float(np.median(cpus)),
+        "stdout": out,
+    }
+
+
+def _trace_root() -> tuple[Path, str]:
+    """A scratch folder for traces: on /dev/shm (RAM) when it exists, else the system temp folder."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="tpegen-trace-", dir=shm)), "tmpfs (/dev/shm)"
+    return Path(tempfile.mkdtemp(prefix="tpegen-trace-")), "system temp folder"
+
+
+def _check_traces(folder: Path, cycles: list[int]) -> int:
+    """Every layer's three files end in the layer's last cycle; returns their total size in bytes."""
+    total = 0
+    for i, c in enumerate(cycles):
+        for name in ("IFMAP_SRAM_TRACE.csv", "FILTER_SRAM_TRACE.csv", "OFMAP_SRAM_TRACE.csv"):
+            path = folder / f"layer{i}" / name
+            with open(path, "rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 4096))
+                last = fh.read().splitlines()[-1]
+            assert int(last.split(b",")[0]) == c - 1, (path, last[:40], c)
+            total += path.stat().st_size
+    return total
+
+
+def topology_cli(gemms: list[tuple[int, int, int]], size: int, repeats: int, scalesim: bool) -> dict:
+    """Whole-process ``tpegen sim`` on ``gemms`` (timing only, --json, --trace) on the shipped
+    ``size`` x ``size`` INT8 configs, next to SCALE-Sim on the same GEMMs (module docstring)."""
+    work = Path(tempfile.mkdtemp(prefix="tpegen-bench-"))
+    topo = work / "gemms.csv"
+    topo.write_text(
+        "Layer, M, N, K,\n" + "".join(f"g{i}, {m}, {n}, {k},\n" for i, (m, k, n) in enumerate(gemms))
+    )
+    trace_root, trace_fs = _trace_root()
+    out: dict = {
+        "array": f"{size}x{size}",
+        "gemms": gemms,
+        "repeats": repeats,
+        "trace_fs": trace_fs,
+        "dataflows": {},
+    }
+    try:
+        for df in ("os", "ws"):
+            config = f"int8_{df}_{size}x{size}"
+            base = ["sim", config, "--topology", str(topo)]
+            pyc = work / "pycache"
+            runs = {
+                "timing_only": whole_process(base, repeats, pyc),
+                "json": whole_process([*base, "--json"], repeats, pyc),
+                "trace": whole_process(
+                    [*base, "--trace", str(trace_root / "t")], repeats, pyc, trace_root / "t"
+                ),
+            }
+            report = json.loads(runs["json"].pop("stdout"))
+            cycles = [layer["cycles"] for layer in report["layers"]]
+            trace_bytes = _check_traces(trace_root / "t", cycles)
+            shutil.rmtree(trace_root / "t")
+            for r in runs.values():
+                r.pop("stdout", None)
+            row = {"config": config, "cycles_tpegen": report["total_cycles"], "cycles": cycles,
+                   "trace_bytes": trace_bytes, "tpegen": runs}  # fmt: skip
+            if scalesim:
+                theirs = run_scalesim(size, size, df, gemms)
+                for (m, k, n), t in zip(gemms, theirs, strict=True):
+                    t["formula"] = scalesim_formula(df, size, size, m, k, n)
+                row["scalesim"] = theirs
+                row["cycles_scalesim"] = sum(t["total"] for t in theirs)
+                row["seconds_scalesim"] = sum(t["seconds"] for t in theirs)
+                row["cpu_seconds_scalesim"] = sum(t["cpu_seconds"] for t in theirs)
+                row["speedup"] = {
+                    mode: row["seconds_scalesim"] / r["median_wall_s"] for mode, r in runs.items()
+                }
+                row["speedup_best"] = {
+                    mode: row["seconds_scalesim"] / r["best_wall_s"] for mode, r in runs.items()
+                }
+                row["speedup_cpu"] = {
+                    mode: row["cpu_seconds_scalesim"] / r["median_cpu_s"] for mode, r in runs.items()
+                }
+            out["dataflows"][df] = row
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(trace_root, ignore_errors=True)
+    return out
+
+
+def print_topology_cli(res: dict) -> None:
+    shapes = ", ".join("x".join(map(str, g)) for g in res["gemms"])
+    print(f"\nWhole process: tpegen sim on {len(res['gemms'])} GEMMs ({shapes}), {res['array']} array, "
+          f"median (best) of {res['repeats']} runs; traces on {res['trace_fs']}")  # fmt: skip
+    for df, row in res["dataflows"].items():
+        print(
+            f"  {df.upper()} ({row['config']}): {row['cycles_tpegen']:,} cycles; traces {row['trace_bytes'] / 1e6:.0f} MB"
+        )
+        for mode, r in row["tpegen"].items():
+            line = (f"    {mode:12s} wall {r['median_wall_s']:7.3f} s ({r['best_wall_s']:.3f}), "
+                    f"CPU {r['median_cpu_s']:7.3f} s ({r['best_cpu_s']:.3f})")  # fmt: skip
+            if "speedup" in row:
+                line += (f"   vs SCALE-Sim: {row['speedup'][mode]:,.0f}x wall ({row['speedup_best'][mode]:,.0f}x best), "
+                         f"{row['speedup_cpu'][mode]:,.0f}x CPU")  # fmt: skip
+            print(line)
+        if "scalesim" in row:
+            print(f"    SCALE-Sim 3.0.0: {row['cycles_scalesim']:,} cycles, run_scale {row['seconds_scalesim']:.1f} s wall, "
+                  f"{row['cpu_seconds_scalesim']:.1f} s CPU (no start-up, no trace files)")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=8)
@@ -232,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated MxKxN list (keep them small: SCALE-Sim steps Python per cycle)",
     )
     ap.add_argument("--skip-scalesim", action="store_true", help="only our simulator")
+    ap.add_argument("--cli-gemms", default=CLI_GEMMS, help="MxKxN list for the whole-process tpegen sim runs")
+    ap.add_argument(
+        "--cli-array", type=int, default=32, help="array size of those runs (shipped int8 configs)"
+    )
+    ap.add_argument("--repeats", type=int, default=7, help="runs per whole-process measurement")
     ap.add_argument("--out", help="result file (default: bench/results/sim_speed.json)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -294,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  {cfg}: {e['gemms']} GEMMs, {e['macs'] / 1e9:.2f} GMAC, {e['cycles']} cycles, exact={e['exact']}; "
             f"wall best {e['best_s']:.3f} s, median {e['median_s']:.3f} s, first run {e['first_run_s']:.3f} s"
         )
+    cli_gemms = [tuple(int(x) for x in g.lower().split("x")) for g in args.cli_gemms.split(",")]
+    report["topology_cli"] = topology_cli(cli_gemms, args.cli_array, args.repeats, not args.skip_scalesim)
+    print_topology_cli(report["topology_cli"])
     path = write_result(
         "sim_speed", report, script=__file__, argv=argv, seconds=time.perf_counter() - t_start, path=args.out
     )
