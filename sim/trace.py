@@ -41,8 +41,10 @@ those of the IFMAP pixels (height x width x channels, channel fastest): ``A[m, k
 ch`` (``S`` the stride), ``-1`` for a window element outside the IFMAP; filters and outputs as for a
 GEMM with ``K = Fh * Fw * Ch``. A depth-wise channel's GEMM is its own one-channel convolution.
 
-The traces are generated with numpy, a window of :data:`WINDOW` cycles at a time (memory stays
-bounded), and formatted by :func:`csv_rows` without a Python loop per row.
+The traces are generated and formatted with numpy, :data:`WINDOW` cycles at a time, with no Python
+code per row or number: each distinct beat's text is made once (:meth:`PortTrace.table`), and a row
+is its cycle's text followed by its beat's. A layer's traces may hold at most
+:data:`MAX_TRACE_ENTRIES` numbers (checked before anything is written).
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ class PortTrace:
     """The accesses of one buffer's port group (one trace file): which beat happens in which cycle,
     and what each beat reads or writes.
 
-    **When.** Segment ``s`` holds ``count[s]`` back-to-back beats of tile ``tile[s]`` in cycles
-    ``first[s] ..``, beat numbers ``beat[s] ..``; segments are in cycle order and never overlap.
+    **When.** Segment ``s`` holds back-to-back beats of tile ``tile[s]`` in cycles ``first[s] ..
+    last[s]``, beat numbers ``beat[s] ..``; segments are in cycle order and never overlap.
 
     **What.** Beat ``b`` of tile ``t`` touches, on port ``p``, matrix element ``(i0[t] + di * b + pi *
     p, j0[t] + dj * b + pj * p)`` -- or nothing (``-1``) if that lies outside the tile's real block
@@ -112,7 +114,7 @@ class PortTrace:
 
     ports: int
     first: np.ndarray
-    count: np.ndarray
+    last: np.ndarray
     tile: np.ndarray
     beat: np.ndarray
     pattern: np.ndarray
@@ -143,10 +145,9 @@ class PortTrace:
 
     def window(self, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
         """``(cycles, table rows)`` of the beats in cycles ``c0 .. c1 - 1``."""
-        last = self.first + self.count - 1
-        lo, hi = np.searchsorted(last, c0, "left"), np.searchsorted(self.first, c1, "left")
+        lo, hi = np.searchsorted(self.last, c0, "left"), np.searchsorted(self.first, c1, "left")
         a = np.maximum(self.first[lo:hi], c0)
-        n = np.minimum(last[lo:hi] + 1, c1) - a
+        n = np.minimum(self.last[lo:hi] + 1, c1) - a
         seg = np.repeat(np.arange(lo, hi), n)
         cycles = np.arange(len(seg)) - np.repeat(np.cumsum(n) - n, n) + np.repeat(a, n)
         beat = self.beat[seg] + cycles - self.first[seg]
@@ -199,7 +200,7 @@ def port_traces(acc: Accelerator, layer: Layer, result: SimResult) -> dict[str, 
         order = np.argsort(first, kind="stable")
         keep = order[count[order] > 0]
         return PortTrace(
-            ports, first[keep], count[keep], tile[keep], beat[keep], pattern,
+            ports, first[keep], first[keep] + count[keep] - 1, tile[keep], beat[keep], pattern,
             np.unique(pattern, return_index=True)[1], beats,
             i0, j0, i_end, j_end, step, *addr[op],
         )  # fmt: skip
@@ -249,13 +250,13 @@ def _digits(value: int) -> int:
 
 def _slots(values: np.ndarray, chars: int, sep: str) -> np.ndarray:
     """``(n, chars)`` bytes: per value, ``sep`` (NUL if empty), NUL padding, then its ``%i`` text,
-    right-aligned (``chars`` must exceed the sign and digits of every value: byte 0 is ``sep``). Digits come four at a
-    time from a table, the leading group without leading zeros."""
+    right-aligned (byte 0 is ``sep``, so ``chars`` must exceed every value's sign and digits).
+    Digits come four at a time from a table, the leading group without leading zeros."""
     v = np.asarray(values, dtype=np.int64).ravel()
     mag = np.abs(v)
     groups = -(-chars // 4)
     slots = np.zeros((len(v), groups + 1), dtype="<u4")
-    rest = mag
+    rest = mag.astype(np.uint32) if len(v) and mag.max() < 2**32 else mag  # 32-bit division is faster
     for g in range(groups):
         rest, low = np.divmod(rest, 10_000)
         leading = _TOP[low] if g == 0 else np.where(low > 0, _TOP[low], 0)
@@ -278,7 +279,8 @@ def _table(trace: PortTrace) -> np.ndarray:
     per_chunk = max(1, CHUNK // trace.ports)
     for u0 in range(0, trace.table_rows, per_chunk):
         u1 = min(u0 + per_chunk, trace.table_rows)
-        table[1 + u0 : 1 + u1, :-1] = _slots(trace.table(u0, u1), chars, ",").reshape(u1 - u0, width)
+        fields = table[1 + u0 : 1 + u1, :-1].reshape(u1 - u0, trace.ports, chars)  # a view
+        fields[...] = _slots(trace.table(u0, u1), chars, ",").reshape(u1 - u0, trace.ports, chars)
     return table
 
 
@@ -300,7 +302,7 @@ def _write_trace(fh, trace: PortTrace, cycles: int) -> None:
 
 def write_layer_traces(folder: Path, acc: Accelerator, layer: Layer, result: SimResult) -> None:
     """Write the three SCALE-Sim SRAM trace files of ``layer`` (simulated as ``result``) into the new
-    folder ``folder`` (see the module docstring; :func:`check_trace_size` first)."""
+    folder ``folder`` (see the module docstring; the caller checks :func:`check_trace_size`)."""
     folder.mkdir()
     for op, trace in port_traces(acc, layer, result).items():
         with open(folder / TRACE_FILES[op], "wb") as fh:
