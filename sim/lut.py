@@ -18,6 +18,15 @@ Technique (LUT Tensor Core, ISCA 2025) as the RTL in :mod:`tpegen.hw.arrays.lut_
   The encoded index keeps ``u_{g-1}`` as its top (sign) bit; when it is 0 the low ``g-1`` bits are
   complemented offline, so the hardware reads ``S[low]`` and negates it when the sign bit is 0.
   ``S[E-1]`` (all signs +1) is the group's activation sum, the ``rowsum`` correction term.
+* **Table design choices** (LUT Tensor Core's ablation, :class:`LutCoreParams` ``table``,
+  ``index_complement``, ``precompute``; the defaults are the scheme above). ``table="full"``
+  stores all ``2^g`` entries ``T[u]`` and reads them at the raw plane index ``u`` (no negation,
+  nothing complemented). ``index_complement="in_core"`` keeps half tables but the driver sends the
+  raw ``u``: the core complements the low bits itself when the sign bit is 0. ``precompute=
+  "external"``: the driver computes the tables (:func:`precompute_tables`) and each row's K-tile
+  activation sum (:func:`tile_rowsums`) and streams them in place of the activations. Every
+  variant computes the same exact integers, so ``C`` is the same; :func:`lut_gemm` follows each
+  one's own path (which tables, which index, who sums the rows).
 * **Order of operations** (mirrored by :func:`lut_gemm`): per K-tile (``tile_k`` groups) and per
   plane ``p = 0..b-1``: look up, select negation, sum over the ``tile_k`` groups, shift left by
   ``p``, subtract the K-tile's rowsum in plane 0 (``b >= 2``), add into the accumulator. The
@@ -29,13 +38,14 @@ Users with unsigned codes ``w = scale * (q - z)`` get ``w = scale' * (q' - z')``
 ``scale' = scale / 2`` and ``z' = 2 z + 1 - 2^b`` (:func:`symmetric_scale_zero_point`).
 
 Sections: parameters (:class:`LutCoreParams`, defined in :mod:`tpegen.hw.arrays.lut_params` and
-re-exported here), numeric model (``encode_weights``,
-``precompute_tables``, ``lut_gemm``), timing model (``lut_*_cycles``, ``lut_macs_per_cycle*``) and
-the stream driver (``lut_gemm_program``, ``lut_decode_results``).
+re-exported here), numeric model (``encode_weights``, ``precompute_tables``, ``lut_accumulate``,
+``lut_gemm``), timing model (``lut_*_cycles``, ``lut_macs_per_cycle*``) and the stream driver
+(``lut_gemm_program``, ``lut_decode_results``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,51 +126,74 @@ def symmetric_scale_zero_point(
     return np.divide(scale, 2), 2 * np.asarray(zero_point, dtype=np.int64) + 1 - (1 << weight_bits)
 
 
-def encode_index(bits: np.ndarray, group_size: int) -> np.ndarray:
-    """Group plane bits into hardware indices with offline complement.
+def complement_low(index: np.ndarray, group_size: int) -> np.ndarray:
+    """Complement the low ``g-1`` bits of g-bit indices whose sign bit (bit ``g-1``) is 0.
+
+    Its own inverse: the driver's offline complement and the core's in-core XOR are this map.
+    """
+    g = group_size
+    idx = np.asarray(index, dtype=np.int64)
+    sign = (idx >> (g - 1)) & 1
+    mask = (1 << (g - 1)) - 1
+    return (sign << (g - 1)) | np.where(sign == 1, idx & mask, ~idx & mask)
+
+
+def encode_index(bits: np.ndarray, group_size: int, *, complement: bool = True) -> np.ndarray:
+    """Group plane bits into hardware indices.
 
     ``bits`` has shape ``(..., groups * g, N)`` (K axis second to last). Returns ``(..., groups, N)``
-    indices of ``g`` bits: top bit = sign (``u_{g-1}``), low bits = ``u_low`` if the sign is 1, else
-    ``~u_low`` (complemented so that the hardware reads ``S[low]`` and only negates).
+    indices of ``g`` bits: the raw plane index ``u`` (bit ``j`` = bit of activation ``j``), with
+    ``complement`` (offline complement, the default core) its low bits complemented when the sign
+    bit ``u_{g-1}`` is 0, so that the hardware reads ``S[low]`` and only negates.
     """
     g = group_size
     b = np.asarray(bits, dtype=np.int64)
     shape = b.shape[:-2] + (b.shape[-2] // g, g, b.shape[-1])
     b = b.reshape(shape)
     u = (b << np.arange(g).reshape(g, 1)).sum(axis=-2)
-    sign = (u >> (g - 1)) & 1
-    mask = (1 << (g - 1)) - 1
-    low = np.where(sign == 1, u & mask, ~u & mask)
-    return (sign << (g - 1)) | low
+    return complement_low(u, g) if complement else u
 
 
-def encode_weights(W: np.ndarray, weight_bits: int, group_size: int, *, ternary: bool = False) -> np.ndarray:
+def encode_weights(
+    W: np.ndarray, weight_bits: int, group_size: int, *, ternary: bool = False, complement: bool = True
+) -> np.ndarray:
     """Encode a (K, N) integer weight matrix into ``(b, ceil(K/g), N)`` hardware indices.
 
     K is padded to a multiple of ``g`` with weight 0 (b >= 2) or +1 (W1); padded rows must meet
-    zero activations (the driver pads A with zeros), so their value never matters.
+    zero activations (the driver pads A with zeros), so their value never matters. ``complement``
+    as in :func:`encode_index` (``LutCoreParams.offline_complement`` for a core).
     """
     w = check_weights(W, weight_bits, ternary=ternary)
     K = w.shape[0]
     Kp = -(-K // group_size) * group_size
     pad_value = 1 if weight_bits == 1 else 0
     w = np.pad(w, ((0, Kp - K), (0, 0)), constant_values=pad_value)
-    return encode_index(bit_planes(weight_codes(w, weight_bits, ternary=ternary), weight_bits), group_size)
+    bits = bit_planes(weight_codes(w, weight_bits, ternary=ternary), weight_bits)
+    return encode_index(bits, group_size, complement=complement)
 
 
-def decode_index(index: np.ndarray, group_size: int) -> np.ndarray:
+def encode_core_weights(params: LutCoreParams, W: np.ndarray) -> np.ndarray:
+    """:func:`encode_weights` as the core configured by ``params`` reads them (its complement)."""
+    p = params
+    return encode_weights(W, p.weight_bits, p.group_size, ternary=p.ternary, complement=p.offline_complement)
+
+
+def decode_index(index: np.ndarray, group_size: int, *, complement: bool = True) -> np.ndarray:
     """Inverse of :func:`encode_index`: ``(..., groups, N)`` indices -> ``(..., groups * g, N)`` plane bits."""
     g = group_size
     idx = np.asarray(index, dtype=np.int64)
-    sign = (idx >> (g - 1)) & 1
-    mask = (1 << (g - 1)) - 1
-    u = (sign << (g - 1)) | np.where(sign == 1, idx & mask, ~idx & mask)
+    u = complement_low(idx, g) if complement else idx
     bits = (u[..., None, :] >> np.arange(g).reshape(g, 1)) & 1  # (..., groups, g, N)
     return bits.reshape(idx.shape[:-2] + (idx.shape[-2] * g, idx.shape[-1]))
 
 
 def decode_weights(
-    index_planes: np.ndarray, weight_bits: int, group_size: int, *, ternary: bool = False
+    index_planes: np.ndarray,
+    weight_bits: int,
+    group_size: int,
+    *,
+    ternary: bool = False,
+    complement: bool = True,
 ) -> np.ndarray:
     """Inverse of :func:`encode_weights`: ``(b, G, N)`` indices -> ``(G * g, N)`` int64 weights.
 
@@ -171,7 +204,7 @@ def decode_weights(
     planes = np.asarray(index_planes, dtype=np.int64)
     if planes.ndim != 3 or planes.shape[0] != weight_bits:
         raise ConfigError("index_planes", f"an array of shape ({weight_bits}, groups, N)", planes.shape)
-    bits = decode_index(planes, group_size)  # (b, K, N)
+    bits = decode_index(planes, group_size, complement=complement)  # (b, K, N)
     q = (bits << np.arange(weight_bits).reshape(-1, 1, 1)).sum(axis=0)
     if weight_bits == 1:
         return 2 * q - 1
@@ -181,30 +214,55 @@ def decode_weights(
     return w
 
 
-def precompute_tables(A_groups: np.ndarray, table_bits: int | None = None) -> np.ndarray:
-    """Half tables ``S[..., v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j`` for groups ``(..., g)``.
+def precompute_tables(
+    A_groups: np.ndarray, table_bits: int | None = None, *, full: bool = False
+) -> np.ndarray:
+    """Tables of groups ``(..., g)``: half ``S[..., v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j``, or
+    with ``full`` all ``T[..., u] = sum_j (2 u_j - 1) a_j``.
 
-    Built like the hardware adder network: start from ``[a_{g-1}]`` and, for ``j = 0..g-2``, append
+    Built like the hardware adder network: start from ``[a_{g-1}]`` (half) or ``[-a_0, a_0]``
+    (full) and, for each further activation ``a_j`` (``j = 0..g-2``, resp. ``1..g-1``), append
     ``x + a_j`` after ``x - a_j`` (so index bit ``j`` selects the sign of ``a_j``). Returns
-    ``(..., 2^(g-1))`` int64, wrapped to ``table_bits`` if given.
+    ``(..., 2^(g-1))`` (half) or ``(..., 2^g)`` (full) int64, wrapped to ``table_bits`` if given;
+    the last entry is the group sum.
     """
     a = np.asarray(A_groups, dtype=np.int64)
     g = a.shape[-1]
-    t = a[..., g - 1 : g]
-    for j in range(g - 1):
+    if full:
+        t, steps = np.concatenate([-a[..., :1], a[..., :1]], axis=-1), range(1, g)
+    else:
+        t, steps = a[..., g - 1 : g], range(g - 1)
+    for j in steps:
         aj = a[..., j : j + 1]
         t = np.concatenate([t - aj, t + aj], axis=-1)
     return wrap(t, table_bits) if table_bits is not None else t
 
 
-def lookup(tables: np.ndarray, index: np.ndarray, group_size: int) -> np.ndarray:
-    """Hardware lookup: ``S[low]`` negated when the sign bit (index bit g-1) is 0.
+def tile_rowsums(A: np.ndarray, k_tile: int) -> np.ndarray:
+    """Activation sums of every row over every K-tile: (M, kt * k_tile) -> (M, kt) int64.
 
-    ``tables`` (M, G, E), ``index`` (G, N) -> (M, G, N).
+    What the driver sends with external tables (the in-core path sums the groups' last entries)."""
+    a = np.asarray(A, dtype=np.int64)
+    return a.reshape(a.shape[0], -1, k_tile).sum(axis=-1)
+
+
+def lookup(
+    tables: np.ndarray, index: np.ndarray, group_size: int, *, full: bool = False, complement: bool = False
+) -> np.ndarray:
+    """Hardware lookup, ``tables`` (M, G, E), ``index`` (G, N) -> (M, G, N).
+
+    Half tables (default): ``S[low]`` negated when the sign bit (index bit g-1) is 0; with
+    ``complement`` (in-core complement) ``low`` is first XORed with the inverted sign bit. ``full``:
+    ``T[index]``, no negation.
     """
+    groups = np.arange(tables.shape[1])[:, None]
+    if full:
+        return tables[:, groups, index]
+    if complement:
+        index = complement_low(index, group_size)
     low = index & ((1 << (group_size - 1)) - 1)
     sign = (index >> (group_size - 1)) & 1
-    entries = tables[:, np.arange(tables.shape[1])[:, None], low]
+    entries = tables[:, groups, low]
     return np.where(sign[None] == 1, entries, -entries)
 
 
@@ -212,36 +270,69 @@ def _pad_to(x: np.ndarray, rows: int, cols: int, value: int = 0) -> np.ndarray:
     return np.pad(x, ((0, rows - x.shape[0]), (0, cols - x.shape[1])), constant_values=value)
 
 
+def core_tables(params: LutCoreParams, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tables and row sums the core's table registers receive, for A (M, kt * k_tile) padded
+    to whole K-tiles: ``(M, G, E)`` tables (``E = params.entries``, wrapped to ``table_bits``) and
+    ``(M, kt)`` K-tile row sums. In-core precompute: the precompute units' tables and the sum of
+    their last entries; external: the driver's tables and plain activation sums."""
+    p = params
+    a = np.asarray(A, dtype=np.int64)
+    tables = precompute_tables(a.reshape(a.shape[0], -1, p.group_size), p.table_bits, full=p.full_table)
+    if p.external_tables:
+        return tables, tile_rowsums(a, p.k_tile)
+    return tables, tables[..., -1].reshape(a.shape[0], -1, p.tile_k).sum(axis=-1)
+
+
+def lut_accumulate(
+    params: LutCoreParams, tables: np.ndarray, rowsums: np.ndarray, index: np.ndarray
+) -> np.ndarray:
+    """The dot-product units of a core: ``(M, N)`` int64 results wrapped to ``acc_bits``.
+
+    ``tables`` (M, G, E) and ``rowsums`` (M, kt) as the table registers hold them, ``index``
+    (b, G, N) as the weight store holds it (G = kt * tile_k groups). Per K-tile and plane, as the
+    RTL: lookup (the variant's, :func:`lookup`), sum over the tile's groups, shift by the plane
+    index, rowsum subtraction in plane 0, wrapping accumulate; then the final halving.
+    """
+    p = params
+    M, N = tables.shape[0], index.shape[-1]
+    acc = np.zeros((M, N), dtype=np.int64)
+    for kt in range(rowsums.shape[1]):
+        groups = slice(kt * p.tile_k, (kt + 1) * p.tile_k)
+        t = tables[:, groups]
+        for plane in range(p.planes):
+            looked_up = lookup(
+                t,
+                index[plane, groups],
+                p.group_size,
+                full=p.full_table,
+                complement=p.index_complement == "in_core",
+            )
+            contrib = looked_up.sum(axis=1) << plane
+            if plane == 0 and p.corrected:
+                contrib = contrib - rowsums[:, kt, None]
+            acc = wrap(acc + contrib, p.acc_width)
+    if p.corrected:
+        acc = acc >> 1  # exact: the accumulator holds 2 * C (mod 2^(acc_bits+1))
+    return wrap(acc, p.acc_bits)
+
+
 def lut_gemm(A: np.ndarray, W: np.ndarray, params: LutCoreParams) -> np.ndarray:
     """Bit-exact model of the core: ``C = A @ W`` (M, K) x (K, N) -> (M, N) int64, wrapped to ``acc_bits``.
 
-    Mirrors the RTL per K-tile and plane (lookup, negation select, sum over the tile's groups,
-    shift by the plane index, rowsum subtraction in plane 0, wrapping accumulate, final halving);
-    vectorized over all M and N tiles, which the hardware computes independently.
+    Mirrors the RTL of the configured variant: the weights encoded as the driver sends them
+    (:func:`encode_core_weights`), the tables and row sums the core registers (:func:`core_tables`),
+    then the dot-product units (:func:`lut_accumulate`); vectorized over all M and N tiles, which
+    the hardware computes independently.
     """
     p = params
     a, w = check_operands(p, A, W)
     M, K = a.shape
     N = w.shape[1]
-    kt_count = max(1, -(-K // p.k_tile))
-    Kp = kt_count * p.k_tile
+    Kp = max(1, -(-K // p.k_tile)) * p.k_tile
     a = _pad_to(a, M, Kp)
     w = _pad_to(w, Kp, N, value=1 if p.weight_bits == 1 else 0)
-    index = encode_weights(w, p.weight_bits, p.group_size, ternary=p.ternary)  # (b, G, N)
-    tables = precompute_tables(a.reshape(M, -1, p.group_size), p.table_bits)  # (M, G, E)
-    rowsum = tables[..., -1]  # all signs +1: the activation sum of each group
-    acc = np.zeros((M, N), dtype=np.int64)
-    for kt in range(kt_count):
-        groups = slice(kt * p.tile_k, (kt + 1) * p.tile_k)
-        t = tables[:, groups]
-        for plane in range(p.planes):
-            contrib = lookup(t, index[plane, groups], p.group_size).sum(axis=1) << plane
-            if plane == 0 and p.corrected:
-                contrib = contrib - rowsum[:, groups].sum(axis=1)[:, None]
-            acc = wrap(acc + contrib, p.acc_width)
-    if p.corrected:
-        acc = acc >> 1  # exact: the accumulator holds 2 * C (mod 2^(acc_bits+1))
-    return wrap(acc, p.acc_bits)
+    tables, rowsums = core_tables(p, a)
+    return lut_accumulate(p, tables, rowsums, encode_core_weights(p, w))
 
 
 def reference_gemm(A: np.ndarray, W: np.ndarray, acc_bits: int = 64) -> np.ndarray:
@@ -336,10 +427,12 @@ def lut_schedule(params: LutCoreParams, M: int, K: int, N: int) -> TileSchedule:
     Order as :func:`lut_gemm_plan`: N-tile outer, M-tile, K-tile inner. A reads its real
     ``m x k`` block per beat; W reads ``k x n`` weights whenever a weight tile is loaded (every
     beat, or once per N-tile when K fits one tile); C writes the ``m x n`` results after the last
-    K-tile. Utilization is against the peak of :func:`lut_macs_per_cycle` MACs per cycle.
+    K-tile. Utilization is against the peak of :func:`lut_macs_per_cycle` MACs per cycle. With
+    external precompute the A buffer holds ``tables`` beats instead, counted in bits
+    (``bits["A"] = 1``): per beat, the tables of the real rows and groups plus their row sums.
     """
     p = params
-    return stream_tile_schedule(
+    sched = stream_tile_schedule(
         LutTiming(planes=p.planes, beats=lut_act_beats(p, M, K, N)),
         (p.tile_m, p.k_tile, p.tile_n),
         M,
@@ -348,6 +441,14 @@ def lut_schedule(params: LutCoreParams, M: int, K: int, N: int) -> TileSchedule:
         bits={"A": p.act_bits, "W": p.weight_bits, "C": p.acc_bits},
         pes=lut_macs_per_cycle(p),
     )
+    if not p.external_tables:
+        return sched
+    mt, kt, nt = lut_tile_counts(p, M, K, N)
+    rows = np.minimum(p.tile_m, M - p.tile_m * np.arange(mt))
+    groups = -(-np.minimum(p.k_tile, K - p.k_tile * np.arange(kt)) // p.group_size)
+    row_bits = groups * p.entries * p.table_bits + (p.rowsum_bits if p.corrected else 0)  # (kt,)
+    table_reads = np.tile((rows[:, None] * row_bits[None, :]).ravel(), nt)  # beats: N, M, K inner
+    return dataclasses.replace(sched, reads={**sched.reads, "A": table_reads}, bits={**sched.bits, "A": 1})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,21 +458,44 @@ def lut_schedule(params: LutCoreParams, M: int, K: int, N: int) -> TileSchedule:
 
 @dataclass
 class LutGemmPlan:
-    """Beats of one GEMM on the core plus what is needed to decode the results."""
+    """Beats of one GEMM on the core plus what is needed to decode the results.
+
+    ``acts`` holds the beats of the activation-side port ``act_port``: ``"acts"`` (activations),
+    or ``"tables"`` (tables and row sums, external precompute)."""
 
     weights: np.ndarray  # (beats, nbytes) uint8
     acts: np.ndarray  # (beats, nbytes) uint8
     result_beats: int
     shape: tuple[int, int, int]  # (M, K, N) of the GEMM
     tiles: tuple[int, int, int] = field(default=(1, 1, 1))  # (M, K, N) tile counts; beats loop N, M, K
+    act_port: str = "acts"
 
     def stream_program(self):
         """These beats as a :class:`~tpegen.sim.verilator.StreamProgram`."""
         from tpegen.sim.verilator import StreamProgram
 
         return StreamProgram(
-            inputs={"weights": self.weights, "acts": self.acts}, outputs={"results": self.result_beats}
+            inputs={"weights": self.weights, self.act_port: self.acts}, outputs={"results": self.result_beats}
         )
+
+
+def pack_act_beats(
+    params: LutCoreParams, blocks: np.ndarray, last: np.ndarray, wlast: np.ndarray
+) -> np.ndarray:
+    """Payloads of the activation-side port for activation ``blocks`` (beats, tile_m * k_tile)
+    (lane ``m * k_tile + k``) and the ``last``/``wlast`` flags: ``acts`` beats, or with external
+    precompute the ``tables`` beats the driver computes from them (tables lane ``m * tile_k + k``,
+    then the row sums when ``weight_bits >= 2``)."""
+    p = params
+    flags = [(last, 1), (wlast, 1)]
+    if not p.external_tables:
+        return pack_fields([(blocks, p.act_bits), *flags], p.act_payload_bits)
+    rows = np.asarray(blocks, dtype=np.int64).reshape(-1, p.k_tile)  # (beats * tile_m, k_tile)
+    tables, rowsums = core_tables(p, rows)  # (beats * tile_m, tile_k, E), (beats * tile_m, 1)
+    fields = [(tables.reshape(len(blocks), -1), p.table_bits)]
+    if p.corrected:
+        fields.append((rowsums.reshape(len(blocks), p.tile_m), p.rowsum_bits))
+    return pack_fields([*fields, *flags], p.tables_payload_bits)
 
 
 def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGemmPlan:
@@ -382,7 +506,8 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
     so K-tiles accumulate in hardware with ``acc_bits`` wrap). Weight tiles (``b`` beats, plane 0
     first) are sent in the order they are used: when K fits one tile, one weight tile per N-tile is
     reused by all M-tiles (``wlast`` on the last M-tile); otherwise every activation beat gets its
-    own weight tile (``wlast`` always 1).
+    own weight tile (``wlast`` always 1). With external precompute each activation beat is sent as
+    its tables (:func:`pack_act_beats`), in the same order.
     """
     p = params
     a, w = check_operands(p, A, W)
@@ -391,7 +516,7 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
     mt, kt, nt = lut_tile_counts(p, M, K, N)
     a = _pad_to(a, mt * p.tile_m, kt * p.k_tile)
     w = _pad_to(w, kt * p.k_tile, nt * p.tile_n, value=1 if p.weight_bits == 1 else 0)
-    index = encode_weights(w, p.weight_bits, p.group_size, ternary=p.ternary)  # (b, kt*tile_k, nt*tile_n)
+    index = encode_core_weights(p, w)  # (b, kt*tile_k, nt*tile_n)
     # weight tile (k, n) as b beats of tile_n * tile_k lanes, lane = n_local * tile_k + group_local
     wt = index.reshape(p.planes, kt, p.tile_k, nt, p.tile_n).transpose(1, 3, 0, 4, 2)
     wt = wt.reshape(kt, nt, p.planes, p.tile_n * p.tile_k)
@@ -410,15 +535,17 @@ def lut_gemm_plan(params: LutCoreParams, A: np.ndarray, W: np.ndarray) -> LutGem
         weights = wt[k_idx, n_idx].reshape(-1, wt.shape[-1])
     return LutGemmPlan(
         weights=pack_fields([(weights, p.group_size)], p.weight_payload_bits),
-        acts=pack_fields([(acts, p.act_bits), (last, 1), (wlast, 1)], p.act_payload_bits),
+        acts=pack_act_beats(p, acts, last, wlast),
         result_beats=mt * nt,
         shape=(M, K, N),
         tiles=(mt, kt, nt),
+        act_port=p.input_port,
     )
 
 
 def lut_gemm_program(params: LutCoreParams, A: np.ndarray, W: np.ndarray):
-    """The :class:`~tpegen.sim.verilator.StreamProgram` of a GEMM (ports ``weights``, ``acts``, ``results``)."""
+    """The :class:`~tpegen.sim.verilator.StreamProgram` of a GEMM (ports ``weights``, ``acts`` or
+    ``tables``, ``results``)."""
     return lut_gemm_plan(params, A, W).stream_program()
 
 
@@ -430,10 +557,11 @@ def lut_decode_results(params: LutCoreParams, beats: np.ndarray, M: int, N: int)
 def lut_pe_summary(params: LutCoreParams) -> dict[str, Any]:
     """Sizes of the datapath (for reports): tables, lookups per cycle, storage bits."""
     p = params
+    per_unit = 0 if p.external_tables else 2 * p.entries - 2 - (2 if p.full_table else 0)
     return {
         "tables": p.tile_m * p.tile_k,
         "table_entries": p.tile_m * p.tile_k * p.entries,
-        "precompute_adders": p.tile_m * p.tile_k * (2 * p.entries - 2),
+        "precompute_adders": p.tile_m * p.tile_k * per_unit,
         "lookups_per_cycle": p.tile_m * p.tile_n * p.tile_k,
         "weight_store_bits": 2 * p.planes * p.weight_payload_bits,
         "accumulator_bits": p.tile_m * p.tile_n * p.acc_width,

@@ -3,7 +3,9 @@
 Users hand it ordinary signed integer weights, exactly as for the MAC arrays: b-bit weights in
 ``[-2^(b-1), 2^(b-1)-1]``, ternary in {-1, 0, +1}, binary (W1) in {-1, +1}; the result is exactly
 ``A @ W`` (wrapped to ``acc_bits``). The +-1 re-encoding, the offline index complement and the
-activation-sum correction are done by :mod:`tpegen.sim.lut` (encoding) and the hardware.
+activation-sum correction are done by :mod:`tpegen.sim.lut` (encoding) and the hardware; with the
+core's table design choices (``pe.table``, ``pe.index_complement``, ``pe.precompute``) the driver
+sends what that variant reads (raw indices, or software-precomputed tables on the ``tables`` port).
 """
 
 from __future__ import annotations

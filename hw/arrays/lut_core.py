@@ -6,15 +6,15 @@ stream driver in :mod:`tpegen.sim.lut`.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.arrays.lut_params import LutCoreParams
 from tpegen.hw.arrays.weight_store import ResultRegister, WeightStore
-from tpegen.hw.pe.lut import LutDotProduct, LutTablePrecompute, rowsum_bits, table_layout
+from tpegen.hw.pe.lut import LutDotProduct, LutTablePrecompute, table_layout
 
-__all__ = ["LutCore", "lut_core_verilog"]
+__all__ = ["LutCore", "act_layout", "lut_core_verilog", "result_layout", "tables_layout", "weight_layout"]
 
 
 def weight_layout(p: LutCoreParams) -> data.ArrayLayout:
@@ -33,6 +33,20 @@ def act_layout(p: LutCoreParams) -> data.StructLayout:
     )
 
 
+def tables_layout(p: LutCoreParams) -> data.StructLayout:
+    """``tables`` beat (external precompute): ``tables`` lanes ``m * tile_k + k`` (one table of
+    ``p.entries`` signed table_bits each), ``rowsum`` lanes ``m`` (signed, :attr:`~LutCoreParams.rowsum_bits`;
+    only with the rowsum correction, ``weight_bits >= 2``), then ``last``, ``wlast``."""
+    fields: dict = {
+        "tables": data.ArrayLayout(
+            table_layout(p.group_size, p.table_bits, full=p.full_table), p.tile_m * p.tile_k
+        )
+    }
+    if p.corrected:
+        fields["rowsum"] = data.ArrayLayout(signed(p.rowsum_bits), p.tile_m)
+    return data.StructLayout({**fields, "last": 1, "wlast": 1})
+
+
 def result_layout(p: LutCoreParams) -> data.ArrayLayout:
     """``results`` beat: lane ``m * tile_n + n`` = signed(acc_bits) element of the output tile."""
     return data.ArrayLayout(signed(p.acc_bits), p.tile_m * p.tile_n)
@@ -45,20 +59,31 @@ class LutCore(wiring.Component):
     synchronous active-high reset ``rst``):
 
     * ``weights`` In: one bit plane of a weight tile per beat (``b`` beats per tile, plane 0
-      first); lane ``n * tile_k + k`` is the g-bit encoded index (sign bit on top, low bits
-      complemented offline when the sign is 0) of column ``n``, group ``k``. Tiles go into a
-      two-bank (double-buffered) weight store; a bank is accepted when it is free.
-    * ``acts`` In: ``a`` = one ``tile_m x (tile_k * g)`` activation block (lane ``m * k_tile + k``),
-      ``last`` = final K-tile of the output tile (emit the results and clear the accumulators after
-      it), ``wlast`` = last beat using the current weight tile (free its bank afterwards). A beat is
-      accepted only when its weight tile is fully loaded.
+      first); lane ``n * tile_k + k`` is the g-bit index of column ``n``, group ``k`` (default: sign
+      bit on top, low bits complemented offline when the sign is 0; see the variants below). Tiles
+      go into a two-bank (double-buffered) weight store; a bank is accepted when it is free.
+    * ``acts`` In (``precompute == "in_core"``): ``a`` = one ``tile_m x (tile_k * g)`` activation
+      block (lane ``m * k_tile + k``), ``last`` = final K-tile of the output tile (emit the results
+      and clear the accumulators after it), ``wlast`` = last beat using the current weight tile
+      (free its bank afterwards). A beat is accepted only when its weight tile is fully loaded.
+    * ``tables`` In (``precompute == "external"``, instead of ``acts``): the same beat with the
+      block's tables instead of its activations (:func:`tables_layout`): ``tables`` lane
+      ``m * tile_k + k`` = the table of row ``m``, group ``k``; ``rowsum`` lane ``m`` = the sum of
+      row ``m``'s ``tile_k * g`` activations (only when ``weight_bits >= 2``); ``last``, ``wlast``.
     * ``results`` Out: the ``tile_m x tile_n`` results (lane ``m * tile_n + n``, signed acc_bits,
       two's complement wrap), one beat per ``last`` activation beat.
 
-    Pipeline: an accepted ``acts`` beat's tables (``tile_m * tile_k`` precompute units) and row sums
-    are registered; the next ``b`` cycles process planes 0..b-1 (``tile_m * tile_n`` dot-product
-    units, ``tile_k`` lookups each), and the next beat is accepted in the cycle of plane ``b-1``.
-    The result register is loaded at the end of plane ``b-1`` of a ``last`` beat.
+    Table design choices (:class:`~tpegen.hw.arrays.lut_params.LutCoreParams`; defaults first):
+    ``table`` half (``2^(g-1)`` entries, sign bit selects negation) or full (``2^g`` entries, raw
+    index); ``index_complement`` offline (driver) or in_core (an XOR per lookup); ``precompute``
+    in_core (``tile_m * tile_k`` precompute units on ``acts``) or external (``tables`` port, no
+    precompute units, no row-sum adders). The pipeline, and so every latency below, is the same.
+
+    Pipeline: an accepted beat's tables (computed by the precompute units, or taken from the
+    ``tables`` port) and row sums are registered; the next ``b`` cycles process planes 0..b-1
+    (``tile_m * tile_n`` dot-product units, ``tile_k`` lookups each), and the next beat is accepted
+    in the cycle of plane ``b-1``. The result register is loaded at the end of plane ``b-1`` of a
+    ``last`` beat.
     Timing (inputs always valid, output always ready): activation beat ``j`` is accepted at cycle
     ``b (j + 1)`` after the first weight beat (cycle 0); its result leaves ``b + 1`` cycles later.
     A single tile takes ``2 b + 2`` cycles, a GEMM of ``J`` activation beats ``b (J + 1) + 2``
@@ -69,10 +94,11 @@ class LutCore(wiring.Component):
 
     def __init__(self, params: LutCoreParams):
         self.params = params
+        inp = tables_layout(params) if params.external_tables else act_layout(params)
         super().__init__(
             {
                 "weights": In(stream.Signature(weight_layout(params))),
-                "acts": In(stream.Signature(act_layout(params))),
+                params.input_port: In(stream.Signature(inp)),
                 "results": Out(stream.Signature(result_layout(params))),
             }
         )
@@ -82,6 +108,7 @@ class LutCore(wiring.Component):
         p = self.params
         b, g, tk = p.planes, p.group_size, p.tile_k
         wbits = p.weight_payload_bits
+        inp = getattr(self, p.input_port)
 
         # ---- global stall: freeze everything while a result waits for the consumer
         out = ResultRegister(m, self.results)
@@ -103,27 +130,23 @@ class LutCore(wiring.Component):
         # ---- double-buffered weight store (b planes per tile) and its loader
         store = WeightStore(wbits, b)
 
-        # ---- table precompute units (combinational from the acts payload) and table registers
-        row_layout = data.ArrayLayout(table_layout(g, p.table_bits), tk)
+        # ---- table registers, loaded from the precompute units (combinational from the acts
+        # payload) or from the tables payload
+        row_layout = data.ArrayLayout(table_layout(g, p.table_bits, full=p.full_table), tk)
         tables = [Signal(row_layout, name=f"tables_m{i}") for i in range(p.tile_m)]
-        rsum_w = rowsum_bits(g, p.act_bits, tk)
+        rsum_w = p.rowsum_bits
         rowsums = [Signal(signed(rsum_w), name=f"rowsum_m{i}") for i in range(p.tile_m)]
-        new_tables = []
-        new_rowsums = []
-        for i in range(p.tile_m):
-            units = []
-            for k in range(tk):
-                unit = LutTablePrecompute(g, p.act_bits, p.table_bits)
-                m.submodules[f"pre_m{i}_k{k}"] = unit
-                for j in range(g):
-                    m.d.comb += unit.a[j].eq(self.acts.payload.a[i * p.k_tile + k * g + j])
-                units.append(unit)
-            new_tables.append(Cat(*(u.table.as_value() for u in units)))
-            new_rowsums.append(sum(u.table[p.entries - 1] for u in units))
+        if p.external_tables:
+            given = Value.cast(inp.payload.tables)
+            row_w = row_layout.size
+            new_tables = [given[i * row_w : (i + 1) * row_w] for i in range(p.tile_m)]
+            new_rowsums = [inp.payload.rowsum[i] if p.corrected else 0 for i in range(p.tile_m)]
+        else:
+            new_tables, new_rowsums = self._precompute(m, inp.payload.a)
 
-        m.d.comb += self.acts.ready.eq(ce & (~busy | last_plane) & store.loaded)
+        m.d.comb += inp.ready.eq(ce & (~busy | last_plane) & store.loaded)
         accept = Signal()
-        m.d.comb += accept.eq(self.acts.valid & self.acts.ready)
+        m.d.comb += accept.eq(inp.valid & inp.ready)
 
         # ---- dot-product units: tile_m x tile_n, reading the current plane of the current bank
         wread = Signal(wbits)
@@ -140,6 +163,8 @@ class LutCore(wiring.Component):
                     table_bits=p.table_bits,
                     rowsum_bits=rsum_w,
                     acc_width=p.acc_width,
+                    full_table=p.full_table,
+                    complement_index=p.index_complement == "in_core",
                 )
                 m.submodules[f"dpu_m{i}_n{n}"] = dpu
                 m.d.comb += [
@@ -155,7 +180,7 @@ class LutCore(wiring.Component):
 
         # ---- sequential control, all under the global clock enable
         out.load(m, emit, Cat(*results))
-        store.build(m, self.weights, ce, releasing, cur_bank, accept & self.acts.payload.wlast)
+        store.build(m, self.weights, ce, releasing, cur_bank, accept & inp.payload.wlast)
         with m.If(ce):
             # compute stage
             with m.If(accept):
@@ -163,8 +188,8 @@ class LutCore(wiring.Component):
                     busy.eq(1),
                     plane.eq(0),
                     cur_bank.eq(store.rd_bank),
-                    cur_last.eq(self.acts.payload.last),
-                    cur_wlast.eq(self.acts.payload.wlast),
+                    cur_last.eq(inp.payload.last),
+                    cur_wlast.eq(inp.payload.wlast),
                 ]
                 for i in range(p.tile_m):
                     m.d.sync += [tables[i].eq(new_tables[i]), rowsums[i].eq(new_rowsums[i])]
@@ -173,6 +198,24 @@ class LutCore(wiring.Component):
             with m.Elif(busy):
                 m.d.sync += plane.eq(plane + 1)
         return m
+
+    def _precompute(self, m: Module, a) -> tuple[list[Value], list[Value]]:
+        """Add the ``tile_m * tile_k`` table precompute units reading activation lanes ``a``; return
+        each row's concatenated tables and its row sum (the sum of the groups' last entries)."""
+        p = self.params
+        g = p.group_size
+        new_tables, new_rowsums = [], []
+        for i in range(p.tile_m):
+            units = []
+            for k in range(p.tile_k):
+                unit = LutTablePrecompute(g, p.act_bits, p.table_bits, full=p.full_table)
+                m.submodules[f"pre_m{i}_k{k}"] = unit
+                for j in range(g):
+                    m.d.comb += unit.a[j].eq(a[i * p.k_tile + k * g + j])
+                units.append(unit)
+            new_tables.append(Cat(*(u.table.as_value() for u in units)))
+            new_rowsums.append(sum(u.table[p.entries - 1] for u in units))
+        return new_tables, new_rowsums
 
 
 def lut_core_verilog(params: LutCoreParams, name: str = "lut_core") -> str:

@@ -1,7 +1,9 @@
 """LUT tensor-core processing elements: the table precompute unit and the LUT dot-product unit.
 
 The arithmetic is described in :mod:`tpegen.sim.lut` (symmetric +-1 bit planes, half tables with a
-negation-select sign bit and offline-complemented index bits, rowsum correction).
+negation-select sign bit and offline-complemented index bits, rowsum correction). Both units also
+build the unoptimized variants of LUT Tensor Core's ablation: full ``2^g``-entry tables and the index
+complement in the unit instead of the driver.
 """
 
 from __future__ import annotations
@@ -24,39 +26,47 @@ def _tree_sum(values: list[Value]) -> Value:
     return values[0]
 
 
-def table_layout(group_size: int, table_bits: int) -> data.ArrayLayout:
-    """One half table: ``2^(g-1)`` signed entries of ``table_bits``."""
-    return data.ArrayLayout(signed(table_bits), 1 << (group_size - 1))
+def table_layout(group_size: int, table_bits: int, *, full: bool = False) -> data.ArrayLayout:
+    """One table: ``2^(g-1)`` (half) or ``2^g`` (``full``) signed entries of ``table_bits``."""
+    return data.ArrayLayout(signed(table_bits), 1 << (group_size - (0 if full else 1)))
 
 
 class LutTablePrecompute(wiring.Component):
-    """Table precompute unit: ``g`` activations -> the ``2^(g-1)`` stored entries of their +-1 table.
+    """Table precompute unit: ``g`` activations -> the stored entries of their +-1 table.
 
-    Purely combinational adder network of ``2^g - 2`` adders: starting from ``[a_{g-1}]``, step
-    ``j = 0..g-2`` forms ``x - a_j`` and ``x + a_j`` for every partial entry ``x``, so
-    ``table[v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j``; ``table[2^(g-1) - 1]`` is the group sum.
-    One unit serves every weight column that reads the group.
+    Purely combinational adder network. Half table (default): ``2^g - 2`` adders; starting from
+    ``[a_{g-1}]``, step ``j = 0..g-2`` forms ``x - a_j`` and ``x + a_j`` for every partial entry
+    ``x``, so ``table[v] = a_{g-1} + sum_{j<g-1} (2 v_j - 1) a_j`` (``2^(g-1)`` entries). Full table
+    (``full``): the same network over every activation, starting from ``[-a_0, a_0]`` (one negation,
+    ``2^(g+1) - 4`` adders), so ``table[v] = sum_j (2 v_j - 1) a_j`` (``2^g`` entries). In both the
+    last entry is the group sum. One unit serves every weight column that reads the group.
 
-    Ports: ``a`` In(g x signed(act_bits)), ``table`` Out(2^(g-1) x signed(table_bits)).
+    Ports: ``a`` In(g x signed(act_bits)), ``table`` Out(entries x signed(table_bits)).
     Latency 0 (combinational). ``table_bits >= act_bits + floor(log2 g) + 1`` avoids overflow.
     """
 
-    def __init__(self, group_size: int, act_bits: int, table_bits: int):
+    def __init__(self, group_size: int, act_bits: int, table_bits: int, *, full: bool = False):
         self.group_size = group_size
         self.act_bits = act_bits
         self.table_bits = table_bits
+        self.full = full
         super().__init__(
             {
                 "a": In(data.ArrayLayout(signed(act_bits), group_size)),
-                "table": Out(table_layout(group_size, table_bits)),
+                "table": Out(table_layout(group_size, table_bits, full=full)),
             }
         )
 
     def elaborate(self, platform) -> Module:
         m = Module()
         g = self.group_size
-        entries: list[Value] = [self.a[g - 1]]
-        for j in range(g - 1):
+        if self.full:
+            entries: list[Value] = [-self.a[0], self.a[0]]
+            steps = range(1, g)
+        else:
+            entries = [self.a[g - 1]]
+            steps = range(g - 1)
+        for j in steps:
             aj = self.a[j]
             entries = [x - aj for x in entries] + [x + aj for x in entries]
         for v, value in enumerate(entries):
@@ -73,7 +83,11 @@ class LutDotProduct(wiring.Component):
     shifts the sum left by ``shift`` (the plane's bit index), subtracts ``rowsum`` when ``subtract``
     is set (plane 0, symmetric-encoding correction) and adds it into the accumulator.
 
-    Ports: ``tables`` In(tile_k x 2^(g-1) x signed(table_bits)), ``index`` In(tile_k x unsigned(g)),
+    Variants (LUT Tensor Core's ablation): ``complement_index`` takes raw plane bits and XORs the low
+    ``g-1`` index bits with the inverted sign bit before the lookup (``g-1`` XOR gates per lookup);
+    ``full_table`` reads ``2^g``-entry tables at the whole g-bit index, without negation.
+
+    Ports: ``tables`` In(tile_k x entries x signed(table_bits)), ``index`` In(tile_k x unsigned(g)),
     ``shift`` In(range(planes)), ``rowsum`` In(signed), ``subtract``/``en``/``clear`` In(1);
     ``acc`` Out(signed(acc_width)) is the accumulator register, ``next`` Out(signed(acc_width)) the
     combinational ``acc + contribution`` (the value written when ``en``). With ``clear`` the register
@@ -82,15 +96,28 @@ class LutDotProduct(wiring.Component):
     """
 
     def __init__(
-        self, *, group_size: int, tile_k: int, planes: int, table_bits: int, rowsum_bits: int, acc_width: int
+        self,
+        *,
+        group_size: int,
+        tile_k: int,
+        planes: int,
+        table_bits: int,
+        rowsum_bits: int,
+        acc_width: int,
+        full_table: bool = False,
+        complement_index: bool = False,
     ):
+        if full_table and complement_index:
+            raise ValueError("LutDotProduct: a full table is read at the raw index (no complement)")
         self.group_size = group_size
         self.tile_k = tile_k
         self.planes = planes
         self.acc_width = acc_width
+        self.full_table = full_table
+        self.complement_index = complement_index
         super().__init__(
             {
-                "tables": In(data.ArrayLayout(table_layout(group_size, table_bits), tile_k)),
+                "tables": In(data.ArrayLayout(table_layout(group_size, table_bits, full=full_table), tile_k)),
                 "index": In(data.ArrayLayout(unsigned(group_size), tile_k)),
                 "shift": In(range(max(planes, 2))),
                 "rowsum": In(signed(rowsum_bits)),
@@ -108,7 +135,15 @@ class LutDotProduct(wiring.Component):
         looked_up: list[Value] = []
         for k in range(self.tile_k):
             idx = self.index[k]
-            entry = self.tables[k][idx[: g - 1]] if g > 1 else self.tables[k][0]
+            if self.full_table:
+                looked_up.append(self.tables[k][idx])
+                continue
+            if g == 1:
+                entry = self.tables[k][0]
+            elif self.complement_index:
+                entry = self.tables[k][idx[: g - 1] ^ (~idx[g - 1]).replicate(g - 1)]
+            else:
+                entry = self.tables[k][idx[: g - 1]]
             looked_up.append(Mux(idx[g - 1], entry, -entry))
         psum = Signal(signed(len(_tree_sum(looked_up))))
         m.d.comb += psum.eq(_tree_sum(looked_up))

@@ -127,6 +127,8 @@ class SystemGeometry:
             raise ConfigError("pe.type", f"a family with an accelerator top ({tops})", config.family)
         if kind == "lut":  # LUT core, or the dot-product tile (its params alias k_tile, planes = 1, ...)
             p = config.pe
+            if config.family == "lut":  # the sequencer feeds activations and offline-encoded weights
+                p.require_default_variant("on the accelerator top (system:)")
             return cls(
                 kind=kind,
                 fp=False,
