@@ -386,7 +386,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     bw = "unlimited" if bandwidth is None else str(args.bandwidth) + " B/cycle"
-    table = Table(title=f"{cfg.name} on {Path(args.topology).name} (bandwidth {bw}, seed {args.seed})")
+    operands = f"outputs on seed {args.seed}" if args.outputs else "timing only"
+    table = Table(title=f"{cfg.name} on {Path(args.topology).name} (bandwidth {bw}, {operands})")
     energy = "energy_pj" in report
     cols = ["layer", "M x K x N", "MACs", "tiles", "cycles", "stalls", "util", "A reads", "W reads", "C writes", "C reads"]  # fmt: skip
     for col in cols + (["energy µJ"] if energy else []):
