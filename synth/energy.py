@@ -25,7 +25,9 @@ output pin ``p`` of cell ``c`` is charged
   pins) per toggle of that input.
 
 Categories: ``sequential`` (flop output and data-pin energy), ``clock`` (clock-pin internal energy
-plus ½CV² of the clock net, two transitions per cycle), ``combinational`` (everything else,
+plus ½CV² of the clock net, two transitions per cycle; with clock gating also every energy term of
+the clock-gating cells: their clock pins on every cycle, their gated clock nets, two transitions per
+enabled cycle, and their enable pins), ``combinational`` (everything else,
 including the load of the design's input ports), and ``leakage`` = Σ cell leakage × simulated time,
 with time = traced clock cycles × the clock period (the given period, else the critical-path delay
 from the synthesis report, i.e. running at Fmax). Energy is also split by submodule instance (from
@@ -34,7 +36,6 @@ the ``scopename``/``hdlname`` attributes that ``flatten -scopename`` leaves on c
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from collections import defaultdict
@@ -44,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from tpegen.errors import TpegenError
+from tpegen.errors import TpegenError, check_int
 from tpegen.sim.verilator import StreamProgram, StreamResult, build
-from tpegen.synth.liberty import Library, cell_models_verilog, function_to_verilog
+from tpegen.synth.clock_gating import clock_gate
+from tpegen.synth.liberty import Cell, Library, Pin, cell_models_verilog, function_evaluator
 from tpegen.synth.timing import Netlist, _min_slew, _out_load
 from tpegen.synth.yosys import SynthReport, check_period
 
@@ -204,26 +206,16 @@ class _Unsupported(Exception):
     """The netlist uses something the levelized simulator does not model (then Verilator is used)."""
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\[\]]*")
-
-
 def truth_table(expr: str, pins: list[str], subst: dict[str, str] | None = None) -> int:
     """Truth table of a Liberty ``function`` over ``pins``: bit ``i`` of the result is the value for
     the input assignment ``pin[j] = (i >> j) & 1``. ``subst`` maps names to other expressions."""
-    text = function_to_verilog(expr).replace("1'b0", "0").replace("1'b1", "1")
-    for k, v in (subst or {}).items():
-        text = re.sub(rf"(?<![A-Za-z0-9_\[\]]){re.escape(k)}(?![A-Za-z0-9_\[\]])", f"({v})", text)
-    names = sorted(set(_NAME.findall(text)))
+    names, f = function_evaluator(expr, subst)
     unknown = [n for n in names if n not in pins]
     if unknown:
         raise _Unsupported(f"function {expr!r} uses {unknown}")
-    alias = {n: f"_p{pins.index(n)}" for n in names}
-    text = _NAME.sub(lambda m: alias[m.group(0)], text)
-    code = compile(text, "<liberty function>", "eval")
     table = 0
     for i in range(1 << len(pins)):
-        env = {f"_p{j}": (i >> j) & 1 for j in range(len(pins))}
-        if eval(code, {"__builtins__": {}}, env) & 1:  # noqa: S307 - our own translated expression
+        if f({p: (i >> j) & 1 for j, p in enumerate(pins)}):
             table |= 1 << i
     return table
 
@@ -234,18 +226,21 @@ class _Level:
     table: np.ndarray  # (n,) uint64 truth tables
     out: np.ndarray  # (n,) net indices
     weights: np.ndarray  # (k,) uint8 powers of two
+    enable: np.ndarray | None = None  # flops: (n,) net that must be 1 for a capture (None: always)
 
 
-def _group(nodes: list[tuple[int, list[int], int]]) -> _Level:
+def _group(nodes: list[tuple[int, list[int], int]], enables: list[int] | None = None) -> _Level:
     k = max(1, max(len(i) for _, i, _ in nodes))
     ins = np.zeros((len(nodes), k), dtype=np.int64)  # padding reads net 0 (constant 0)
     for r, (_, i, _) in enumerate(nodes):
         ins[r, : len(i)] = i
+    gated = enables is not None and any(e != 1 for e in enables)  # net 1 is the constant 1
     return _Level(
         ins,
         np.array([t for _, _, t in nodes], dtype=np.uint64),
         np.array([o for o, _, _ in nodes], dtype=np.int64),
         (1 << np.arange(k)).astype(np.uint8),
+        np.array(enables, dtype=np.int64) if gated else None,
     )
 
 
@@ -255,8 +250,16 @@ class GateSim:
     Every net is one byte of ``v`` indexed by its yosys bit id (0 and 1 hold the constants; 'x'/'z'
     drivers read as 0, like Verilator's two-state model). Combinational cell outputs are evaluated
     level by level from truth tables of their Liberty functions; each flop keeps its state in an
-    extra net that its outputs read. Flops must be edge-triggered on the ``clk`` port with inactive
-    (tied) asynchronous clear/preset; anything else raises ``_Unsupported``.
+    extra net that its outputs read. Flops must be edge-triggered on the ``clk`` port, or on the
+    rising edge of a gated clock, with inactive (tied) asynchronous clear/preset; anything else
+    raises ``_Unsupported``.
+
+    Integrated clock-gating cells (:mod:`tpegen.synth.clock_gating`, on the ``clk`` port, test pins
+    tied low) keep their latch ``IQ`` in an extra net: it takes the enable at every falling edge
+    (the latch is open while ``clk`` is low, when the testbench changes nothing), so a flop on the
+    gated clock captures at a rising edge iff the enable settled before that edge was 1, and the
+    gated clock net is ``IQ`` in the high phase and 0 in the low phase: it toggles twice per enabled
+    cycle only. Gated clock nets may only feed flop clock pins.
     """
 
     def __init__(self, netlist: Netlist, lib: Library):
@@ -276,7 +279,25 @@ class GateSim:
 
         comb: list[tuple[int, list[int], int]] = []  # (out net, input nets, table)
         flops: dict[bool, list[tuple[int, list[int], int]]] = {True: [], False: []}  # posedge?
+        enables: list[int] = []  # per posedge flop: net 1 (ungated) or its ICG's IQ net
         driven: set[int] = set()
+        gates: dict[int, tuple[int, int]] = {}  # gated clock net -> (IQ net, enable net)
+        for cname, (ctype, conns) in netlist.cells.items():
+            cell = lib.cell(ctype)
+            if cell.clock_gating is None:
+                continue
+            try:
+                icg = clock_gate(cell)
+            except ValueError as exc:
+                raise _Unsupported(f"clock-gating cell {ctype}: {exc}") from None
+            out = conns.get(icg.out, [None])[0]
+            if net(conns.get(icg.clock, ["0"])[0]) != self.clk or not isinstance(out, int):
+                raise _Unsupported(f"clock-gating cell {cname} is not between the clk port and a net")
+            if any(net(conns.get(t, ["0"])[0]) != 0 for t in icg.tests):
+                raise _Unsupported(f"clock-gating cell {cname} has a test pin that is not tied low")
+            gates[out] = (top, net(conns.get(icg.enable, ["0"])[0]))
+            driven.add(out)
+            top += 1
         tables: dict[tuple, int] = {}
 
         def table(key, expr, pins, subst=None) -> int:
@@ -286,8 +307,10 @@ class GateSim:
 
         for cname, (ctype, conns) in netlist.cells.items():
             cell = lib.cell(ctype)
-            if cell.latch or any(p.three_state for p in cell.outputs):
-                raise _Unsupported(f"cell {ctype} is a latch or tri-state")
+            if cell.clock_gating is not None:
+                continue
+            if cell.latch or cell.statetable is not None or any(p.three_state for p in cell.outputs):
+                raise _Unsupported(f"cell {ctype} is a latch, a statetable cell or tri-state")
             inputs = [p.name for p in cell.inputs]
             in_nets = [net(conns[p][0]) if conns.get(p) else 0 for p in inputs]
             if cell.ff is None:
@@ -310,8 +333,9 @@ class GateSim:
                 elif clk_t == ((1 << (1 << k)) - 1) ^ ident:
                     negedge = j
             j = posedge if posedge is not None else negedge
-            if j is None or in_nets[j] != self.clk:
-                raise _Unsupported(f"flop {cname} ({ctype}) is not clocked by the clk port")
+            gate = gates.get(in_nets[j]) if j is not None else None
+            if j is None or (in_nets[j] != self.clk and (gate is None or posedge is None)):
+                raise _Unsupported(f"flop {cname} ({ctype}) is not clocked by the clk port or a gated clock")
             for attr in ("clear", "preset"):
                 expr = getattr(ff, attr)
                 if not expr:
@@ -328,6 +352,8 @@ class GateSim:
             state = top
             top += 1
             flops[posedge is not None].append((state, in_nets, table((ctype, "next"), ff.next_state, inputs)))
+            if posedge is not None:
+                enables.append(gate[0] if gate is not None else 1)
             for p in cell.outputs:
                 if not conns.get(p.name) or not isinstance(conns[p.name][0], int):
                     continue
@@ -363,9 +389,14 @@ class GateSim:
         for n, node in enumerate(comb):
             by_level[level[n]].append(node)
         self.levels = [_group(by_level[lv]) for lv in sorted(by_level)]
-        self.flops = {edge: _group(f) if f else None for edge, f in flops.items()}
+        self.flops = {edge: _group(f, enables if edge else None) if f else None for edge, f in flops.items()}
         # does any combinational logic see the clock (then falling edges need an evaluation)?
         self.comb_sees_clk = any(self.clk in ins for _, ins, _ in comb)
+        if any(g in ins for _, ins, _ in comb for g in gates):
+            raise _Unsupported("a gated clock feeds logic other than flop clock pins")
+        self.gclk = np.array(list(gates), dtype=np.int64)
+        self.iq = np.array([iq for iq, _ in gates.values()], dtype=np.int64)
+        self.gate_en = np.array([en for _, en in gates.values()], dtype=np.int64)
         self.v = np.zeros(top, dtype=np.uint8)
         self.v[1] = 1
         self.prev: np.ndarray | None = None
@@ -385,7 +416,8 @@ class GateSim:
     def _capture(self, posedge: bool) -> None:
         f = self.flops[posedge]
         if f is not None:
-            self.v[f.out] = self._eval(f, self.v)
+            new = self._eval(f, self.v)
+            self.v[f.out] = new if f.enable is None else np.where(self.v[f.enable], new, self.v[f.out])
 
     def sample(self) -> None:
         """End of a time step: count the nets that changed since the previous one."""
@@ -398,15 +430,26 @@ class GateSim:
 
     def falling_edge(self) -> None:
         self.v[self.clk] = 0
+        self.v[self.gclk] = 0
         self._capture(False)
         if self.comb_sees_clk or self.flops[False] is not None:
             self.settle()
+        self.v[self.iq] = self.v[self.gate_en]  # clock-gating latches open
         self.sample()
 
+    def first_edge(self) -> None:
+        """The clock's first rising edge, at time 0 (not counted in ``edges``): the clock was low
+        before it, so the clock-gating latches hold the settled enables."""
+        self.v[self.iq] = self.v[self.gate_en]
+        self.rising_edge()
+        self.edges -= 1
+
     def rising_edge(self) -> None:
-        """Clock edge: flops take the values settled in the previous time step."""
+        """Clock edge: flops take the values settled in the previous time step (gated flops only
+        if their clock-gating latch holds 1; the latches close)."""
         self.v[self.clk] = 1
         self._capture(True)
+        self.v[self.gclk] = self.v[self.iq]
         self.edges += 1
 
 
@@ -419,11 +462,14 @@ def _bits_of(port_bits: list, beats: np.ndarray) -> np.ndarray:
     return bits[:, :width]
 
 
-def simulate_stream_programs(sim: GateSim, programs: list[StreamProgram]) -> list[StreamResult]:
+def simulate_stream_programs(
+    sim: GateSim, programs: list[StreamProgram], *, valid_every: int = 1
+) -> list[StreamResult]:
     """Play ``programs`` on ``sim`` exactly as :mod:`tpegen.sim.stream_tb` plays them on a Verilator
     model (no stalls): same reset sequence, same per-cycle drive and handshake rules, same time
     steps (rising edge, then the testbench's writes; falling edge), so that the toggle counts are
-    those of the VCD of a cocotb/Verilator run of the netlist."""
+    those of the VCD of a cocotb/Verilator run of the netlist. ``valid_every=n`` offers input beats
+    only on every ``n``-th cycle (an input-starved, idle-heavy workload; 1: back to back)."""
     ports = sim.netlist.ports
     v = sim.v
 
@@ -440,8 +486,7 @@ def simulate_stream_programs(sim: GateSim, programs: list[StreamProgram]) -> lis
         nonlocal first
         sim.settle()
         if first:  # the clock's first edge is at time 0, together with the initial writes
-            sim.rising_edge()
-            sim.edges -= 1
+            sim.first_edge()
             first = False
             return
         sim.sample()
@@ -471,7 +516,7 @@ def simulate_stream_programs(sim: GateSim, programs: list[StreamProgram]) -> lis
         ):
             offered = {}
             for p, (valid, payload, _) in ins.items():
-                offered[p] = pos[p] < len(beats[p])
+                offered[p] = pos[p] < len(beats[p]) and cycle % valid_every == 0
                 v[valid] = int(offered[p])
                 if offered[p]:
                     v[payload] = beats[p][pos[p]]
@@ -524,6 +569,8 @@ def gate_level_verilog(report: SynthReport, lib: Library | None = None) -> str:
     """The mapped netlist plus behavioural models of its cells, ready for Verilator."""
     lib = lib or report.library()
     header = "/* verilator lint_off UNOPTFLAT */\n/* verilator lint_off PINCONNECTEMPTY */\n"
+    if any(lib.cell(c).clock_gating is not None for c in report.cells):
+        header += "/* verilator lint_off LATCH */\n"  # the clock-gating cells' latches
     return header + report.netlist_verilog + "\n" + cell_models_verilog(lib, set(report.cells))
 
 
@@ -557,6 +604,7 @@ def measure_energy(
     keep_vcd: Path | None = None,
     method: str = "auto",
     timings: dict[str, float] | None = None,
+    valid_every: int = 1,
 ) -> EnergyReport:
     """Simulate ``programs`` on the gate-level netlist of ``report`` and return the energy per op.
 
@@ -569,9 +617,14 @@ def measure_energy(
     simulator, no C++ build, no VCD); ``"verilator"`` builds the netlist plus cell models with
     Verilator ``--trace`` and counts toggles in the VCD (slow for big designs, kept as the
     reference); ``"auto"`` (default) is levelized unless the netlist uses cells it does not model
-    (latches, tri-states, asynchronous set/reset in use, flops not clocked by ``clk``) or
+    (latches, tri-states, asynchronous set/reset in use, flops clocked by neither ``clk`` nor a
+    clock-gating cell on it) or
     ``keep_vcd`` asks for a trace. Both give the same toggle counts. ``timings``, if given, receives
     the seconds spent per step.
+
+    ``valid_every=n`` (levelized simulator only) offers the input beats only on every ``n``-th cycle,
+    an idle-heavy workload (e.g. input bandwidth-bound); the RTL check plays the programs back to
+    back, which gives the same outputs on stream ports.
     """
     if ops <= 0:
         raise TpegenError(f"ops must be a positive number of operations, got {ops}")
@@ -583,6 +636,7 @@ def measure_energy(
     period_ns = check_period(period_ns)
     if method not in ("auto", "levelized", "verilator"):
         raise TpegenError(f"unknown energy simulation method {method!r}")
+    valid_every = check_int("valid_every", valid_every, 1, 1 << 20)
     times = timings if timings is not None else {}
     t0 = time.perf_counter()
 
@@ -607,13 +661,17 @@ def measure_energy(
                 ) from None
         lap("levelize")
     if sim is not None:
-        net_results = simulate_stream_programs(sim, programs)
+        net_results = simulate_stream_programs(sim, programs, valid_every=valid_every)
         bit_toggles = {
             b: int(sim.toggles[b]) for bits in netlist.netnames.values() for b in bits if isinstance(b, int)
         }
         clk_edges = sim.edges
         lap("gate_sim")
     else:
+        if valid_every != 1:
+            raise TpegenError(
+                f"{report.top}: valid_every needs the levelized gate simulator (method 'levelized')"
+            )
         model = build(gate_level_verilog(report, lib), report.top, trace=True)
         lap("gate_build")
         with tempfile.TemporaryDirectory(prefix="tpegen-energy-") as tmp:
@@ -643,6 +701,14 @@ def measure_energy(
     out = _energy(report, lib, netlist, bit_toggles, clk_edges, period, ops, net_results, checked)
     lap("energy_sum")
     return out
+
+
+def _category(cell: Cell, pin: Pin) -> str:
+    """Energy category of a pin's toggles: clock pins and clock-gating cells (their gated clock
+    nets included) are ``clock``, other pins of sequential cells ``sequential``."""
+    if pin.clock or cell.clock_gating is not None:
+        return "clock"
+    return "sequential" if cell.sequential else "combinational"
 
 
 def _energy(
@@ -695,7 +761,7 @@ def _energy(
                 arcs = [a for a in p.power if a.related_pin]
                 e1 = out_energy[key] = float(np.mean([a.energy(load, slew0) for a in arcs])) if arcs else 0.0
             e_int = t * e1 * lib.energy_pj if e1 else 0.0
-            cat["sequential" if cell.sequential else "combinational"] += e_sw + e_int
+            cat[_category(cell, p)] += e_sw + e_int
             by_mod[scope_of.get(cname, "")] += e_sw + e_int
         for cname, pin in loads.get(b, []):
             cell = lib.cells[netlist.cells[cname][0]]
@@ -708,11 +774,7 @@ def _energy(
             if e1 is None:
                 continue
             e_in = t * e1 * lib.energy_pj
-            cat[
-                "clock"
-                if p.clock or b in clk_bits
-                else ("sequential" if cell.sequential else "combinational")
-            ] += e_in
+            cat["clock" if b in clk_bits else _category(cell, p)] += e_in
             by_mod[scope_of.get(cname, "")] += e_in
     if clk_bits and not any(bit_toggles.get(b, 0) for b in clk_bits):
         raise TpegenError(f"{report.top}: no clock toggles in the VCD trace")

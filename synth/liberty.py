@@ -241,11 +241,12 @@ class Pin:
     name: str
     direction: str
     capacitance: float = 0.0
-    function: str | None = None
+    function: str | None = None  # ``function``, else ``state_function`` (may name internal nodes)
     clock: bool = False
     three_state: str | None = None
     timing: list[TimingArc] = field(default_factory=list)
     power: list[PowerArc] = field(default_factory=list)
+    clock_gate: str | None = None  # role in an ICG: "clock", "enable", "out" or "test"
 
 
 @dataclass
@@ -261,8 +262,51 @@ class FlipFlop:
 
 
 @dataclass
+class Latch:
+    """``latch(iq, iqn) { enable; data_in }`` group of a level-sensitive cell."""
+
+    iq: str
+    enable: str
+    data_in: str
+
+
+@dataclass
+class StateTable:
+    """``statetable("inputs", "internal") { table }`` group of a cell: its input and internal-node
+    names and the ``table`` text (rows ``inputs : current : next`` of ``L``, ``H``, ``-``, ``N``)."""
+
+    inputs: tuple[str, ...]
+    internal: tuple[str, ...]
+    table: str
+
+    def next_state(self, values: dict[str, int], current: tuple[int, ...]) -> tuple[int | None, ...] | None:
+        """Next values of the internal nodes for input ``values`` and ``current`` internal values:
+        the first matching row (``N``: unchanged; ``-``: None); None if no row matches. Raises
+        ValueError for a malformed row or a symbol other than ``L``, ``H``, ``-``, ``N``."""
+        for row in self.table.split(","):
+            parts = [x.split() for x in row.split(":")]
+            if len(parts) != 3 or [len(x) for x in parts] != [len(self.inputs), *[len(self.internal)] * 2]:
+                raise ValueError(f"statetable row {row.strip()!r} does not match ({' '.join(self.inputs)})")
+            ins, cur, nxt = parts
+            if all(_matches(s, values[n]) for s, n in zip(ins, self.inputs, strict=True)) and all(
+                _matches(s, v) for s, v in zip(cur, current, strict=True)
+            ):
+                return tuple({"L": 0, "H": 1, "N": c}.get(s) for s, c in zip(nxt, current, strict=True))
+        return None
+
+
+def _matches(sym: str, value: int) -> bool:
+    if sym not in ("L", "H", "-"):
+        raise ValueError(f"statetable symbol {sym!r} is not supported")
+    return sym == "-" or (sym == "H") == bool(value)
+
+
+@dataclass
 class Cell:
-    """A library cell."""
+    """A library cell. ``latch`` is set for cells with a ``latch`` group (``latch_group`` holds it),
+    ``statetable`` for cells described by one; ``clock_gating`` is the cell's
+    ``clock_gating_integrated_cell`` kind (e.g. ``latch_posedge``) for integrated clock-gating cells,
+    whose pins say their role in ``Pin.clock_gate`` (see :mod:`tpegen.synth.clock_gating`)."""
 
     name: str
     area: float
@@ -271,6 +315,9 @@ class Cell:
     ff: FlipFlop | None = None
     latch: bool = False
     dont_use: bool = False
+    latch_group: Latch | None = None
+    statetable: StateTable | None = None
+    clock_gating: str | None = None
 
     @property
     def inputs(self) -> list[Pin]:
@@ -282,7 +329,14 @@ class Cell:
 
     @property
     def sequential(self) -> bool:
-        return self.ff is not None or self.latch
+        """Holds state: a flip-flop, a latch, a statetable cell or a clock-gating cell."""
+        return (
+            self.ff is not None or self.latch or self.statetable is not None or self.clock_gating is not None
+        )
+
+    def pin_role(self, role: str) -> list[Pin]:
+        """The pins of an integrated clock-gating cell with ``clock_gate`` role ``role``."""
+        return [p for p in self.pins.values() if p.clock_gate == role]
 
 
 _TIME = {"1ps": 1e-3, "10ps": 1e-2, "100ps": 0.1, "1ns": 1.0, "10ns": 10.0}
@@ -379,6 +433,7 @@ def _pin(group: Group, templates: dict[str, Group]) -> list[Pin]:
                 _table(fall, templates) if fall else None,
             )
         )
+    roles = [r for r in ("clock", "enable", "out", "test") if a.get(f"clock_gate_{r}_pin", "false") == "true"]
     pins = []
     for n in names:
         pins.append(
@@ -386,11 +441,12 @@ def _pin(group: Group, templates: dict[str, Group]) -> list[Pin]:
                 name=n,
                 direction=a.get("direction", "input"),
                 capacitance=float(a.get("capacitance", 0) or 0),
-                function=a.get("function"),
+                function=a.get("function") or a.get("state_function"),
                 clock=a.get("clock", "false") == "true",
                 three_state=a.get("three_state"),
                 timing=arcs,
                 power=power,
+                clock_gate=roles[0] if roles else None,
             )
         )
     return pins
@@ -417,7 +473,7 @@ def _read(path: Path) -> Library:
         for cg in lib.sub("cell"):
             pins: dict[str, Pin] = {}
             for pg in cg.groups:
-                if pg.kind == "pin":
+                if pg.kind == "pin" and pg.attrs.get("direction") != "internal":  # internal nodes are no pins
                     for p in _pin(pg, templates):
                         pins[p.name] = p
                 elif pg.kind == "bus":
@@ -433,14 +489,26 @@ def _read(path: Path) -> Library:
                     ffg.attrs.get("clear"),
                     ffg.attrs.get("preset"),
                 )
+            lg = cg.first("latch")
+            latch = None
+            if lg is not None and lg.args and "enable" in lg.attrs and "data_in" in lg.attrs:
+                latch = Latch(lg.args[0], lg.attrs["enable"], lg.attrs["data_in"])
+            stg = cg.first("statetable")
             cells[cg.args[0]] = Cell(
                 name=cg.args[0],
                 area=float(cg.attrs.get("area", 0)),
                 leakage=float(cg.attrs.get("cell_leakage_power", 0) or 0),
                 pins=pins,
                 ff=ff,
-                latch=cg.first("latch") is not None,
+                latch=lg is not None,
                 dont_use=cg.attrs.get("dont_use", "false") == "true",
+                latch_group=latch,
+                statetable=StateTable(
+                    *(tuple(a.split()) for a in (stg.args + ["", ""])[:2]), stg.attrs.get("table", "")
+                )
+                if stg is not None
+                else None,
+                clock_gating=cg.attrs.get("clock_gating_integrated_cell"),
             )
         if not cells:
             raise ValueError("no cells")
@@ -581,12 +649,35 @@ def function_to_verilog(expr: str) -> str:
     return out
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\[\]]*")
+
+
+def function_evaluator(expr: str, subst: dict[str, str] | None = None):
+    """``(names, f)`` for a Liberty Boolean ``function``: the names it reads and ``f(values) -> 0/1``
+    for a ``{name: 0/1}`` dict. ``subst`` maps names to other expressions (Verilog syntax)."""
+    text = function_to_verilog(expr).replace("1'b0", "0").replace("1'b1", "1")
+    for k, v in (subst or {}).items():
+        text = re.sub(rf"(?<![A-Za-z0-9_\[\]]){re.escape(k)}(?![A-Za-z0-9_\[\]])", f"({v})", text)
+    names = tuple(sorted(set(_NAME.findall(text))))
+    alias = {n: f"_p{i}" for i, n in enumerate(names)}
+    code = compile(_NAME.sub(lambda m: alias[m.group(0)], text), "<liberty function>", "eval")
+
+    def f(values: dict[str, int]) -> int:
+        env = {alias[n]: values[n] & 1 for n in names}
+        return eval(code, {"__builtins__": {}}, env) & 1  # noqa: S307 - our own translated expression
+
+    return names, f
+
+
 def cell_models_verilog(lib: Library, names: set[str] | list[str]) -> str:
     """Behavioural Verilog for the given cells, from their ``function`` and ``ff`` attributes."""
     out = ["// Cell models generated by tpegen from Liberty functions of " + lib.path.name]
     for name in sorted(names):
         c = lib.cell(name)
-        if c.latch or any(p.three_state for p in c.outputs):
+        if c.clock_gating is not None:
+            out.append(_clock_gate_verilog(lib, c))
+            continue
+        if c.latch or c.statetable is not None or any(p.three_state for p in c.outputs):
             raise TpegenError(f"{lib.path}: cell {name} (latch/tri-state) cannot be simulated by tpegen")
         ports = [p.name for p in c.pins.values()]
         lines = [f"module {name} ({', '.join(ports)});"]
@@ -623,6 +714,31 @@ def cell_models_verilog(lib: Library, names: set[str] | list[str]) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def _clock_gate_verilog(lib: Library, c: Cell) -> str:
+    """Behavioural model of an integrated clock-gating cell (:func:`tpegen.synth.clock_gating.clock_gate`):
+    a latch open while the clock is low, ANDed with the clock; test pins are assumed tied low."""
+    from tpegen.synth.clock_gating import clock_gate
+
+    try:
+        icg = clock_gate(c)
+    except ValueError as exc:
+        raise TpegenError(
+            f"{lib.path}: clock-gating cell {c.name} cannot be simulated by tpegen: {exc}"
+        ) from None
+    ports = [p.name for p in c.pins.values()]
+    return "\n".join(
+        [
+            f"module {c.name} ({', '.join(ports)});",
+            *[f"  input {p.name};" for p in c.inputs],
+            f"  output {icg.out};",
+            "  reg tpegen_iq = 1'b0;",
+            f"  always @({icg.clock} or {icg.enable}) if (!{icg.clock}) tpegen_iq = {icg.enable};",
+            f"  assign {icg.out} = {icg.clock} & tpegen_iq;",
+            "endmodule",
+        ]
+    )
+
+
 # ----------------------------------------------------------------------------- compact library
 
 
@@ -638,9 +754,11 @@ def compact_liberty(
     loads: tuple[float, float],
     slews: tuple[float, float],
     header: str = "",
+    extra: list[str] | tuple[str, ...] = (),
 ) -> str:
     """Write a reduced Liberty library: cells ``{new_name: source_cell}``, every table resampled to
-    2x2 (``loads`` x ``slews``, library units) — linear in load and slew, exact at the samples."""
+    2x2 (``loads`` x ``slews``, library units) — linear in load and slew, exact at the samples.
+    ``extra`` lines (more cells, using the same table templates) end the library group."""
 
     def tbl(kind: str, t: Table, template: str) -> list[str]:
         if len(t.variables) == 1:
@@ -763,6 +881,7 @@ def compact_liberty(
                 out.append("      }")
             out.append("    }")
         out.append("  }")
+    out += extra
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -797,6 +916,10 @@ BUILTIN_HEADER = """/*
  *     exactly as tpegen.synth.liberty.Table.lookup) at output loads {0.1, 0.5} pF and input slews
  *     {0.06, 0.24} ns -- the first grid points of the source tables, so linear extrapolation to the
  *     small loads of real nets gives the same values as the source library.
+ * ICG_X1, the integrated clock-gating cell (gscl45nm has none), is composed from gscl45nm INVX1,
+ *   LATCH and AND2X1 (GCLK = CLK & IQ, IQ = E latched while CLK is low): area and leakage are the
+ *   parts' sums, pin capacitances, delays, setup and internal energies are composed from the parts'
+ *   tables as documented in tpegen/synth/clock_gating.py.
  * Regenerate with: python -c "from tpegen.synth.liberty import make_builtin; make_builtin('gscl45nm.lib')"
  * Synchronous resets are mapped by yosys into logic in front of DFF_X1 (no reset flop is needed).
  */
@@ -804,15 +927,20 @@ BUILTIN_HEADER = """/*
 
 
 def make_builtin(source: str | Path, dest: str | Path = BUILTIN_LIBERTY) -> Path:
-    """Regenerate the built-in ``tpegen45.lib`` from the OSU FreePDK45 ``gscl45nm.lib``."""
+    """Regenerate the built-in ``tpegen45.lib`` from the OSU FreePDK45 ``gscl45nm.lib`` (with the
+    integrated clock-gating cell of :func:`tpegen.synth.clock_gating.builtin_icg_liberty`)."""
+    from tpegen.synth.clock_gating import builtin_icg_liberty
+
     src = read_liberty(source)
+    loads, slews = (0.1, 0.5), (0.06, 0.24)
     text = compact_liberty(
         src,
         BUILTIN_CELLS,
         name="tpegen45",
-        loads=(0.1, 0.5),
-        slews=(0.06, 0.24),
+        loads=loads,
+        slews=slews,
         header=BUILTIN_HEADER + f"/* source sha256: {src.sha256} */\n",
+        extra=builtin_icg_liberty(src, loads=loads, slews=slews),
     )
     Path(dest).write_text(text)
     return Path(dest)

@@ -8,7 +8,9 @@ every cycle the array runs and are charged per cycle at the measured rate::
     E = (comb + seq) * MACs + (clock + leakage) * ops_ppa / cycles_ppa * cycles
 
 So an array that idles (low utilization) still pays its clock. Both ``tpegen map --ppa`` and
-``tpegen sim --ppa`` use this model.
+``tpegen sim --ppa`` use this model. For a record synthesized with clock gating
+(``tpegen synth --clock-gating``) the clock rate is the one measured on the record's own workload,
+whose enables set how often the gated clocks ran; an idler array pays less than that.
 """
 
 from __future__ import annotations

@@ -37,6 +37,12 @@ def print_synth(report, console=None) -> None:
     console.print(c)
     if report.memories or report.memories_as_logic:
         print_memories(report, console)
+    if report.clock_gating is not None:
+        g = report.clock_gating
+        console.print(
+            f"clock gating: {g['icgs']} {g['cell']} cells gate {g['gated_flops']} of {g['flops']} flops "
+            f"(groups of at least {g['min_group']} flops sharing an enable)"
+        )
     if report.timing is not None:
         tm = report.timing
         console.print(f"critical path {tm.delay_ns:.3f} ns (Fmax {tm.fmax_mhz:.0f} MHz, {tm.engine})")

@@ -9,9 +9,11 @@ and output delays 0; output ports loaded like ABC's ``set_load``):
 * ``tpegen`` — the fallback: a longest-path search over the flattened netlist JSON with the
   Liberty NLDM tables: each arc's delay and output slew are looked up at the net load (sum of fan-out
   pin capacitances + output-port load) and the worst input slew; flop clock->Q arcs start paths
-  (ideal clock, slew of the smallest-index table point), flop setup constraints end them. Rise and fall
-  are not separated (the worse of the two is used at every arc), so it is pessimistic: 1.2-1.5x
-  OpenSTA's delay on the reference blocks (checked in ``tests/test_synth.py``).
+  (ideal clock, slew of the smallest-index table point), flop setup constraints end them (clock pins
+  are no endpoints: a clock-gating cell's output is an ideal clock, its enable pin an endpoint with
+  the cell's setup to the clock). Rise and fall are not separated (the worse of the two is used at
+  every arc), so it is pessimistic: 1.2-1.5x OpenSTA's delay on the reference blocks (checked in
+  ``tests/test_synth.py``).
 
 ``TPEGEN_STA=tpegen`` forces the fallback.
 """
@@ -283,6 +285,8 @@ def sta(netlist: Netlist, lib: Library, period_ns: float, out_load: float = 0.0)
         if not cell.sequential:
             continue
         for p in cell.inputs:
+            if p.clock:  # ideal clock: clock pins, also behind a clock-gating cell, are no endpoints
+                continue
             setup = [a for a in p.timing if a.timing_type.startswith("setup")]
             for b in conns.get(p.name, []):
                 if isinstance(b, int) and b in arrival:

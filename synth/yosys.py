@@ -9,6 +9,18 @@ Flow (one yosys run, cached)::
     flatten -scopename; splitnets; rename (internal nets/cells n_<k>)    # flat netlist for STA / sim
     stat -json -liberty L; write_verilog; write_json
 
+Clock gating (``clock_gating=N``, off by default): between ``synth`` and ``dfflibmap``, while the
+flops still carry their enables::
+
+    dfflegalize -cell $_SDFFCE_????_ 01 t:$_SDFFE_*; opt_merge; opt_clean  # reset over enable -> (en | rst)
+    clockgate -pos ICG E:CLK:GCLK -min_net_size N                          # >= N flops per enable
+
+Every group of at least ``N`` flops of one module that share a clock and an enable gets one
+integrated clock-gating cell (the library's, :func:`tpegen.synth.clock_gating.find_clock_gate`) and
+loses its enable multiplexers. A synchronous reset that overrides the enable (Amaranth's) is first
+rewritten as an enable of ``en | rst`` taking priority over the reset (the same function), because
+a gated flop only sees its reset on enabled cycles.
+
 ``C`` holds ``set_driving_cell <smallest BUF>`` and ``set_load <4 x INV input cap>`` (in fF, ABC's
 unit) so that ABC buffers high-fanout nets. ABC maps each module separately (no optimisation across
 Amaranth submodule boundaries), which is what gives an area breakdown by submodule.
@@ -55,6 +67,7 @@ from typing import Any
 
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.sim.verilator import cache_lock, cache_root
+from tpegen.synth.clock_gating import ClockGate, find_clock_gate, gating_summary
 from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, check_usable, read_liberty
 from tpegen.synth.memories import MIN_MACRO_BITS, MODEL_VERSION, MemoryCost, memory_cost
 
@@ -161,6 +174,7 @@ class SynthReport:
     flow: dict[str, Any] = field(default_factory=dict)
     memories: list[SynthMemory] = field(default_factory=list)
     memories_as_logic: list[dict[str, Any]] = field(default_factory=list)
+    clock_gating: dict[str, Any] | None = None  # min_group, cell, icgs, gated_flops, flops (None: off)
 
     @property
     def logic_area_um2(self) -> float:
@@ -247,6 +261,7 @@ class SynthReport:
             "timing_met": self.timing_met,
             "timing": self.timing.to_json() if self.timing is not None else None,
             "flow": self.flow,
+            "clock_gating": self.clock_gating,
         }
 
     def print(self, console=None) -> None:
@@ -322,6 +337,22 @@ def check_period(period_ns: float | None, field: str = "period_ns") -> float | N
     return value
 
 
+ICG_STUB = "icg_stub.v"  # the clock-gating cell as a black box, so that yosys knows its port directions
+
+
+def require_clock_gate(lib: Library) -> ClockGate:
+    """The library's clock-gating cell (:func:`~tpegen.synth.clock_gating.find_clock_gate`), or a
+    one-line ConfigError naming ``--clock-gating`` and ``--liberty``."""
+    icg = find_clock_gate(lib)
+    if icg is None:
+        raise ConfigError(
+            "--clock-gating",
+            f"used with a --liberty library that has an integrated clock-gating cell (clock_gating_integrated_cell "
+            f"latch_posedge); {lib.path.name} has none (the built-in library has ICG_X1)",
+        )
+    return icg
+
+
 MEMORY_MODES = ("blackbox", "logic")
 MEMORY_CELL_PREFIX = "tpegen_mem_"
 # An unpacked array declaration, e.g. Amaranth's ``reg [63:0] mem [31:0];`` for a lib.memory.Memory.
@@ -353,10 +384,24 @@ def has_memory_arrays(verilog: str) -> bool:
     return _ARRAY_DECL.search(verilog) is not None
 
 
-def _flow_script(top: str, dflag: str, *, head: list[str], blackbox: bool) -> str:
-    """The synthesis script: ``head`` (front end) then mapping, stats and netlists (module docstring)."""
+def _gating_script(icg: ClockGate, min_group: int) -> list[str]:
+    """Commands that move enables of groups of ``min_group`` or more flops onto clock-gating cells."""
+    ties = "".join(f" -tie_lo {t}" for t in icg.tests)
+    return [
+        f"read_verilog -lib {ICG_STUB}",
+        "dfflegalize -cell $_SDFFCE_????_ 01 t:$_SDFFE_*",
+        "opt_merge",
+        "opt_clean",  # one enable net per group (clockgate compares nets, not their aliases)
+        f"clockgate -pos {icg.cell} {icg.enable}:{icg.clock}:{icg.out}{ties} -min_net_size {min_group}",
+    ]
+
+
+def _flow_script(top: str, dflag: str, *, head: list[str], blackbox: bool, gating: list[str] = ()) -> str:
+    """The synthesis script: ``head`` (front end), ``gating``, then mapping, stats and netlists
+    (module docstring)."""
     lines = [
         *head,
+        *gating,
         "dfflibmap -liberty cells.lib",
         f"abc -liberty cells.lib -constr abc.constr{dflag}",
         "opt_clean -purge",
@@ -475,6 +520,22 @@ def _memory_notes(e: dict[str, Any]) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def check_clock_gating(clock_gating: Any, field: str = "clock_gating") -> int:
+    """``clock_gating`` as the minimum flops per gated group (0: off); None is 0. ConfigError unless
+    it is a non-negative integer."""
+    if clock_gating is None:
+        return 0
+    if (
+        isinstance(clock_gating, bool)
+        or not isinstance(clock_gating, int)
+        or not 0 <= clock_gating <= 1 << 20
+    ):
+        raise ConfigError(
+            field, "the minimum number of flops per gated group, an integer >= 1 (0: off)", clock_gating
+        )
+    return clock_gating
+
+
 def synthesize(
     verilog: str,
     top: str,
@@ -484,6 +545,7 @@ def synthesize(
     timing: bool = True,
     memories: str = "blackbox",
     memory_min_bits: int = MIN_MACRO_BITS,
+    clock_gating: int | None = None,
 ) -> SynthReport:
     """Synthesize ``verilog`` (top module ``top``) to ``liberty`` (None = built-in ``tpegen45.lib``).
 
@@ -497,13 +559,20 @@ def synthesize(
     ``memory_min_bits`` bits (default: the smallest published SRAM macro the model is built on) with
     a read and a write port, and reports it separately with the SRAM model's area and energy per
     access (module docstring); ``"logic"`` maps memories to flip-flops like any other logic.
+
+    ``clock_gating=N`` (None or 0: off) gates the clock of every group of at least ``N`` flops of a
+    module that share an enable with one integrated clock-gating cell of the library (module
+    docstring); a library without one is a ConfigError. ``report.clock_gating`` counts the ICGs and
+    the gated flops.
     """
     period_ns = check_period(period_ns)
+    min_group = check_clock_gating(clock_gating)
     if memories not in MEMORY_MODES:
         raise ConfigError("memories", "one of " + ", ".join(MEMORY_MODES), memories)
     if isinstance(memory_min_bits, bool) or not isinstance(memory_min_bits, int) or memory_min_bits < 1:
         raise ConfigError("memory_min_bits", "a positive integer", memory_min_bits)
     lib = check_usable(read_liberty(liberty))
+    icg = require_clock_gate(lib) if min_group else None
     constr, copts = _constr(lib)
     target_ps = None if period_ns is None else round(period_ns * 1000)  # >= 10 ps
     flow = {"version": FLOW_VERSION, "abc_target_ps": target_ps, **copts}
@@ -512,6 +581,10 @@ def synthesize(
         flow.update(
             {"memories": "blackbox", "memory_min_bits": memory_min_bits, "memory_model": MODEL_VERSION}
         )
+    gating: list[str] = []
+    if icg is not None:  # so do designs synthesized without clock gating
+        flow["clock_gating"] = {"min_group": min_group, "cell": icg.cell}
+        gating = _gating_script(icg, min_group)
     key = hashlib.sha256(
         "\0".join([FLOW_VERSION, verilog, top, lib.sha256, json.dumps(flow, sort_keys=True)]).encode()
     ).hexdigest()[:20]
@@ -526,6 +599,11 @@ def synthesize(
             (work / "design.v").write_text(verilog)
             shutil.copyfile(lib.path, work / "cells.lib")
             (work / "abc.constr").write_text(constr)
+            if icg is not None:
+                (work / ICG_STUB).write_text(
+                    f"(* blackbox *)\nmodule {icg.cell}(input {', input '.join([icg.clock, icg.enable, *icg.tests])}, "
+                    f"output {icg.out});\nendmodule\n"
+                )
             dflag = f" -D {target_ps}" if target_ps else ""
             front = ["read_verilog -sv design.v", f"hierarchy -check -top {top}"]
             plan: list[dict[str, Any]] = []
@@ -551,9 +629,10 @@ def synthesize(
                         *retype,
                         f"synth -top {top} -run fine:",
                     ]
-                    script = _flow_script(top, dflag, head=head, blackbox=True)
+                    script = _flow_script(top, dflag, head=head, blackbox=True, gating=gating)
                 else:
-                    script = _flow_script(top, dflag, head=[*front, f"synth -top {top}"], blackbox=False)
+                    head = [*front, f"synth -top {top}"]
+                    script = _flow_script(top, dflag, head=head, blackbox=False, gating=gating)
                 run_yosys(script, work)
             except TpegenError as exc:
                 shutil.rmtree(work, ignore_errors=True)
@@ -606,6 +685,11 @@ def synthesize(
                 if not e["blackbox"]
             ],
         )
+        if icg is not None:
+            from tpegen.synth.timing import Netlist
+
+            report.clock_gating = gating_summary(Netlist.load(report.netlist_json_path, top), lib, min_group)
+            report.clock_gating["cell"] = icg.cell
         if timing:
             from tpegen.synth.timing import analyze_timing
 

@@ -250,6 +250,7 @@ def synthesize_design(
     progress: Callable[[str], None] | None = None,
     memories: str = "blackbox",
     system: bool = False,
+    clock_gating: int | None = None,
 ):
     """Synthesize a design and (unless ``energy=False``) measure its energy on a GEMM workload.
 
@@ -266,15 +267,20 @@ def synthesize_design(
     separately; gate-level energy needs ``energy=False`` for such designs).
     ``period_ns`` is ABC's delay target and the timing engine's clock (also with ``system=True``):
     the report's ``slack_ns`` and ``timing_met`` are at that period (None without one).
+    ``clock_gating=N`` (None or 0: off) gates the clock of every group of at least ``N`` flops that
+    share an enable with an integrated clock-gating cell (the library must have one; see
+    :func:`tpegen.synth.synthesize`); the report's ``clock_gating`` counts the cells and gated flops.
     Returns ``(SynthReport, EnergyReport | None)``.
     """
     from tpegen.synth import measure_energy, read_liberty, synthesize
     from tpegen.synth.liberty import check_usable
-    from tpegen.synth.yosys import check_period
+    from tpegen.synth.yosys import check_clock_gating, check_period, require_clock_gate
 
     seed = check_seed(seed)
     check_period(period_ns)
-    check_usable(read_liberty(liberty))  # a bad library fails here, before any Verilog is generated
+    lib = check_usable(read_liberty(liberty))  # a bad library fails here, before any Verilog is generated
+    if check_clock_gating(clock_gating, "--clock-gating"):
+        require_clock_gate(lib)
     say = progress or (lambda _msg: None)
     lib_name = "built-in library" if liberty is None else liberty
     if system:
@@ -284,10 +290,20 @@ def synthesize_design(
             )
         name, verilog, _top = system_verilog(config)
         say(f"synthesizing {name} with Yosys ({lib_name}); memories black-boxed")
-        return synthesize(verilog, name, liberty=liberty, period_ns=period_ns, memories=memories), None
+        report = synthesize(
+            verilog, name, liberty=liberty, period_ns=period_ns, memories=memories, clock_gating=clock_gating
+        )
+        return report, None
     acc = _config(config).accelerator()
     say(f"synthesizing {acc.top_name} with Yosys ({lib_name})")
-    report = synthesize(acc.verilog, acc.top_name, liberty=liberty, period_ns=period_ns, memories=memories)
+    report = synthesize(
+        acc.verilog,
+        acc.top_name,
+        liberty=liberty,
+        period_ns=period_ns,
+        memories=memories,
+        clock_gating=clock_gating,
+    )
     if not energy:
         return report, None
     given = workload

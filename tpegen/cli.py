@@ -542,7 +542,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     synth, energy = synthesize_design(
         args.config, liberty=args.liberty, period_ns=args.period_ns, workload=workload,
         energy=not args.no_energy, seed=args.seed, progress=None if args.json else _progress,
-        system=args.system,
+        system=args.system, clock_gating=args.clock_gating,
     )  # fmt: skip
     record = ppa_json(synth, energy)
     if args.output is not None:
@@ -1015,6 +1015,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthesize the accelerator top (needs --no-energy): logic onto the library, scratchpads and "
         "accumulator black-boxed and costed by an SRAM model (OpenRAM FreePDK45 area, CACTI 45 nm energy) "
         "on a separate line",
+    )
+    p.add_argument(
+        "--clock-gating",
+        type=int,
+        metavar="N",
+        help="gate the clock of every group of at least N flops of a module that share an enable with one "
+        "integrated clock-gating cell (latch + AND; the built-in library's ICG_X1, or the --liberty "
+        "library's), instead of an enable multiplexer per flop; N is the smallest group worth a gate "
+        "(e.g. 8; 0 or left out: no clock gating). JSON: clock_gating {min_group, icgs, gated_flops, flops}",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
