@@ -128,9 +128,9 @@ def find_clock_gate(lib: Library) -> ClockGate | None:
     return best
 
 
-def gating_summary(netlist: Any, lib: Library, min_group: int) -> dict[str, int]:
-    """ICG instances, flops clocked by an ICG output and all flops of a flat ``netlist``
-    (:class:`tpegen.synth.timing.Netlist`)."""
+def gating_summary(netlist: Any, lib: Library) -> dict[str, int]:
+    """``icgs`` (clock-gating cell instances), ``gated_flops`` (flops clocked by an ICG output) and
+    ``flops`` (all) of a flat ``netlist`` (:class:`tpegen.synth.timing.Netlist`)."""
     gclk: set[int] = set()
     icgs = 0
     for ctype, conns in netlist.cells.values():
@@ -148,7 +148,7 @@ def gating_summary(netlist: Any, lib: Library, min_group: int) -> dict[str, int]
             function_evaluator(cell.ff.clocked_on)[0]
         )
         gated += any(b in gclk for p in clock_pins for b in conns.get(p, []))
-    return {"min_group": min_group, "icgs": icgs, "gated_flops": gated, "flops": flops}
+    return {"icgs": icgs, "gated_flops": gated, "flops": flops}
 
 
 # ------------------------------------------------------------------------------- built-in ICG
@@ -179,9 +179,14 @@ def builtin_icg_liberty(src: Library, *, loads: tuple[float, float], slews: tupl
     def table(kind: str, template: str, values: str) -> list[str]:
         return [f"{kind} ({template}) {{", f"  values ({values});", "}"]
 
+    def clk_energy(inv_edge: Table, latch_edge: Table) -> str:
+        return row(
+            lambda s: inv_edge.lookup(load=c_clkn, slew=s) + latch_edge.lookup(slew=s) + half_cv2 * c_clkn
+        )
+
     # CLK rising: CLKN falls (INVX1 fall energy, LATCH.CLK fall energy); CLK falling: the opposite
-    clk_rise = row(lambda s: inv_pw.fall.lookup(load=c_clkn, slew=s) + latch_clk_pw.fall.lookup(slew=s) + half_cv2 * c_clkn)  # fmt: skip
-    clk_fall = row(lambda s: inv_pw.rise.lookup(load=c_clkn, slew=s) + latch_clk_pw.rise.lookup(slew=s) + half_cv2 * c_clkn)  # fmt: skip
+    clk_rise = clk_energy(inv_pw.fall, latch_clk_pw.fall)
+    clk_fall = clk_energy(inv_pw.rise, latch_clk_pw.rise)
     e_rise = row(lambda s: latch_q_pw.rise.lookup(load=c_iq, slew=s) + half_cv2 * c_iq)
     e_fall = row(lambda s: latch_q_pw.fall.lookup(load=c_iq, slew=s) + half_cv2 * c_iq)
     setup_row = row(lambda s: _interp1(setup.index[1], setup.values[0], s))  # clock slew = index_1[0]

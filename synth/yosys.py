@@ -174,7 +174,8 @@ class SynthReport:
     flow: dict[str, Any] = field(default_factory=dict)
     memories: list[SynthMemory] = field(default_factory=list)
     memories_as_logic: list[dict[str, Any]] = field(default_factory=list)
-    clock_gating: dict[str, Any] | None = None  # min_group, cell, icgs, gated_flops, flops (None: off)
+    # min_group, cell, icgs, icg_area_um2, gated_flops, flops (None: without clock gating)
+    clock_gating: dict[str, Any] | None = None
 
     @property
     def logic_area_um2(self) -> float:
@@ -347,8 +348,9 @@ def require_clock_gate(lib: Library) -> ClockGate:
     if icg is None:
         raise ConfigError(
             "--clock-gating",
-            f"used with a --liberty library that has an integrated clock-gating cell (clock_gating_integrated_cell "
-            f"latch_posedge); {lib.path.name} has none (the built-in library has ICG_X1)",
+            "used with a --liberty library that has an integrated clock-gating cell "
+            f"(clock_gating_integrated_cell latch_posedge); {lib.path.name} has none (the built-in library "
+            "has ICG_X1)",
         )
     return icg
 
@@ -688,8 +690,15 @@ def synthesize(
         if icg is not None:
             from tpegen.synth.timing import Netlist
 
-            report.clock_gating = gating_summary(Netlist.load(report.netlist_json_path, top), lib, min_group)
-            report.clock_gating["cell"] = icg.cell
+            counts = gating_summary(Netlist.load(report.netlist_json_path, top), lib)
+            report.clock_gating = {
+                "min_group": min_group,
+                "cell": icg.cell,
+                "icgs": counts["icgs"],
+                "icg_area_um2": counts["icgs"] * icg.area,
+                "gated_flops": counts["gated_flops"],
+                "flops": counts["flops"],
+            }
         if timing:
             from tpegen.synth.timing import analyze_timing
 

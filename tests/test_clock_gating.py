@@ -139,6 +139,7 @@ def test_gated_enable_register_matches_a_reference_model_reset_while_disabled_in
             "min_group": 4,
             "cell": "ICG_X1",
             "icgs": 1,
+            "icg_area_um2": rep.library().cells["ICG_X1"].area,
             "gated_flops": 8,
             "flops": 11,
         }

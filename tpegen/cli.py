@@ -1023,7 +1023,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="gate the clock of every group of at least N flops of a module that share an enable with one "
         "integrated clock-gating cell (latch + AND; the built-in library's ICG_X1, or the --liberty "
         "library's), instead of an enable multiplexer per flop; N is the smallest group worth a gate "
-        "(e.g. 8; 0 or left out: no clock gating). JSON: clock_gating {min_group, icgs, gated_flops, flops}",
+        "(e.g. 8; 0 or left out: no clock gating). JSON: clock_gating {min_group, cell, icgs, icg_area_um2, "
+        "gated_flops, flops}",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
