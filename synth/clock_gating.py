@@ -82,6 +82,8 @@ def clock_gate(cell: Cell) -> ClockGate:
     if cell.statetable is not None and len(cell.statetable.internal) == 1:
         table = cell.statetable
         iq = table.internal[0]
+        if not set(table.inputs) <= set(ins):
+            raise ValueError("its statetable reads names that are not input pins")
 
         def latched(values: dict[str, int], q: int) -> int | None:
             nxt = table.next_state(values, (q,))

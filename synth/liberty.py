@@ -599,6 +599,8 @@ def function_to_verilog(expr: str) -> str:
 
     def take():
         nonlocal i
+        if i >= len(toks):
+            raise ValueError(f"bad function {expr!r}")
         i += 1
         return toks[i - 1]
 

@@ -349,8 +349,8 @@ def require_clock_gate(lib: Library) -> ClockGate:
         raise ConfigError(
             "--clock-gating",
             "used with a --liberty library that has an integrated clock-gating cell "
-            f"(clock_gating_integrated_cell latch_posedge); {lib.path.name} has none (the built-in library "
-            "has ICG_X1)",
+            f"(clock_gating_integrated_cell latch_posedge); {lib.path.name} has none that tpegen can use (the "
+            "built-in library has ICG_X1)",
         )
     return icg
 
