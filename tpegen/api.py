@@ -251,6 +251,7 @@ def synthesize_design(
     memories: str = "blackbox",
     system: bool = False,
     clock_gating: int | None = None,
+    flatten: bool = False,
 ):
     """Synthesize a design and (unless ``energy=False``) measure its energy on a GEMM workload.
 
@@ -270,6 +271,8 @@ def synthesize_design(
     ``clock_gating=N`` (None or 0: off) gates the clock of every group of at least ``N`` flops that
     share an enable with an integrated clock-gating cell (the library must have one; see
     :func:`tpegen.synth.synthesize`); the report's ``clock_gating`` counts the cells and gated flops.
+    ``flatten=True`` maps the design as one module (ABC buffers nets that fan out into submodules;
+    no per-module breakdown), as comparisons of designs with and without submodules should.
     Returns ``(SynthReport, EnergyReport | None)``.
     """
     from tpegen.synth import measure_energy, read_liberty, synthesize
@@ -291,7 +294,13 @@ def synthesize_design(
         name, verilog, _top = system_verilog(config)
         say(f"synthesizing {name} with Yosys ({lib_name}); memories black-boxed")
         report = synthesize(
-            verilog, name, liberty=liberty, period_ns=period_ns, memories=memories, clock_gating=clock_gating
+            verilog,
+            name,
+            liberty=liberty,
+            period_ns=period_ns,
+            memories=memories,
+            clock_gating=clock_gating,
+            flatten=flatten,
         )
         return report, None
     acc = _config(config).accelerator()
@@ -303,6 +312,7 @@ def synthesize_design(
         period_ns=period_ns,
         memories=memories,
         clock_gating=clock_gating,
+        flatten=flatten,
     )
     if not energy:
         return report, None

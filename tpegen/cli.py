@@ -543,6 +543,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         args.config, liberty=args.liberty, period_ns=args.period_ns, workload=workload,
         energy=not args.no_energy, seed=args.seed, progress=None if args.json else _progress,
         system=args.system, clock_gating=args.clock_gating,
+        flatten=args.flatten,
     )  # fmt: skip
     record = ppa_json(synth, energy)
     if args.output is not None:
@@ -1025,6 +1026,13 @@ def build_parser() -> argparse.ArgumentParser:
         "library's), instead of an enable multiplexer per flop; N is the smallest group worth a gate "
         "(e.g. 8; 0 or left out: no clock gating). JSON: clock_gating {min_group, cell, icgs, icg_area_um2, "
         "gated_flops, flops}",
+    )
+    p.add_argument(
+        "--flatten",
+        action="store_true",
+        help="map the design as one module: ABC then buffers nets that fan out into submodules (the LUT "
+        "core's control nets) and optimises across their boundaries; no per-module area breakdown. Use it "
+        "to compare designs with and without submodules",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
