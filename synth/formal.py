@@ -639,6 +639,7 @@ def _check_lut(p, timeout: float, *, reduced: bool) -> CheckResult:
 def _lut_checks(cfg, timeout: float) -> tuple[list[CheckResult], list[str]]:
     from tpegen.hw.pe.lut import LutTablePrecompute
 
+    cfg.pe.require_default_variant("for tpegen verify --formal (it proves the default unit)")
     p, reduced = _reduced_lut(cfg.pe)
     notes = []
     if reduced:

@@ -77,6 +77,14 @@ def test_lut_config_is_proved():
     assert gate.widths == "g 4, A8"
 
 
+def test_lut_table_variants_are_refused_not_proved_as_the_default():
+    """The proof builds the default unit; a config with another table design must not pass it."""
+    raw = load_config(CONFIGS / "lut_w2a8.yaml").to_dict()
+    raw["pe"]["precompute"] = "external"
+    with pytest.raises(ConfigError, match=r"^pe\.precompute: .*tpegen verify --formal"):
+        formal_verify(config_from_dict(raw))
+
+
 def test_fma_bf16_gate_level_is_proved_at_full_size():
     report = formal_verify(load_config(CONFIGS / "bf16_exact.yaml"))
     assert report.passed, list(report.lines())
