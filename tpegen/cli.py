@@ -10,12 +10,15 @@ import argparse
 import contextlib
 import errno
 import json
+import os
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tpegen.errors import ConfigError, TpegenError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EPILOG = """examples:
   tpegen demo                                   16x16 INT8 array, random 64^3 GEMM on the RTL
@@ -141,6 +144,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gemm(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from tpegen._io import atomic_file, check_output_file
     from tpegen.config import load_config
 
@@ -205,6 +210,8 @@ def _memory_timing(latency: int | None):
 
 def _gemm_system(args: argparse.Namespace, cfg, a: np.ndarray, w: np.ndarray) -> int:
     """``tpegen gemm --system``: compile A @ W into a command program and run it on the accelerator top."""
+    import numpy as np
+
     from tpegen._io import atomic_file
     from tpegen.api import run_system_gemm
 
@@ -1144,6 +1151,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _resolve_config(parser, args)
+    if getattr(args, "command", None) == "sim" and not args.outputs and "numpy" not in sys.modules:
+        # A timing-only run does no linear algebra: OpenBLAS (loaded with numpy) then starts no
+        # thread pool, whose start-up and idle spinning cost more CPU than the simulation.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
