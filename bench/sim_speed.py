@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+CALLER_ENV = dict(os.environ)  # what a user's `tpegen` process gets (see whole_process)
+for _var in THREAD_VARS:
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
@@ -249,11 +251,12 @@ def _tpegen_command() -> list[str]:
 
 def whole_process(args: list[str], repeats: int, pycache: Path, fresh: Path | None = None) -> dict:
     """Wall and CPU seconds of ``tpegen ARGS`` as a new process, ``repeats`` times after one warm-up
-    run (stdout read into a pipe and dropped). Bytecode is cached in ``pycache`` (as an installed
-    package caches it after its first run, even where PYTHONDONTWRITEBYTECODE is set, as on the
-    machine of the stored results). ``fresh`` is removed before every run (the --trace folder).
+    run (stdout read into a pipe and dropped), in the environment this bench was started in (not
+    with the one-thread BLAS settings the bench gives itself). Bytecode is cached in ``pycache`` (as
+    an installed package caches it after its first run, even where PYTHONDONTWRITEBYTECODE is set,
+    as on the machine of the stored results). ``fresh`` is removed before every run (the --trace folder).
     Returns the runs, their best and median, and the last run's stdout."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in CALLER_ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}  # not our 1-thread BLAS
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
     walls, cpus, out = [], [], ""
     for run in range(repeats + 1):
