@@ -320,6 +320,7 @@ def topology_cli(gemms: list[tuple[int, int, int]], size: int, repeats: int, sca
         "gemms": gemms,
         "repeats": repeats,
         "trace_fs": trace_fs,
+        "thread_env": {v: CALLER_ENV.get(v) for v in THREAD_VARS},
         "dataflows": {},
     }
     try:
