@@ -6,11 +6,16 @@ only in :func:`quantize`/:func:`decode` at the edges. The model describes the ha
 
 Formats
 -------
-All formats are IEEE-754-like (:class:`FloatFormat`): bias ``2**(e-1)-1``, exponent field 0 holds
-zeros and subnormals, the all-ones exponent holds infinities (fraction 0) and NaNs. This includes
-``FP8_E4M3``: **we do not use the OCP e4m3fn convention** (no inf, max 448); our e4m3 has
-infinities and max finite 240. ``FP8_E5M2`` equals the OCP e5m2. The format and PE-configuration
-dataclasses (:class:`FloatFormat`, :class:`RelaxedFormat`, :class:`FmaConfig`) are defined in
+Formats (:class:`FloatFormat`) have bias ``2**(e-1)-1`` and exponent field 0 for zeros and
+subnormals. IEEE-like formats hold infinities (fraction 0) and NaNs in the all-ones exponent:
+bf16, fp16, fp32, ``FP8_E5M2`` (equals OCP/PyTorch ``float8_e5m2``) and ``FP8_E4M3_IEEE``
+(infinities, max finite 240). ``FP8_E4M3FN`` is the OCP/PyTorch ``float8_e4m3fn``
+(``finite_only``): no infinities, the all-ones exponent is a normal binade whose all-ones fraction
+is the only NaN (either sign), max finite 448. It is an input format: converting into it
+(:func:`quantize`) rounds as ml_dtypes does -- beyond the range, and ``±inf``, become NaN (sign
+kept) when rounding to nearest, ``±448`` when truncating -- and the PE reads its all-ones-exponent
+codes as normal numbers and ``S.1111.111`` as NaN. Accumulators are IEEE-like. The format and
+PE-configuration dataclasses (:class:`FloatFormat`, :class:`RelaxedFormat`, :class:`FmaConfig`) are defined in
 :mod:`tpegen.hw.pe.fp_formats` (the generator shares them) and re-exported here.
 
 Numeric policy of :func:`fma` (``c + a*w``, one rounding)
@@ -75,7 +80,8 @@ import numpy as np
 from tpegen.hw.pe.fp_formats import (  # re-exported: the formats and the PE configuration live in hw/
     BF16,
     FORMATS,
-    FP8_E4M3,
+    FP8_E4M3_IEEE,
+    FP8_E4M3FN,
     FP8_E5M2,
     FP16,
     FP32,
@@ -89,7 +95,8 @@ __all__ = [
     "BF16",
     "FP16",
     "FP32",
-    "FP8_E4M3",
+    "FP8_E4M3FN",
+    "FP8_E4M3_IEEE",
     "FP8_E5M2",
     "FORMATS",
     "RelaxedFormat",
@@ -142,10 +149,11 @@ def _ieee_fields(bits: np.ndarray, fmt: FloatFormat):
     s = _bit(bits, fmt.width - 1)
     e = (bits >> I64(m)) & I64(fmt.exp_all_ones)
     f = bits & I64((1 << m) - 1)
-    special = e == fmt.exp_all_ones
+    special = (bits & I64(fmt.sign_bit - 1)) > fmt.max_finite_bits  # inf or NaN patterns
+    inf = special & (f == 0) & fmt.has_inf
     sig = np.where(special, 0, np.where(e == 0, f, f | I64(1 << m)))
     top = np.maximum(e, 1) - fmt.bias
-    return s, sig, top, special & (f == 0), special & (f != 0)
+    return s, sig, top, inf, special & ~inf
 
 
 def _relaxed_fields(bits: np.ndarray, rf: RelaxedFormat):
@@ -179,10 +187,8 @@ def _pack_ieee(sign, q, e_top, p, fmt: FloatFormat, rounding: str, renormalize: 
         e_top = e_top - rs
     normal = _bit(q, p - 1)
     biased = np.where(normal != 0, e_top - fmt.emin + 1, 0)
-    over = biased >= fmt.exp_all_ones
     bits = (biased << I64(fmt.man_bits)) | (q & I64((1 << fmt.man_bits) - 1))
-    big = fmt.inf_bits if rounding == "rne" else fmt.max_finite_bits
-    bits = np.where(over, I64(big), bits)
+    bits = np.where(bits > fmt.max_finite_bits, I64(fmt.overflow_bits(rounding)), bits)
     return bits | (np.asarray(sign, dtype=I64) << I64(fmt.width - 1))
 
 
@@ -235,6 +241,8 @@ def quantize(x: np.ndarray, fmt: FloatFormat, rounding: str = "rne") -> np.ndarr
     """Encode float64/float32 values as ``fmt`` bit patterns (int64), round-to-nearest-even by default.
 
     NaN -> canonical quiet NaN; ``±inf`` -> ``±inf``; overflow -> ``±inf`` (``'rne'``) or ``±max``.
+    A finite-only format (``FP8_E4M3FN``) has no inf: ``±inf`` and ``'rne'`` overflow give NaN with
+    the sign kept (``0x7F``/``0xFF``, as ml_dtypes converts).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.size > _BLOCK:  # elementwise: bound the int64 temporaries of _round_to_format
@@ -248,7 +256,8 @@ def quantize(x: np.ndarray, fmt: FloatFormat, rounding: str = "rne") -> np.ndarr
     mag = np.where(e == 0, f, f | I64(1 << 52))
     lsb = np.maximum(e, 1) - 1075
     out = _round_to_format(s, np.where(e == 0x7FF, 0, mag), lsb, 53, fmt, rounding)
-    out = np.where(np.isinf(x), (s << I64(fmt.width - 1)) | I64(fmt.inf_bits), out)
+    inf = fmt.nan_bits if fmt.finite_only else fmt.inf_bits
+    out = np.where(np.isinf(x), (s << I64(fmt.width - 1)) | I64(inf), out)
     return np.where(np.isnan(x), I64(fmt.nan_bits), out)
 
 

@@ -10,7 +10,8 @@ Operands and results (``tpegen gemm`` with an FP config):
   converted to float64 (exact for float16/32/64 and integers below 2**53) and then rounded
   **to nearest, ties to even** into the PE's input format (``pe.input_format`` /
   ``pe.weight_format``) -- independent of ``pe.rounding``, which governs the accumulation.
-  Values beyond the format's range become ``±inf``, NaNs become the canonical quiet NaN,
+  Values beyond the format's range become ``±inf`` (NaN for ``fp8_e4m3fn``, which has no
+  infinities, as ml_dtypes and PyTorch convert), NaNs become the canonical NaN,
   subnormals are kept (no flush to zero), ``-0`` stays ``-0``.
 * C is a float32 array holding the accumulator-format values *exactly* (every supported
   accumulator format -- fp32, bf16, fp16, fp8 -- is a subset of float32). Every NaN is written as
@@ -137,8 +138,8 @@ class FpAccelerator(SystolicAccelerator):
 
         def specials(fmt: fp.FloatFormat) -> np.ndarray:
             s = fmt.sign_bit
-            bits = [0, s, fmt.inf_bits, fmt.inf_bits | s, fmt.nan_bits, fmt.bias << fmt.man_bits]
-            return val(fmt, bits)
+            infs = [fmt.inf_bits, fmt.inf_bits | s] if fmt.has_inf else []
+            return val(fmt, [0, s, *infs, fmt.nan_bits, fmt.bias << fmt.man_bits])
 
         def extremes(fmt: fp.FloatFormat) -> np.ndarray:
             s, mf = fmt.sign_bit, fmt.max_finite_bits

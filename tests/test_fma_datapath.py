@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 from tpegen.errors import ConfigError
 from tpegen.hw.pe.fma import FmaPEParams
 from tpegen.sim import fp
-from tpegen.sim.fp import BF16, FP8_E4M3, FP16, FP32, FmaConfig
+from tpegen.sim.fp import BF16, FP8_E4M3_IEEE, FP8_E4M3FN, FP8_E5M2, FP16, FP32, FmaConfig
 
 MODES = {
     "exact_bf16_fp32": FmaConfig(BF16, BF16, FP32),
@@ -28,7 +28,11 @@ MODES = {
     "relaxed_w2_g2_fp32": FmaConfig(
         BF16, BF16, FP32, normalize_in_pe=False, norm_window=2, shift_granularity=2
     ),
-    "exact_e4m3_fp16_trunc": FmaConfig(FP8_E4M3, FP8_E4M3, FP16, rounding="trunc"),
+    "exact_e4m3ieee_fp16_trunc": FmaConfig(FP8_E4M3_IEEE, FP8_E4M3_IEEE, FP16, rounding="trunc"),
+    # OCP fp8 as PyTorch defines it: e4m3fn (no inf, S.1111.111 NaN, max 448) and e5m2 (IEEE-like)
+    "exact_e4m3fn_fp32": FmaConfig(FP8_E4M3FN, FP8_E4M3FN, FP32),
+    "exact_e4m3fn_fp16": FmaConfig(FP8_E4M3FN, FP8_E4M3FN, FP16),  # 448 * 448 overflows fp16 to inf
+    "exact_e5m2_fp16": FmaConfig(FP8_E5M2, FP8_E5M2, FP16),
 }
 
 
@@ -41,9 +45,10 @@ def _edges(fmt: fp.FloatFormat) -> list[int]:
         1 << m,
         fmt.bias << m,
         fmt.max_finite_bits,
-        fmt.inf_bits,
+        fmt.max_finite_bits - 1,
+        fmt.exp_all_ones << m,  # inf; a normal number (256) in e4m3fn
         fmt.nan_bits,
-        fmt.inf_bits | 1,
+        (fmt.exp_all_ones << m) | 1,  # NaN; a normal number (288) in e4m3fn
         (fmt.bias + 1) << m | 3,
     ]
     return v + [x | fmt.sign_bit for x in v]

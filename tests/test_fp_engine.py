@@ -70,8 +70,10 @@ def test_shipped_configs_load_and_round_trip(name):
 def test_flat_params_build_the_fma_config():
     p = FmaPEParams(input_format="bf16", acc_format="fp32", norm_window=16, shift_granularity=4)
     assert p.fma == fp.FmaConfig(fp.BF16, fp.BF16, fp.FP32, norm_window=16, shift_granularity=4)
-    q = FmaPEParams(input_format="fp8_e4m3", weight_format="fp8_e5m2", acc_format="fp16", rounding="trunc")
-    assert (q.fma.a_fmt, q.fma.w_fmt, q.fma.acc_fmt) == (fp.FP8_E4M3, fp.FP8_E5M2, fp.FP16)
+    q = FmaPEParams(
+        input_format="fp8_e4m3_ieee", weight_format="fp8_e5m2", acc_format="fp16", rounding="trunc"
+    )
+    assert (q.fma.a_fmt, q.fma.w_fmt, q.fma.acc_fmt) == (fp.FP8_E4M3_IEEE, fp.FP8_E5M2, fp.FP16)
     assert q.a_shape.size == 8 and q.w_shape.size == 8 and q.acc_shape.size == 16
     assert FmaPEParams(p.fma) == p  # an FmaConfig expands into the same flat fields
     r = FmaPEParams(acc_format="bf16", norm_window=8, normalize_in_pe=False)

@@ -13,7 +13,7 @@ from fp_reference import fma_step, ieee_top
 
 from tpegen.errors import ConfigError
 from tpegen.sim import fp
-from tpegen.sim.fp import BF16, FP8_E4M3, FP8_E5M2, FP16, FP32, FmaConfig
+from tpegen.sim.fp import BF16, FP8_E4M3_IEEE, FP8_E4M3FN, FP8_E5M2, FP16, FP32, FmaConfig
 
 # ------------------------------------------------------------------------------------------------
 # independent reference: exact rationals (Python ints / Fraction), IEEE rounding written from scratch
@@ -26,7 +26,10 @@ def ref_decode(bits: int, fmt: fp.FloatFormat):
     sign = (bits >> (fmt.exp_bits + fmt.man_bits)) & 1
     e = (bits >> fmt.man_bits) & ((1 << fmt.exp_bits) - 1)
     f = bits & ((1 << fmt.man_bits) - 1)
-    if e == (1 << fmt.exp_bits) - 1:
+    if fmt.finite_only:  # OCP "fn": only S.11..1.11..1 is special (NaN); no infinities
+        if e == (1 << fmt.exp_bits) - 1 and f == (1 << fmt.man_bits) - 1:
+            return ("nan", 0)
+    elif e == (1 << fmt.exp_bits) - 1:
         return ("nan", 0) if f else ("inf", sign)
     bias = (1 << (fmt.exp_bits - 1)) - 1
     if e == 0:
@@ -139,7 +142,7 @@ def random_bits(rng, fmt, n, *, specials=0.02):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", [BF16, FP16, FP32, FP8_E4M3, FP8_E5M2])
+@pytest.mark.parametrize("fmt", [BF16, FP16, FP32, FP8_E4M3_IEEE, FP8_E4M3FN, FP8_E5M2])
 def test_decode_quantize_roundtrip_exhaustive_or_sampled(fmt):
     if fmt.width <= 16:
         bits = np.arange(1 << fmt.width, dtype=np.int64)
@@ -190,7 +193,15 @@ def test_quantize_trunc():
 
 
 @pytest.mark.parametrize(
-    "in_fmt,acc_fmt", [(FP8_E5M2, FP16), (FP8_E4M3, FP16), (FP8_E4M3, FP8_E4M3), (FP8_E5M2, FP8_E5M2)]
+    "in_fmt,acc_fmt",
+    [
+        (FP8_E5M2, FP16),
+        (FP8_E4M3_IEEE, FP16),
+        (FP8_E4M3_IEEE, FP8_E4M3_IEEE),
+        (FP8_E5M2, FP8_E5M2),
+        (FP8_E4M3FN, FP16),  # into fp32: tests/test_fp8_ocp.py (every product against ml_dtypes)
+        (FP8_E4M3FN, FP8_E5M2),
+    ],
 )
 @pytest.mark.parametrize("rounding", ["rne", "trunc"])
 def test_exhaustive_fp8_products(in_fmt, acc_fmt, rounding):
@@ -203,7 +214,7 @@ def test_exhaustive_fp8_products(in_fmt, acc_fmt, rounding):
         check_exact(cfg, a, w, c)
 
 
-@pytest.mark.parametrize("in_fmt,acc_fmt", [(FP8_E5M2, FP16), (FP8_E4M3, FP8_E4M3)])
+@pytest.mark.parametrize("in_fmt,acc_fmt", [(FP8_E5M2, FP16), (FP8_E4M3_IEEE, FP8_E4M3_IEEE)])
 def test_exhaustive_fp8_addends(in_fmt, acc_fmt):
     """Every accumulator value against a few products (exercises alignment both ways)."""
     cfg = FmaConfig(in_fmt, in_fmt, acc_fmt)
@@ -417,7 +428,7 @@ def test_normalizer_correct_rounding():
         FmaConfig(BF16, BF16, FP32),
         FmaConfig(BF16, BF16, BF16, norm_window=8, shift_granularity=4),
         FmaConfig(BF16, BF16, BF16, normalize_in_pe=False, norm_window=8),
-        FmaConfig(FP8_E4M3, FP8_E4M3, FP16, rounding="trunc"),
+        FmaConfig(FP8_E4M3_IEEE, FP8_E4M3_IEEE, FP16, rounding="trunc"),
     ],
 )
 def test_gemm_chain_equals_fma_loop(cfg):

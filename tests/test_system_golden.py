@@ -388,7 +388,7 @@ def test_fma_chained_layers_flush_deferred_work():
     )
 
 
-@pytest.mark.parametrize("fmt", [fp.BF16, fp.FP16, fp.FP8_E5M2, fp.FP8_E4M3])
+@pytest.mark.parametrize("fmt", [fp.BF16, fp.FP16, fp.FP8_E5M2, fp.FP8_E4M3_IEEE])
 def test_narrow_accumulators_widen_exactly_to_fp32(fmt):
     bits = np.arange(1 << fmt.width)
     got = acc_to_fp32_bits(bits, fmt)

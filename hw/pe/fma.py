@@ -15,8 +15,8 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from tpegen.errors import ConfigError, check_choice
-from tpegen.hw.pe.fp_formats import FORMATS, FloatFormat, FmaConfig, RelaxedFormat
+from tpegen.errors import ConfigError
+from tpegen.hw.pe.fp_formats import FloatFormat, FmaConfig, RelaxedFormat, format_by_name
 
 __all__ = ["FmaPEParams", "FmaDatapath", "FmaNormalizer", "float_layout", "relaxed_layout"]
 
@@ -43,9 +43,10 @@ class FmaPEParams:
     Parameters
     ----------
     input_format : format of the A operands (and of W unless ``weight_format`` is given), one of
-        :data:`tpegen.sim.fp.FORMATS` (``bf16``, ``fp16``, ``fp32``, ``fp8_e4m3``, ``fp8_e5m2``).
+        :data:`tpegen.sim.fp.FORMATS` (``bf16``, ``fp16``, ``fp32``, ``fp8_e4m3fn`` (OCP, no inf,
+        max 448), ``fp8_e4m3_ieee`` (IEEE-like, max 240), ``fp8_e5m2``).
     weight_format : format of the W operands; ``None`` (default) means ``input_format``.
-    acc_format : accumulator (and output) format.
+    acc_format : accumulator (and output) format; a format with infinities (not ``fp8_e4m3fn``).
     rounding : ``rne`` (round to nearest, ties to even) or ``trunc`` (toward zero).
     norm_window : approximate normalization: the leading-one detector sees only this many top bits
         of the sum (``None`` = exact, full-width detector). At most the datapath's sum width.
@@ -92,15 +93,16 @@ class FmaPEParams:
             ):
                 object.__setattr__(self, name, value)
         else:
-            names = tuple(FORMATS)
-            check_choice("pe.input_format", self.input_format, names)
-            if self.weight_format is not None:
-                check_choice("pe.weight_format", self.weight_format, names)
-            check_choice("pe.acc_format", self.acc_format, names)
+            a_fmt = format_by_name("pe.input_format", self.input_format)
+            w_fmt = (
+                a_fmt
+                if self.weight_format is None
+                else format_by_name("pe.weight_format", self.weight_format)
+            )
             cfg = FmaConfig(
-                a_fmt=FORMATS[self.input_format],
-                w_fmt=FORMATS[self.weight_format or self.input_format],
-                acc_fmt=FORMATS[self.acc_format],
+                a_fmt=a_fmt,
+                w_fmt=w_fmt,
+                acc_fmt=format_by_name("pe.acc_format", self.acc_format),
                 rounding=self.rounding,
                 norm_window=self.norm_window,
                 shift_granularity=self.shift_granularity,
@@ -182,13 +184,19 @@ def _shr_sticky(m: Module, name: str, v, d, width: int):
 
 
 def _ieee_fields(m: Module, name: str, view, fmt: FloatFormat):
+    """-> sign, significand (hidden bit explicit), top exponent, inf, nan of an input/accumulator view."""
     bits = view.as_value()
     f, e, s = bits[: fmt.man_bits], bits[fmt.man_bits : fmt.man_bits + fmt.exp_bits], bits[-1]
-    special = _sig(m, f"{name}_special", 1, e == fmt.exp_all_ones)
+    if fmt.finite_only:  # the all-ones exponent is a normal binade; only the all-ones fraction is NaN
+        special = _sig(m, f"{name}_special", 1, (e == fmt.exp_all_ones) & f.all())
+        inf = C(0, 1)
+        nan = special
+    else:
+        special = _sig(m, f"{name}_special", 1, e == fmt.exp_all_ones)
+        inf = _sig(m, f"{name}_inf", 1, special & (f == 0))
+        nan = _sig(m, f"{name}_nan", 1, special & (f != 0))
     sig = _sig(m, f"{name}_sig", fmt.man_bits + 1, Mux(special, 0, Mux(e == 0, f, Cat(f, C(1, 1)))))
     top = _sig(m, f"{name}_top", EXP, Mux(e == 0, 1, e) - fmt.bias)
-    inf = _sig(m, f"{name}_inf", 1, special & (f == 0))
-    nan = _sig(m, f"{name}_nan", 1, special & (f != 0))
     return s, sig, top, inf, nan
 
 

@@ -1,6 +1,7 @@
 """Floating-point formats and the FMA PE's numeric configuration (pure parameter dataclasses).
 
-:class:`FloatFormat` (IEEE-754-like binary formats, :data:`FORMATS` by name),
+:class:`FloatFormat` (IEEE-754-like binary formats and the OCP "fn" variant without infinities,
+:data:`FORMATS` by name, :func:`format_by_name`),
 :class:`RelaxedFormat` (the partial-sum format between PEs when normalization is deferred to the
 array edge) and :class:`FmaConfig` (formats, rounding and the approximate-normalization knobs with
 the derived datapath widths). The generator (:mod:`tpegen.hw.pe.fma`) and the bit-exact model
@@ -17,31 +18,42 @@ from tpegen.errors import ConfigError, check_bool, check_choice, check_int
 __all__ = [
     "BF16",
     "FORMATS",
-    "FP8_E4M3",
+    "FP8_E4M3FN",
+    "FP8_E4M3_IEEE",
     "FP8_E5M2",
     "FP16",
     "FP32",
+    "RENAMED_FORMATS",
     "ROUNDINGS",
     "FloatFormat",
     "FmaConfig",
     "RelaxedFormat",
+    "format_by_name",
 ]
 
 
 @dataclass(frozen=True)
 class FloatFormat:
-    """An IEEE-754-like binary format: 1 sign bit, ``exp_bits`` exponent bits, ``man_bits`` fraction bits.
+    """A binary float format: 1 sign bit, ``exp_bits`` exponent bits, ``man_bits`` fraction bits.
 
     Packed LSB first: fraction at bit 0, exponent above it, sign on top (equals the IEEE encoding).
+    Bias ``2**(exp_bits-1) - 1``; exponent field 0 holds zeros and subnormals.
+
+    ``finite_only=False`` (IEEE-754-like): the all-ones exponent holds ``±inf`` (fraction 0) and
+    NaNs. ``finite_only=True`` (the OCP/PyTorch "fn" convention, e.g. ``float8_e4m3fn``): there
+    are no infinities; the all-ones exponent holds normal numbers except the all-ones fraction,
+    the only NaN pattern (either sign), so the largest finite value has fraction ``1...10``.
     """
 
     exp_bits: int
     man_bits: int
     name: str = ""
+    finite_only: bool = False
 
     def __post_init__(self):
         check_int("format.exp_bits", self.exp_bits, 2, 11)
         check_int("format.man_bits", self.man_bits, 1, 52)
+        check_bool("format.finite_only", self.finite_only)
 
     @property
     def width(self) -> int:
@@ -58,24 +70,43 @@ class FloatFormat:
 
     @property
     def emax(self) -> int:
-        return (1 << self.exp_bits) - 2 - self.bias
+        """Exponent of the largest finite number."""
+        return self.exp_all_ones - int(not self.finite_only) - self.bias
 
     @property
     def exp_all_ones(self) -> int:
         return (1 << self.exp_bits) - 1
 
     @property
+    def has_inf(self) -> bool:
+        return not self.finite_only
+
+    @property
     def inf_bits(self) -> int:
+        """``+inf`` (exponent all ones, fraction 0); a finite-only format has none (ValueError)."""
+        if self.finite_only:
+            raise ValueError(f"{self.name or 'this format'} has no infinity")
         return self.exp_all_ones << self.man_bits
 
     @property
     def nan_bits(self) -> int:
-        """Canonical quiet NaN: sign 0, exponent all ones, fraction MSB set."""
+        """Canonical NaN, sign 0: IEEE quiet NaN (fraction MSB set) or the finite-only all-ones pattern."""
+        if self.finite_only:
+            return (self.exp_all_ones << self.man_bits) | ((1 << self.man_bits) - 1)
         return self.inf_bits | (1 << (self.man_bits - 1))
 
     @property
     def max_finite_bits(self) -> int:
-        return ((self.exp_all_ones - 1) << self.man_bits) | ((1 << self.man_bits) - 1)
+        """Largest finite magnitude; every larger magnitude pattern is inf or NaN."""
+        top = self.exp_all_ones if self.finite_only else self.exp_all_ones - 1
+        return (top << self.man_bits) | ((1 << self.man_bits) - 1 - int(self.finite_only))
+
+    def overflow_bits(self, rounding: str) -> int:
+        """Magnitude pattern of a finite result beyond the range: IEEE ``inf`` when rounding to nearest
+        (NaN in a finite-only format, as ml_dtypes and PyTorch convert), the max finite when truncating."""
+        if rounding != "rne":
+            return self.max_finite_bits
+        return self.nan_bits if self.finite_only else self.inf_bits
 
     @property
     def sign_bit(self) -> int:
@@ -85,9 +116,21 @@ class FloatFormat:
 BF16 = FloatFormat(8, 7, "bf16")
 FP16 = FloatFormat(5, 10, "fp16")
 FP32 = FloatFormat(8, 23, "fp32")
-FP8_E4M3 = FloatFormat(4, 3, "fp8_e4m3")  # IEEE-like: has inf/NaN, max finite 240 (not OCP e4m3fn)
-FP8_E5M2 = FloatFormat(5, 2, "fp8_e5m2")
-FORMATS = {f.name: f for f in (BF16, FP16, FP32, FP8_E4M3, FP8_E5M2)}
+FP8_E4M3FN = FloatFormat(4, 3, "fp8_e4m3fn", finite_only=True)  # OCP / PyTorch float8_e4m3fn, max 448
+FP8_E4M3_IEEE = FloatFormat(4, 3, "fp8_e4m3_ieee")  # IEEE-like: has inf/NaN, max finite 240
+FP8_E5M2 = FloatFormat(5, 2, "fp8_e5m2")  # IEEE-like; equals OCP / PyTorch float8_e5m2
+FORMATS = {f.name: f for f in (BF16, FP16, FP32, FP8_E4M3FN, FP8_E4M3_IEEE, FP8_E5M2)}
+RENAMED_FORMATS = {
+    "fp8_e4m3": "fp8_e4m3_ieee (the IEEE-like e4m3 with inf, max 240) or fp8_e4m3fn (OCP, no inf, max 448)"
+}
+
+
+def format_by_name(field: str, name: str) -> FloatFormat:
+    """The format called ``name`` (a key of :data:`FORMATS`); ConfigError naming ``field`` otherwise."""
+    if name in RENAMED_FORMATS:
+        raise ConfigError(field, f"{RENAMED_FORMATS[name]} ({name!r} was renamed)", name)
+    check_choice(field, name, tuple(FORMATS))
+    return FORMATS[name]
 
 
 @dataclass(frozen=True)
@@ -167,6 +210,12 @@ class FmaConfig:
                 raise ConfigError(
                     f"pe.{name}", "a FloatFormat (one of " + ", ".join(FORMATS) + ")", getattr(self, name)
                 )
+        if self.acc_fmt.finite_only:
+            raise ConfigError(
+                "pe.acc_format",
+                "a format with infinities (finite-only formats such as fp8_e4m3fn are input formats)",
+                self.acc_fmt.name,
+            )
         check_choice("pe.rounding", self.rounding, ROUNDINGS)
         check_bool("pe.normalize_in_pe", self.normalize_in_pe)
         check_int("pe.relaxed_guard_bits", self.relaxed_guard_bits, 0, 16)
