@@ -224,7 +224,7 @@ def _refused_codes(acc, scheme) -> ConfigError | None:
 
     ranges = operand_ranges(scheme)
     if ranges is None:
-        return None
+        return _refused_float_codes(acc, scheme)
     (a_lo, a_hi), (w_lo, w_hi) = ranges
     try:
         acc.check_operands(
@@ -232,6 +232,25 @@ def _refused_codes(acc, scheme) -> ConfigError | None:
         )
     except ConfigError as exc:
         return exc
+    return None
+
+
+def _refused_float_codes(acc, scheme) -> ConfigError | None:
+    """Why the FP engine's input formats cannot hold every value of the float scheme's codes exactly
+    (e.g. e5m2 codes beyond 448 on fp8_e4m3fn inputs would become NaN), or None if they can."""
+    from tpegen.sim import fp
+    from tpegen.sw.quant import float_code_values
+
+    cfg = acc.cfg
+    for port, kind, fmt in (
+        ("pe.input_format", scheme.act, cfg.a_fmt),
+        ("pe.weight_format", scheme.weight, cfg.w_fmt),
+    ):
+        values = float_code_values(kind)
+        with np.errstate(all="ignore"):  # codes beyond the format's range become inf or NaN
+            held = fp.decode(fp.quantize(values, fmt), fmt)
+        if not np.array_equal(held, values):
+            return ConfigError(port, f"a format that holds every {kind} value exactly", fmt.name)
     return None
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "QuantWeight",
     "QuantAct",
     "parse_scheme",
+    "float_code_values",
     "k_groups",
     "quantize_weight",
     "calibrate_act",
@@ -100,6 +101,15 @@ def _float_dtype(kind: str):
     import ml_dtypes
 
     return getattr(ml_dtypes, _FLOAT_DTYPES[kind])
+
+
+def float_code_values(kind: str) -> np.ndarray:
+    """Every finite value (float64) of the float code kind ``kind`` (``bf16``, ``fp8_e4m3fn``, ``fp8_e5m2``)."""
+    width = 16 if kind == "bf16" else 8
+    codes = np.arange(1 << width, dtype=np.uint16 if width == 16 else np.uint8)
+    with np.errstate(invalid="ignore"):  # the NaN codes
+        values = codes.view(_float_dtype(kind)).astype(np.float64)
+    return values[np.isfinite(values)]
 
 
 _SCALED_FLOATS = ("fp8_e4m3fn", "fp8_e5m2")  # scaled into the format's range; bf16 is not scaled

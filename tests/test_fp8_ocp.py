@@ -204,3 +204,13 @@ def test_shipped_config_rtl_equals_golden_and_verify(gemm_cli, tmp_path):
     report = verify(config_from_dict(yaml.safe_load(hw.read_text())).accelerator(), cases=3, seed=5)
     bad = [c for c in report.cases if not c.passed]
     assert not bad and report.passed, bad
+
+
+def test_map_takes_fp8_and_refuses_float_codes_the_inputs_cannot_hold(run_cli):
+    """e5m2 or bf16 codes do not fit e4m3fn inputs (beyond 448 they would turn NaN): refused up front."""
+    for quant in ("FP8_E5M2", "BF16"):
+        code, _, err = run_cli("map", "digits_mlp", "--hw", "fp8_e4m3fn_exact", "--quant", quant)
+        assert code != 0
+        assert "pe.input_format: must be a format that holds every" in err and "fp8_e4m3fn" in err, err
+    code, out, err = run_cli("map", "digits_mlp", "--hw", "fp8_e4m3fn_exact", "--quant", "FP8", "--json")
+    assert code == 0, err  # OCP e4m3fn codes are the engine's own inputs
