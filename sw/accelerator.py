@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tpegen.errors import ConfigError
-from tpegen.sim.verilator import StreamProgram, VerilatedModel
 
 if TYPE_CHECKING:
     from amaranth.lib import wiring
+
+    from tpegen.sim.verilator import StreamProgram, VerilatedModel
 
 BACKENDS = ("golden", "rtl", "cycle")
 

@@ -18,7 +18,6 @@ import numpy as np
 from tpegen.sim.intgemm import check_operand, int_gemm, operand_range
 from tpegen.sim.packing import pack_fields, unpack_lanes, wrap
 from tpegen.sim.systolic_timing import Timeline, os_cell_timing, os_timeline, ws_timeline
-from tpegen.sim.verilator import StreamProgram
 from tpegen.sw.accelerator import Accelerator, Program, check_shapes
 
 if TYPE_CHECKING:
@@ -178,6 +177,8 @@ class SystolicAccelerator(Accelerator):
                 c[ms, ns] = block[: ms.stop - ms.start, : ns.stop - ns.start]
             return c
 
+        from tpegen.sim.verilator import StreamProgram
+
         stream = StreamProgram(inputs={"operands": beats}, outputs={"results": len(tiles) * R})
         return Program(stream=stream, decode=decode, tiles=len(tiles))
 
@@ -200,6 +201,8 @@ class SystolicAccelerator(Accelerator):
             for t, (_, ns) in enumerate(tiles):
                 c[:, ns] += rows[t * M : (t + 1) * M, : ns.stop - ns.start]
             return wrap(c, pe.acc_bits)
+
+        from tpegen.sim.verilator import StreamProgram
 
         stream = StreamProgram(
             inputs={"weights": weights, "activations": acts}, outputs={"results": len(tiles) * M}

@@ -424,7 +424,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         console.print(f"wrote {Path(args.output) / 'sim.csv'} and {Path(args.output) / 'sim.json'}")
     if args.trace is not None:
         console.print(
-            f"wrote SCALE-Sim SRAM traces of {len(layers)} layers into {Path(args.trace)}/layer<i>/"
+            f"wrote SCALE-Sim SRAM traces of {len(layers)} layer(s) into {Path(args.trace)}/layer<i>/"
         )
     return 0
 
