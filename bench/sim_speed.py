@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cli-array", type=int, default=32, help="array size of those runs (shipped int8 configs)"
     )
-    ap.add_argument("--repeats", type=int, default=7, help="runs per whole-process measurement")
+    ap.add_argument("--repeats", type=int, default=15, help="runs per whole-process measurement")
     ap.add_argument("--out", help="result file (default: bench/results/sim_speed.json)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
