@@ -10,14 +10,16 @@ sends what that variant reads (raw indices, or software-precomputed tables on th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tpegen.errors import ConfigError
-from tpegen.hw.arrays.lut_core import LutCore
 from tpegen.sim import lut
 from tpegen.sw.accelerator import Accelerator, Program, check_shapes
+
+if TYPE_CHECKING:
+    from tpegen.hw.arrays.lut_core import LutCore
 
 
 class LutAccelerator(Accelerator):
@@ -30,6 +32,8 @@ class LutAccelerator(Accelerator):
         return self.config.pe
 
     def component(self) -> LutCore:
+        from tpegen.hw.arrays.lut_core import LutCore  # the generator (Amaranth) only when building RTL
+
         return LutCore(self.params)
 
     @property

@@ -321,7 +321,7 @@ def heavy():
 
 import tpegen.cli
 assert not heavy(), heavy()
-for hw in ("int8_os_8x8", "int8_ws_8x8"):
+for hw in ("int8_os_8x8", "int8_ws_8x8", "lut_w2a8", "matrix2d_int8_4x4x8"):
     assert tpegen.cli.main(["sim", hw, "--topology", {str(topo)!r}, "--json"]) == 0
 assert tpegen.cli.main(["sim", "int8_os_8x8", "--topology", {str(topo)!r}, "--trace", {str(tmp_path / "tr")!r}]) == 0
 assert not heavy(), heavy()
