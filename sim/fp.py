@@ -48,6 +48,29 @@ sum lie strictly inside the same open interval between two sticky-grid points, w
 rounding boundary (grid point or midpoint), so both round the same way. Tests check it
 exhaustively/randomly against :class:`fractions.Fraction`.
 
+L-Mul products (``multiplier='lmul'``)
+--------------------------------------
+The exact significand product is replaced by L-Mul (Luo & Sun, "Addition is All You Need for
+Energy-efficient Language Models", arXiv:2410.00907, Sec. 2.2), as its equation defines it for
+normal operands ``x = (1 + x_m) 2**x_e``, ``y = (1 + y_m) 2**y_e``::
+
+    L-Mul(x, y) = (-1)**(x_s ^ y_s) * (1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)
+
+with ``l(m) = m`` (``m <= 3``), ``3`` (``m = 4``), ``4`` (``m > 4``), ``m = max(Ma, Mw)`` (bf16:
+``l = 4``, e4m3: ``3``, e5m2: ``2``). With ``F = max(Ma, Mw)`` fraction bits the significand
+``S = 2**F + x_f 2**(F-Ma) + y_f 2**(F-Mw) + 2**(F-l)`` is one integer addition of the two
+fraction fields and a constant (``S < 2**(F+2)``: the carry is kept, not folded into the
+exponent as the paper's integer-add-of-bit-patterns kernel does). It is placed on the exact
+product's ``P``-bit grid, ``sigp = S << (Ma + Mw - F)``, with the same ``Tp = Ta + Tw + 1``;
+everything after the multiplier (alignment, add, normalization, rounding, overflow and underflow
+of the accumulator format) is unchanged, so the product itself is never rounded.
+The paper defines L-Mul for normal numbers only; here zeros *and subnormals* read as signed zeros
+(denormals-are-zero on the inputs of an L-Mul PE): their product is the signed zero
+``sign(a) ^ sign(w)``, ``inf * subnormal`` is NaN like ``inf * 0``, and NaN/infinity rules are
+those of the exact multiplier. Exponent overflow/underflow of the product is that of the exact
+path: the exact sum ``c + L-Mul(a, w)`` is rounded once to the accumulator format (``±inf`` or
+``±max`` on overflow by rounding mode, subnormals and signed zeros on underflow).
+
 Normalization and rounding (output format with ``p`` significand bits, minimum exponent ``emin``)
 -----------------------------------------------------------------------------------------------
 ``lz = clz_N(M)``; the shift is limited by the output's minimum exponent: ``L = T - emin`` (>= 1).
@@ -281,6 +304,16 @@ def decode_relaxed(bits: np.ndarray, rf: RelaxedFormat) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # the multiply-add
 # ------------------------------------------------------------------------------------------------
+def _lmul_significand(siga: np.ndarray, sigw: np.ndarray, cfg: FmaConfig) -> np.ndarray:
+    """L-Mul product significand on the exact product's ``P``-bit grid (0 unless both are normal)."""
+    ma, mw = cfg.a_fmt.man_bits, cfg.w_fmt.man_bits
+    f = max(ma, mw)
+    xf = (siga & I64((1 << ma) - 1)) << I64(f - ma)
+    yf = (sigw & I64((1 << mw) - 1)) << I64(f - mw)
+    s = xf + yf + I64((1 << f) + (1 << (f - cfg.lmul_offset)))
+    return np.where((siga != 0) & (sigw != 0), s << I64(ma + mw - f), 0)
+
+
 def fma(a_bits: np.ndarray, w_bits: np.ndarray, c_bits: np.ndarray, cfg: FmaConfig) -> np.ndarray:
     """``c + a*w`` with one rounding, bit-exactly as the PE datapath (broadcasting int64 arrays).
 
@@ -292,6 +325,10 @@ def fma(a_bits: np.ndarray, w_bits: np.ndarray, c_bits: np.ndarray, cfg: FmaConf
     )
     sa, siga, ta, infa, nana = _ieee_fields(a_bits, cfg.a_fmt)
     sw, sigw, tw, infw, nanw = _ieee_fields(w_bits, cfg.w_fmt)
+    lmul = cfg.multiplier == "lmul"
+    if lmul:  # denormals are zero: only a normal operand has its hidden bit set
+        siga = np.where(_bit(siga, cfg.a_fmt.man_bits) != 0, siga, 0)
+        sigw = np.where(_bit(sigw, cfg.w_fmt.man_bits) != 0, sigw, 0)
     if cfg.normalize_in_pe:
         sc, sigc, tc, infc, nanc = _ieee_fields(c_bits, cfg.acc_fmt)
     else:
@@ -300,7 +337,7 @@ def fma(a_bits: np.ndarray, w_bits: np.ndarray, c_bits: np.ndarray, cfg: FmaConf
 
     # multiply
     sp = sa ^ sw
-    sigp = siga * sigw
+    sigp = _lmul_significand(siga, sigw, cfg) if lmul else siga * sigw
     tp = ta + tw + 1
     # align
     anchor = np.where(sigp == 0, tc, np.maximum(tp, tc))

@@ -33,6 +33,10 @@ MODES = {
     "exact_e4m3fn_fp32": FmaConfig(FP8_E4M3FN, FP8_E4M3FN, FP32),
     "exact_e4m3fn_fp16": FmaConfig(FP8_E4M3FN, FP8_E4M3FN, FP16),  # 448 * 448 overflows fp16 to inf
     "exact_e5m2_fp16": FmaConfig(FP8_E5M2, FP8_E5M2, FP16),
+    # L-Mul (arXiv:2410.00907): bf16 (l = 4), e4m3fn (l = 3), mixed e5m2 x e4m3fn (m = 3, l = 3)
+    "lmul_bf16_fp32": FmaConfig(BF16, BF16, FP32, multiplier="lmul"),
+    "lmul_e4m3fn_fp16": FmaConfig(FP8_E4M3FN, FP8_E4M3FN, FP16, multiplier="lmul"),
+    "lmul_e5m2_e4m3fn_bf16_trunc": FmaConfig(FP8_E5M2, FP8_E4M3FN, BF16, "trunc", multiplier="lmul"),
 }
 
 
@@ -74,7 +78,10 @@ def make_inputs(cfg: FmaConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarr
         w,
     )
     with np.errstate(all="ignore"):
-        prod = fp.decode(a, af) * fp.decode(w, wf)
+        if cfg.multiplier == "lmul":  # the approximate product as the PE forms it, in fp32
+            prod = fp.decode(fp.fma(a, w, 0, FmaConfig(af, wf, FP32, multiplier="lmul")), FP32)
+        else:
+            prod = fp.decode(a, af) * fp.decode(w, wf)
         near = fp.quantize(-prod * (1 + rng.standard_normal(n) * 2.0 ** -rng.integers(2, 24, n)), cf)
     c = np.where(rng.random(n) < 0.5, near, rng.integers(0, 1 << cf.width, n))
     e = len(_edges(af))

@@ -55,6 +55,10 @@ class FmaPEParams:
         partial sums stay in the relaxed internal format and one :class:`FmaNormalizer` per column
         rounds them to ``acc_format`` at the array edge.
     relaxed_guard_bits : extra mantissa bits of the relaxed format (``normalize_in_pe: false``).
+    multiplier : ``exact`` (default: the exact significand multiplier) or ``lmul``: L-Mul of Luo &
+        Sun (arXiv:2410.00907, Sec. 2.2), ``(1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)`` with
+        ``l(m) = m, 3, 4`` for ``m <= 3, = 4, > 4`` mantissa bits: one adder instead of the
+        multiplier; subnormal inputs read as zeros; the accumulate path is unchanged.
     dataflow : ``os`` only (output-stationary keeps the accumulation chain in order, see
         :mod:`tpegen.hw.arrays.fp_engine`).
 
@@ -74,6 +78,7 @@ class FmaPEParams:
     normalize_in_pe: bool = True
     relaxed_guard_bits: int = 3
     dataflow: str = "os"
+    multiplier: str = "exact"
 
     kind = "fma"
 
@@ -90,6 +95,7 @@ class FmaPEParams:
                 ("shift_granularity", cfg.shift_granularity),
                 ("normalize_in_pe", cfg.normalize_in_pe),
                 ("relaxed_guard_bits", cfg.relaxed_guard_bits),
+                ("multiplier", cfg.multiplier),
             ):
                 object.__setattr__(self, name, value)
         else:
@@ -108,6 +114,7 @@ class FmaPEParams:
                 shift_granularity=self.shift_granularity,
                 normalize_in_pe=self.normalize_in_pe,
                 relaxed_guard_bits=self.relaxed_guard_bits,
+                multiplier=self.multiplier,
             )
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(
@@ -183,8 +190,10 @@ def _shr_sticky(m: Module, name: str, v, d, width: int):
     return Cat(lost, kept)
 
 
-def _ieee_fields(m: Module, name: str, view, fmt: FloatFormat):
-    """-> sign, significand (hidden bit explicit), top exponent, inf, nan of an input/accumulator view."""
+def _ieee_fields(m: Module, name: str, view, fmt: FloatFormat, daz: bool = False):
+    """-> sign, significand (hidden bit explicit), top exponent, inf, nan of an input/accumulator view.
+
+    ``daz``: subnormals read as zeros (significand 0), as the L-Mul multiplier takes them."""
     bits = view.as_value()
     f, e, s = bits[: fmt.man_bits], bits[fmt.man_bits : fmt.man_bits + fmt.exp_bits], bits[-1]
     if fmt.finite_only:  # the all-ones exponent is a normal binade; only the all-ones fraction is NaN
@@ -195,7 +204,8 @@ def _ieee_fields(m: Module, name: str, view, fmt: FloatFormat):
         special = _sig(m, f"{name}_special", 1, e == fmt.exp_all_ones)
         inf = _sig(m, f"{name}_inf", 1, special & (f == 0))
         nan = _sig(m, f"{name}_nan", 1, special & (f != 0))
-    sig = _sig(m, f"{name}_sig", fmt.man_bits + 1, Mux(special, 0, Mux(e == 0, f, Cat(f, C(1, 1)))))
+    sub = 0 if daz else f
+    sig = _sig(m, f"{name}_sig", fmt.man_bits + 1, Mux(special, 0, Mux(e == 0, sub, Cat(f, C(1, 1)))))
     top = _sig(m, f"{name}_top", EXP, Mux(e == 0, 1, e) - fmt.bias)
     return s, sig, top, inf, nan
 
@@ -219,6 +229,16 @@ def _round_fixed(m: Module, name: str, value, width: int, p: int, rne: bool):
         q1 = _sig(m, f"{name}_q1", p + 1, q)
     carry = q1[p]
     return _sig(m, f"{name}_q", p, Mux(carry, q1[1:], q1[:p])), carry
+
+
+def _lmul_significand(m: Module, siga, sigw, cfg: FmaConfig):
+    """L-Mul significand ``1 + x_m + y_m + 2**-l`` as one adder, on the exact product's ``P``-bit grid
+    (zero unless both operands are normal: their hidden bits are the significands' MSBs)."""
+    ma, mw = cfg.a_fmt.man_bits, cfg.w_fmt.man_bits
+    f = max(ma, mw)
+    const = C((1 << f) + (1 << (f - cfg.lmul_offset)), f + 2)
+    s = _sig(m, "lmul_s", f + 2, (siga[:ma] << (f - ma)) + (sigw[:mw] << (f - mw)) + const)
+    return Mux(siga[ma] & sigw[mw], s << (ma + mw - f), 0)
 
 
 def _pack_ieee(m: Module, name: str, sign, q, e_top, p: int, fmt: FloatFormat, rne: bool, renormalize: bool):
@@ -246,7 +266,8 @@ class FmaDatapath(wiring.Component):
 
     Ports: ``a`` (``a_shape``), ``w`` (``w_shape``), ``acc_in``/``acc_out`` (``acc_shape``: the
     accumulator format, or the relaxed format when ``normalize_in_pe`` is False). Hardware: exact
-    ``P``-bit significand multiplier, right-shift alignment into a ``W``-bit window plus sticky,
+    ``P``-bit significand multiplier (``multiplier='lmul'``: one fraction adder, see
+    :func:`_lmul_significand`), right-shift alignment into a ``W``-bit window plus sticky,
     ``W+3``-bit signed adder, leading-zero detector (full, or windowed/coarse when approximate),
     left shifter, fixed-position rounder (RNE or truncation), and in approximate IEEE mode a short
     ``p``-bit renormalizer. Bit-exact with :func:`tpegen.sim.fp.fma` for ``params.fma``.
@@ -269,8 +290,9 @@ class FmaDatapath(wiring.Component):
         P, Q, W, N, p = cfg.prod_width, cfg.addend_width, cfg.window, cfg.sum_width, cfg.out_sig_width
         rne = cfg.rounding == "rne"
 
-        sa, siga, ta, infa, nana = _ieee_fields(m, "a", self.a, cfg.a_fmt)
-        sw, sigw, tw, infw, nanw = _ieee_fields(m, "w", self.w, cfg.w_fmt)
+        lmul = cfg.multiplier == "lmul"
+        sa, siga, ta, infa, nana = _ieee_fields(m, "a", self.a, cfg.a_fmt, daz=lmul)
+        sw, sigw, tw, infw, nanw = _ieee_fields(m, "w", self.w, cfg.w_fmt, daz=lmul)
         if cfg.normalize_in_pe:
             sc, sigc, tc, infc, nanc = _ieee_fields(m, "c", self.acc_in, cfg.acc_fmt)
         else:
@@ -278,7 +300,7 @@ class FmaDatapath(wiring.Component):
 
         # multiply
         sp = _sig(m, "sp", 1, sa ^ sw)
-        sigp = _sig(m, "sigp", P, siga * sigw)
+        sigp = _sig(m, "sigp", P, _lmul_significand(m, siga, sigw, cfg) if lmul else siga * sigw)
         tp = _sig(m, "tp", EXP, ta + tw + 1)
         # align
         anchor = _sig(m, "anchor", EXP, Mux(sigp == 0, tc, Mux(tp > tc, tp, tc)))

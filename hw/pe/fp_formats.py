@@ -24,6 +24,7 @@ __all__ = [
     "FP16",
     "FP32",
     "RENAMED_FORMATS",
+    "MULTIPLIERS",
     "ROUNDINGS",
     "FloatFormat",
     "FmaConfig",
@@ -183,6 +184,14 @@ class RelaxedFormat:
 
 
 ROUNDINGS = ("rne", "trunc")
+MULTIPLIERS = ("exact", "lmul")
+
+
+def lmul_offset_exponent(man_bits: int) -> int:
+    """``l(m)`` of L-Mul (Luo & Sun, "Addition is All You Need for Energy-efficient Language Models",
+    arXiv:2410.00907, Sec. 2.2): the offset ``2**-l(m)`` stands in for the mantissa product
+    ``x_m * y_m``; ``l(m) = m`` for ``m <= 3``, ``3`` for ``m = 4``, ``4`` for ``m > 4``."""
+    return man_bits if man_bits <= 3 else (3 if man_bits == 4 else 4)
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,11 @@ class FmaConfig:
     describe the normalizer (see the module docstring); ``normalize_in_pe=False`` makes the PE emit
     the :attr:`relaxed` format (``Mc + 1 + relaxed_guard_bits`` mantissa bits, ``Ec + 2`` exponent
     bits), normalized and rounded to ``acc_fmt`` once at the array edge.
+
+    ``multiplier='lmul'`` replaces the exact significand product by the L-Mul approximation
+    ``(1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)`` (:func:`lmul_offset_exponent`, ``m`` the wider
+    of the two mantissa widths); subnormal operands read as signed zeros. The product feeds the same
+    accumulate path (see :mod:`tpegen.sim.fp`, "L-Mul products").
     """
 
     a_fmt: FloatFormat = BF16
@@ -203,6 +217,7 @@ class FmaConfig:
     shift_granularity: int = 1
     normalize_in_pe: bool = True
     relaxed_guard_bits: int = 3
+    multiplier: str = "exact"
 
     def __post_init__(self):
         for name in ("a_fmt", "w_fmt", "acc_fmt"):
@@ -217,6 +232,7 @@ class FmaConfig:
                 self.acc_fmt.name,
             )
         check_choice("pe.rounding", self.rounding, ROUNDINGS)
+        check_choice("pe.multiplier", self.multiplier, MULTIPLIERS)
         check_bool("pe.normalize_in_pe", self.normalize_in_pe)
         check_int("pe.relaxed_guard_bits", self.relaxed_guard_bits, 0, 16)
         check_int("pe.shift_granularity", self.shift_granularity, 1, 64)
@@ -242,6 +258,11 @@ class FmaConfig:
     @property
     def exact(self) -> bool:
         return self.norm_window is None and self.shift_granularity == 1
+
+    @property
+    def lmul_offset(self) -> int:
+        """``l(m)`` of the L-Mul multiplier, ``m = max(Ma, Mw)`` (used only when ``multiplier='lmul'``)."""
+        return lmul_offset_exponent(max(self.a_fmt.man_bits, self.w_fmt.man_bits))
 
     @property
     def relaxed(self) -> RelaxedFormat:
