@@ -2,6 +2,7 @@
 
     python bench/lut_vs_mac.py            # all designs, both clock-gating settings -> bench/results/lut_vs_mac.json
     python bench/lut_vs_mac.py --jobs 2   # two syntheses at a time
+    python bench/lut_vs_mac.py --show     # print the stored result's tables
 
 What is compared (all on the built-in ``tpegen45`` library, every design synthesized from its
 generated Verilog with ``tpegen synth`` through :mod:`tpegen.api`, energy from the gate-level
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from provenance import write_result
+from provenance import RESULTS, write_result
 
 GATING_GROUP = 8  # --clock-gating N: minimum flops per ICG
 ABC_TARGET_NS = 3.0  # the stated delay target every design is mapped toward (ABC -D, logic only)
@@ -330,7 +331,7 @@ def print_tables(result: dict[str, Any], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(width=150)
     d = result["designs"]
     for a in ACT_WIDTHS:
         period = result["periods_ns"].get(f"A{a}")
@@ -360,7 +361,7 @@ def print_tables(result: dict[str, Any], console=None) -> None:
                     continue
                 r, b = e[v], e[v]["energy_breakdown_pj_per_op"]
                 t.add_row(
-                    e["label"] + (" [gated]" if v == "gated" else ""),
+                    e["label"] + (", clock-gated" if v == "gated" else ""),
                     f"{r['peak_macs_per_cycle']:.0f}",
                     f"{r['area_um2']:,.0f}",
                     f"{r['sequential_area_um2']:,.0f}",
@@ -413,7 +414,14 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", metavar="KEY", help="measure only these designs (plus the period setters)"
     )
     ap.add_argument("--out", type=Path, help="result file (default: bench/results/lut_vs_mac.json)")
+    ap.add_argument("--show", action="store_true", help="print the stored result's tables and exit")
     args = ap.parse_args(argv)
+    if args.show:
+        import json
+
+        stored = json.loads((args.out or RESULTS / "lut_vs_mac.json").read_text())["result"]
+        print_tables(stored)
+        return 0
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:

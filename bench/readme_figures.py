@@ -1,15 +1,10 @@
 """The README figures that come from ``tpegen`` commands, run through :mod:`tpegen.api` and stored.
 
     python bench/readme_figures.py demo         # tpegen demo --json            -> bench/results/demo.json
-    python bench/readme_figures.py lut_vs_mac   # tpegen synth of the pair      -> bench/results/lut_vs_mac.json
     python bench/readme_figures.py ppa_16x16    # tpegen synth int8_os_16x16    -> bench/results/ppa_16x16.json
 
 ``demo`` is :func:`tpegen.api.demo` (the default job: the built-in digits CNN mapped onto the
-16x16 INT8 array, one layer re-run on the RTL). ``lut_vs_mac`` synthesizes
-``configs/compare/lut_w2a8_128.yaml`` and ``configs/compare/mac_w2a8_8x16.yaml`` on the built-in
-library and measures both on the same W2A8 GEMM (``A = default_rng(0).integers(-128, 128, (16,
-128))``, then ``W`` = the same generator's ``integers(-2, 2, (128, 64))``), exactly what
-``tpegen synth CONFIG --workload A.npy W.npy --json`` does. ``ppa_16x16`` synthesizes the default
+16x16 INT8 array, one layer re-run on the RTL). ``ppa_16x16`` synthesizes the default
 16x16 INT8 OS array on the built-in library and on ``--liberty`` (default
 ``../shared/tech/gscl45nm.lib``) with the default random workload (the array's steady-state GEMM,
 64x64x64: 16 tiles back to back, utilization above 90%; each record's ``workload`` states it), as
@@ -26,27 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from provenance import REPO, write_result
 
 from tpegen.api import DEMO_RTL_LAYER, demo, synthesize_design
 from tpegen.config import load_config
 from tpegen.synth import ppa_json
 
-COMPARE = ("compare/lut_w2a8_128", "compare/mac_w2a8_8x16")
 GSCL45 = REPO.parent / "shared" / "tech" / "gscl45nm.lib"
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def lut_vs_mac_workload(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The README's W2A8 workload: a 16x128x64 GEMM, A then W from one generator."""
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (16, 128))
-    w = rng.integers(-2, 2, (128, 64))
-    return a, w
 
 
 def _synth_record(config: Path, **kwargs: Any) -> dict[str, Any]:
@@ -70,15 +55,6 @@ def figure_demo() -> dict[str, Any]:
     return {**report.to_dict(), "rtl_check_layer": DEMO_RTL_LAYER}
 
 
-def figure_lut_vs_mac() -> dict[str, Any]:
-    """Area, delay and energy per MAC of the LUT core and the MAC array at equal W2A8 peak throughput."""
-    a, w = lut_vs_mac_workload()
-    out = {"workload": {"M": a.shape[0], "K": a.shape[1], "N": w.shape[1], "seed": 0}}
-    for name in COMPARE:
-        out[Path(name).name] = _synth_record(REPO / "configs" / f"{name}.yaml", workload=(a, w))
-    return out
-
-
 def figure_ppa_16x16(liberty: Path) -> dict[str, Any]:
     """The default 16x16 array on the built-in library and on ``liberty``, default random workload."""
     config = REPO / "configs" / "int8_os_16x16.yaml"
@@ -91,17 +67,12 @@ def figure_ppa_16x16(liberty: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run one figure group and store it in ``bench/results/<figure>.json``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("figure", choices=["demo", "lut_vs_mac", "ppa_16x16"])
+    ap.add_argument("figure", choices=["demo", "ppa_16x16"])
     ap.add_argument("--liberty", type=Path, default=GSCL45, help="second library for ppa_16x16")
     ap.add_argument("--out", type=Path, help="result file (default: bench/results/<figure>.json)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    if args.figure == "demo":
-        result = figure_demo()
-    elif args.figure == "lut_vs_mac":
-        result = figure_lut_vs_mac()
-    else:
-        result = figure_ppa_16x16(args.liberty.resolve())
+    result = figure_demo() if args.figure == "demo" else figure_ppa_16x16(args.liberty.resolve())
     path = write_result(
         args.figure,
         result,

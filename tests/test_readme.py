@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tpegen.config import load_config
+from tpegen.config import config_from_dict, load_config
 from tpegen.sim.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +29,8 @@ LITERATURE = [
     "The paper reports about 16% area.",
     "The paper reports -16% area and -13% power.",
     "LUT Tensor Core reports 61.8 vs 17.7 TOPS/mm² (3.5x) at W2A8 in 28 nm.",
+    "LUT Tensor Core reports 4-6x lower area and power at W1 against its MAC tensor core.",
+    "the paper reports its design at 1.317x, 1.351x and 1.44x over its baseline after the same three steps",
     "FreePDK45 library `gscl45nm.lib` (1.1 V)",
     "published 45 nm figures",
 ]
@@ -117,6 +119,20 @@ def sim_speed_fragments() -> list[str]:
         f"{ws['cycles']:,} on the WS array",
         f"in {os_['median_s']:.2f} s (OS, median) and {ws['median_s']:.2f} s (WS)",
     ]
+    cli = s["topology_cli"]
+    gemms = ", ".join("x".join(map(str, g)) for g in cli["gemms"])
+    out.append(f"| {cli['array']}, GEMMs ({gemms}) |")
+    out.append(f"median of {cli['repeats']} after")
+    for df, v in cli["dataflows"].items():
+        assert all(t["formula"] == t["total"] for t in v["scalesim"])
+        t = v["tpegen"]
+        out.append(
+            f"| {df.upper()} (`{v['config']}`) | {v['cycles_tpegen']:,} | {v['cycles_scalesim']:,} | "
+            f"{t['timing_only']['median_wall_s']:.3f} s | {t['trace']['median_wall_s']:.2f} s | "
+            f"{v['seconds_scalesim']:.1f} s | {v['speedup']['timing_only']:.0f}x | {v['speedup']['trace']:.0f}x |"
+        )
+    sizes = [v["trace_bytes"] for v in cli["dataflows"].values()]
+    out.append(f"({sizes[0] / 1e6:.0f} MB and {sizes[1] / 1e9:.1f} GB here)")
     return out
 
 
@@ -247,51 +263,133 @@ def _delay(d: dict) -> str:
     return f"{d['delay_ns']:.2f} ({ENGINES[d['timing']['engine']]})"
 
 
-def _lut_label(p) -> str:
-    k = p.tile_k * p.group_size
-    return f"LUT core, M{p.tile_m} x N{p.tile_n} x K{k}, g = {p.group_size}, {p.weight_bits} bit planes"
+def _tops(rec: dict) -> float:
+    """TOPS/mm² at the record's (common) period: 2 ops per MAC, peak MACs per cycle, logic area."""
+    return 2 * rec["peak_macs_per_cycle"] / rec["period_ns"] * 1e-3 / (rec["area_um2"] * 1e-6)
+
+
+def lut_vs_mac_row(label: str, rec: dict, gated: dict | None) -> str:
+    """One README row of the LUT-vs-MAC tables (bench/lut_vs_mac.py's records)."""
+    b = rec["energy_breakdown_pj_per_op"]
+    row = (
+        f"| {label} | {rec['peak_macs_per_cycle']:.0f} | {rec['area_um2']:,.0f} | {rec['sequential_area_um2']:,.0f} | "
+        f"{_tops(rec):.2f} | {rec['energy_pj_per_op']:.2f} | {b['combinational']:.2f} | {b['clock']:.2f} |"
+    )
+    if gated is not None:
+        g = gated["energy_breakdown_pj_per_op"]
+        row += f" {gated['area_um2']:,.0f} | {_tops(gated):.2f} | {gated['energy_pj_per_op']:.2f} | {g['clock']:.2f} |"
+    return row
 
 
 def lut_vs_mac_fragments() -> list[str]:
     r = result("lut_vs_mac")
-    lut, mac = r["lut_w2a8_128"], r["mac_w2a8_8x16"]
-    assert lut["peak_macs_per_cycle"] == mac["peak_macs_per_cycle"]
-    assert lut["checked_against_rtl"] and mac["checked_against_rtl"]
-    lp = load_config(REPO / lut["config"]).pe
-    mcfg = load_config(REPO / mac["config"])
-    mp = mcfg.pe
-    labels = {
-        "lut": _lut_label(lp),
-        "mac": f"{mcfg.array.rows}x{mcfg.array.cols} {mp.dataflow.upper()} MAC array, INT{mp.act_bits} x "
-        f"INT{mp.weight_bits}, {mp.acc_bits}-bit accumulators",
-    }
-    peak = lut["peak_macs_per_cycle"]
-    tpa = {}
-    out = [f"equal peak throughput ({peak:.0f} MACs/cycle)"]
-    for key, d in (("lut", lut), ("mac", mac)):
-        tpa[key] = peak / d["delay_ns"] / (d["area_um2"] / 1e6)
-        out.append(
-            f"| {labels[key]} | {d['area_um2']:,.0f} | {d['n_cells']:,} | {_delay(d)} | "
-            f"{d['area_um2'] / peak:,.0f} | {tpa[key]:.0f} |"
-        )
-    out.append(f"The LUT core takes {mac['area_um2'] / lut['area_um2']:.1f}x less area")
-    out.append(f"it delivers {tpa['lut'] / tpa['mac']:.1f}x the throughput per area")
+    d, s = r["designs"], r["summary"]
+    for e in d.values():
+        for v in ("ungated", "gated"):
+            if v in e:
+                rec = e[v]
+                assert rec["checked_against_rtl"] and rec["timing_met"], (e["label"], v)
+                assert rec["period_ns"] == r["periods_ns"][f"A{e['act_bits']}"]
+                assert rec["utilization"] > 0.9
     w = r["workload"]
-    assert lut["workload_shape"] == mac["workload_shape"] == [w["M"], w["K"], w["N"]]
-    out.append(f"a {w['M']}x{w['K']}x{w['N']} W2A8 GEMM, {w['M'] * w['K'] * w['N']:,} MACs")
-    for name, d in (("The LUT core", lut), ("The MAC array", mac)):
-        b = d["energy_breakdown_pj_per_op"]
+    src = {a: r["period_source"][a].split(" ")[0] for a in ("A8", "A16")}
+    lut_cfg = d["lut_w2a8"]["config"]
+    tm, tn, tk = (lut_cfg["array"][x] for x in ("tile_m", "tile_n", "tile_k"))
+    g = lut_cfg["pe"]["group_size"]
+    ports = [
+        config_from_dict(d[k]["config"]).pe.input_payload_bits for k in ("lut_w2a8", "lut_w2a8_external")
+    ]
+    util = min(e[v]["utilization"] for e in d.values() for v in ("ungated", "gated") if v in e)
+    out = [
+        f"tile, M{tm} N{tn} K{tk * g} with K = the group size {g} (`compare/lut_w2a8_m2n64k4`: `tile_k` {tk}, g {g};",
+        f"with the same {lut_cfg['pe']['acc_bits']}-bit accumulators",
+        f"above {int(util * 100)}% utilization on every design",
+        f"its input port widens from {ports[0]} to {ports[1]} bits",
+        f"mapped toward a {r['abc_target_ns']:.1f} ns delay target",
+        f"(A8: {r['periods_ns']['A8']:.3f} ns, set by `{src['A8']}`; A16: {r['periods_ns']['A16']:.3f} ns, "
+        f"set by `{src['A16']}`)",
+        f"one random {w['M']}x{w['K']}x{w['N']} GEMM per weight width",
+        f"(`--clock-gating {r['gating_group']}`)",
+    ]
+    for key, e in d.items():
+        label = README_LUT_LABELS.get(key)
+        if label is not None:
+            out.append(lut_vs_mac_row(label, e["ungated"], e.get("gated")))
+    rows = s["rows"]
+
+    def x(row: str, vs: str, what: str) -> str:
+        return f"{rows[row][vs][what]:.2f}x"
+
+    out.append(
+        f"At W1 the LUT core wins: against the INT8 x INT2 tile it has {x('W1A8', 'mac_ungated', 'tops_per_mm2')} "
+        f"the TOPS/mm² and uses {x('W1A8', 'mac_ungated', 'energy')} less energy per MAC "
+        f"({x('W1A8', 'mac_gated', 'tops_per_mm2')} and {x('W1A8', 'mac_gated', 'energy')} with clock gating), "
+        f"against the INT8 x INT8 dequantization baseline {x('W1A8', 'dequant_ungated', 'tops_per_mm2')} and "
+        f"{x('W1A8', 'dequant_ungated', 'energy')} ({x('W1A8', 'dequant_gated', 'tops_per_mm2')} and "
+        f"{x('W1A8', 'dequant_gated', 'energy')})"
+    )
+    lut, mac = d["lut_w2a8"]["ungated"], d["dot_w2a8"]["ungated"]
+    out.append(
+        f"the LUT core is {x('W2A8', 'mac_ungated', 'area')} smaller than the INT8 x INT2 tile, but it is "
+        f"bit-serial: {lut['peak_macs_per_cycle']:.0f} MACs per cycle to the tile's {mac['peak_macs_per_cycle']:.0f}, "
+        f"so it has {x('W2A8', 'mac_ungated', 'tops_per_mm2')} the tile's TOPS/mm² and "
+        f"{1 / rows['W2A8']['mac_ungated']['energy']:.2f}x its energy per MAC"
+    )
+    out.append(
+        f"Against the dequantization baseline it has {x('W2A8', 'dequant_ungated', 'tops_per_mm2')} the TOPS/mm² "
+        f"and uses {x('W2A8', 'dequant_ungated', 'energy')} less energy per MAC "
+        f"({x('W2A8', 'dequant_gated', 'tops_per_mm2')} and {x('W2A8', 'dequant_gated', 'energy')} with gating)"
+    )
+    lb, mb = lut["energy_breakdown_pj_per_op"], mac["energy_breakdown_pj_per_op"]
+    out.append(
+        f"Per cycle the LUT core spends less ({lut['energy_pj_per_op'] * lut['ops_per_cycle']:.0f} pJ against "
+        f"{mac['energy_pj_per_op'] * mac['ops_per_cycle']:.0f})"
+    )
+    out.append(
+        f"(sequential area {lut['sequential_area_um2']:,.0f} vs {mac['sequential_area_um2']:,.0f} µm²)"
+    )
+    out.append(f"its clock energy per MAC is {lb['clock']:.2f} pJ against {mb['clock']:.2f}")
+    out.append(
+        f"{lb['combinational']:.2f} pJ/MAC of combinational energy against the multipliers' {mb['combinational']:.2f}"
+    )
+    cross = s["mac_wins_from_weight_bits"]
+    assert cross["A8"] == cross["A16"] == 2, cross
+    out.append("The MAC tile has more TOPS/mm² from W2 up, at A8 and at A16")
+    for key, v in s["ablation"].items():
         out.append(
-            f"{name} takes {d['cycles']:,} cycles and {d['energy_pj_per_op']:.2f} pJ/MAC (combinational "
-            f"{b['combinational']:.2f}, clock {b['clock']:.2f}, sequential {b['sequential']:.2f}, "
-            f"leakage {b['leakage']:.2f})"
+            f"| {README_ABLATION_LABELS[key]} | {v['area_um2']:,.0f} | {v['tops_per_mm2']:.2f}x | {v['energy']:.2f}x |"
         )
-    out.append(f"uses {mac['energy_pj_per_op'] / lut['energy_pj_per_op']:.1f}x less energy per MAC")
-    # "The MAC array's combinational energy is about the LUT core's; its extra cost is clocking ..."
-    comb = [d["energy_breakdown_pj_per_op"]["combinational"] for d in (lut, mac)]
-    assert abs(comb[1] / comb[0] - 1) < 0.15, comb
-    out.append(f"clocking three ungated {mp.acc_bits}-bit registers per PE")
+    k = s["k16"]
+    out.append(
+        f"the LUT core has {k['tops_per_mm2']:.2f}x the MAC tile's TOPS/mm² and {1 / k['energy']:.2f}x its energy per MAC"
+    )
     return out
+
+
+# bench/lut_vs_mac.py design keys -> the README's row labels
+README_LUT_LABELS = {
+    "lut_w1a8": "LUT core W1A8",
+    "lut_w2a8": "LUT core W2A8",
+    "lut_w4a8": "LUT core W4A8",
+    "dot_w1a8": "MAC tile INT8 x INT2, ±1 weights",
+    "dot_w2a8": "MAC tile INT8 x INT2",
+    "dot_w4a8": "MAC tile INT8 x INT4",
+    "dequant_a8": "MAC tile INT8 x INT8 (dequantization)",
+    "lut_w1a16": "LUT core W1A16",
+    "lut_w2a16": "LUT core W2A16",
+    "lut_w4a16": "LUT core W4A16",
+    "dot_w1a16": "MAC tile INT16 x INT2, ±1 weights",
+    "dot_w2a16": "MAC tile INT16 x INT2",
+    "dot_w4a16": "MAC tile INT16 x INT4",
+    "lut_w2a8_k16": "LUT core W2A8, M2 N64 K16",
+    "dot_w2a8_k16": "MAC tile INT8 x INT2, M2 N64 K16",
+}
+README_ABLATION_LABELS = {
+    "lut_w2a8_full": "full table (2^g entries, no negation)",
+    "lut_w2a8_half_incore": "half table, index complement in the core",
+    "lut_w2a8": "half table, offline index complement (default)",
+    "lut_w2a8_external": "+ table precompute outside the core",
+}
 
 
 def ppa_16x16_fragments() -> list[str]:
@@ -588,9 +686,9 @@ def test_what_works_states_what_the_tests_check():
         lut.append(f"W{p.weight_bits}-A{p.act_bits} (g {p.group_size}{extra})")
     expected.append(f"bit-exact and cycle-exact on Verilator for {_and(lut)} in the default run")
     assert "10_000" in inspect.getsource(test_fma_datapath.test_datapath_verilator_10k)
-    assert len(test_fma_datapath.MODES) == 8
+    assert len(test_fma_datapath.MODES) == 14
     expected.append(
-        "10k random and edge-case (a, w, acc) triples per mode per run equal the model for eight modes"
+        "10k random and edge-case (a, w, acc) triples per mode per run equal the model for fourteen modes"
     )
     fp_rtl = [f"`{n}`" for n in test_fp_engine.RTL_DEFAULT]
     expected.append(f"on Verilator, 4x4 copies of {_and(fp_rtl)}: RTL == golden byte for byte")
