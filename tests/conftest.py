@@ -40,3 +40,26 @@ def gemm_cli(run_cli, tmp_path):
         return json.loads(stdout), np.load(out)
 
     return run
+
+
+@pytest.fixture
+def bad_config(run_cli, tmp_path):
+    """Check that config mapping ``raw`` is refused: ``config_from_dict`` raises a ConfigError
+    naming ``field`` with ``allowed`` in its message, and ``tpegen gen`` on it as a YAML file exits
+    non-zero with one line naming the field and writes no output folder."""
+    import yaml
+
+    from tpegen.config import config_from_dict
+    from tpegen.errors import ConfigError
+
+    def check(raw: dict, field: str, allowed: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            config_from_dict(raw)
+        assert info.value.field == field and allowed in str(info.value)
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        code, _, err = run_cli("gen", path, "-o", tmp_path / "out")
+        assert code != 0 and err.count("\n") == 1 and field in err
+        assert not (tmp_path / "out").exists()
+
+    return check
