@@ -296,9 +296,9 @@ RTL_VARIANTS = {  # name -> (variant, weight_bits); one Verilator build each
     "lut_var_full": (("full", "offline", "in_core"), 2),
     "lut_var_xor": (("half", "in_core", "in_core"), 2),
     "lut_var_ext": (("half", "offline", "external"), 2),
-    "lut_var_full_w1": (("full", "offline", "in_core"), 1),
 }
-SLOW_RTL_VARIANTS = {
+SLOW_RTL_VARIANTS = {  # the default run builds each knob once; these add W1, W4 and combinations
+    "lut_var_full_w1": (("full", "offline", "in_core"), 1),
     "lut_var_full_ext": (("full", "offline", "external"), 2),
     "lut_var_xor_ext_w1": (("half", "in_core", "external"), 1),
     "lut_var_xor_w4": (("half", "in_core", "in_core"), 4),
