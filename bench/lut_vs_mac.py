@@ -15,7 +15,8 @@ netlist's toggles on a GEMM, the netlist checked against the RTL):
   against the same-shape dot tile.
 * **Baselines**: mixed-precision MAC tiles (INT8 x INT2 multipliers for W1 and W2 -- the smallest
   signed multiplier that holds +-1 -- and INT8 x INT4 for W4) and the dequantization baseline the
-  paper uses (INT8 x INT8; INT16 x INT16 at A16). Same accumulator width (32 bits), same weight
+  paper uses (INT8 x INT8, at A8 only: an INT16 x INT16 tile of this shape takes most of an hour
+  to synthesize here). Same accumulator width (32 bits), same weight
   buffering (a two-bank weight store in both: the LUT core's and the dot tile's are the same
   :class:`~tpegen.hw.arrays.weight_store.WeightStore`), one result register per output in both.
 * **Clock**: every design is mapped toward one stated delay target (``ABC_TARGET_NS``, ABC's
@@ -24,8 +25,9 @@ netlist's toggles on a GEMM, the netlist checked against the RTL):
   design meets (slack and leakage energy restated at that period). Throughput per area is quoted
   at that clock only. Designs are synthesized flat (``flatten=True``), so that the LUT core's
   submodules do not hide their fan-out from ABC.
-* **Clock gating**: every design twice, without and with clock gating (``--clock-gating 8``: Yosys
-  ``clockgate`` puts groups of at least 8 enable flops behind one ICG); area and energy both ways.
+* **Clock gating**: the A8 rows and the dequantization baseline twice, without and with clock
+  gating (``--clock-gating 8``: Yosys ``clockgate`` puts groups of at least 8 enable flops behind
+  one ICG); area and energy both ways. The ablation, A16 and K16 rows without.
 * **Ablation** (W2A8, paper shape): full table -> half table by symmetrization (index complement
   in the core) -> offline index complement (today's default) -> table precompute outside the core
   (tables arrive on the input port; the paper's split precompute).
