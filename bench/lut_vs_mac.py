@@ -15,8 +15,8 @@ netlist's toggles on a GEMM, the netlist checked against the RTL):
   against the same-shape dot tile.
 * **Baselines**: mixed-precision MAC tiles (INT8 x INT2 multipliers for W1 and W2 -- the smallest
   signed multiplier that holds +-1 -- and INT8 x INT4 for W4) and the dequantization baseline the
-  paper uses (INT8 x INT8, at A8 only: an INT16 x INT16 tile of this shape takes most of an hour
-  to synthesize here). Same accumulator width (32 bits), same weight
+  paper uses (INT8 x INT8, at A8 only, which keeps a cold run of the whole bench near 50 minutes
+  on two cores; it is the largest design here). Same accumulator width (32 bits), same weight
   buffering (a two-bank weight store in both: the LUT core's and the dot tile's are the same
   :class:`~tpegen.hw.arrays.weight_store.WeightStore`), one result register per output in both.
 * **Clock**: every design is mapped toward one stated delay target (``ABC_TARGET_NS``, ABC's
