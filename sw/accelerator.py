@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tpegen.sim.verilator import StreamProgram, VerilatedModel
 
 BACKENDS = ("golden", "rtl", "cycle")
+RTL_PATHS = ("auto", "replay", "cocotb")  # see Accelerator.run_rtl
 
 
 @dataclass
@@ -75,9 +76,9 @@ class Accelerator(abc.ABC):
 
     @cached_property
     def verilog(self) -> str:
-        from amaranth.back import verilog
+        from tpegen.hw.hierarchy import to_verilog
 
-        return verilog.convert(self.top, name=self.top_name, emit_src=False)
+        return to_verilog(self.top, self.top_name)
 
     @abc.abstractmethod
     def latency(self) -> dict[str, Any]:
@@ -169,6 +170,13 @@ class Accelerator(abc.ABC):
 
         return build(self.verilog, self.top_name, trace=trace)
 
+    def replay_model(self, depth: int) -> VerilatedModel:
+        """The Verilator build of this design inside the replay harness of memory depth ``depth``
+        (:mod:`tpegen.sim.replay`; cached, C++ optimised)."""
+        from tpegen.sim.replay import build_replay
+
+        return build_replay(self.component(), self.top_name + "_replay", depth)
+
     def run_rtl(
         self,
         gemms: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -176,13 +184,32 @@ class Accelerator(abc.ABC):
         stall_prob: float = 0.0,
         seed: int = 0,
         vcd_path: Path | None = None,
+        path: str = "auto",
     ) -> list[GemmResult]:
         """Run several GEMMs on the Verilated RTL in one simulation (reset between them);
-        ``vcd_path`` saves the waveform of the whole run there (a build with tracing)."""
+        ``vcd_path`` saves the waveform of the whole run there (a build with tracing).
+
+        ``path`` picks the testbench (both give identical outputs and cycles): ``replay`` plays the
+        stream beats from memories inside the simulation (:mod:`tpegen.sim.replay`, no Python per
+        cycle), ``cocotb`` drives every beat from Python (:mod:`tpegen.sim.stream_tb`: random
+        stalls and waveforms need it), ``auto`` takes ``replay`` unless ``stall_prob > 0`` or a
+        waveform is asked for."""
+        if path not in RTL_PATHS:
+            raise ConfigError("path", "one of " + ", ".join(RTL_PATHS), path)
+        if path == "auto":
+            path = "replay" if stall_prob == 0 and vcd_path is None else "cocotb"
+        if path == "replay" and (stall_prob > 0 or vcd_path is not None):
+            raise ConfigError("path", "'cocotb' or 'auto' with random stalls or a waveform", path)
         checked = [self.check_operands(a, w) for a, w in gemms]
         programs = [self.program(a, w) for a, w in checked]
-        model = self.rtl_model(trace=vcd_path is not None)
-        results = model.run([p.stream for p in programs], stall_prob=stall_prob, seed=seed, vcd_path=vcd_path)
+        streams = [p.stream for p in programs]
+        if path == "replay":
+            from tpegen.sim.replay import replay_depth
+
+            model = self.replay_model(replay_depth(streams))
+        else:
+            model = self.rtl_model(trace=vcd_path is not None)
+        results = model.run(streams, stall_prob=stall_prob, seed=seed, vcd_path=vcd_path)
         return [
             GemmResult(p.decode(r.outputs), "rtl", r.cycles) for p, r in zip(programs, results, strict=True)
         ]

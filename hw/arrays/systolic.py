@@ -12,7 +12,10 @@ from amaranth import EnableInserter, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tpegen.hw.arrays.delay_line import delayed
+from tpegen.hw.arrays.mesh import RowStack
 from tpegen.hw.arrays.systolic_params import SystolicParams
+from tpegen.hw.hierarchy import shared_submodule
 from tpegen.hw.pe.cell import (
     OutputStationaryCell,
     Token,
@@ -39,9 +42,10 @@ def _delay_stages(
     return out
 
 
-def _delay(m: Module, value, stages: int, name: str, **kwargs):
-    """``value`` delayed by ``stages`` registers (options: :func:`_delay_stages`)."""
-    return _delay_stages(m, value, stages, name, **kwargs)[-1]
+def _tok_into(row_in, row_out, col: int):
+    """The token entering cell ``col`` of a row whose tokens enter as ``row_in`` and leave cell j as
+    ``row_out[j]``."""
+    return row_in if col == 0 else row_out[col - 1]
 
 
 def _token(m: Module, fire, last, after_last: Signal) -> Signal:
@@ -115,7 +119,7 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        advance = Signal()
+        self._advance = advance = Signal()
         m.d.comb += advance.eq(~(self.results.valid & ~self.results.ready))
         core = Module()
         if self.params.dataflow == "os":
@@ -127,7 +131,7 @@ class SystolicArray(wiring.Component):
 
     def _elaborate_os(self, m: Module, advance: Signal) -> None:
         p = self.params
-        R, C, pe = p.rows, p.cols, p.pe
+        R, C = p.rows, p.cols
         two_register = p.os_cell == "two_register"
         rl, gating = p.reset_less_datapath, p.operand_gating
         gap = p.os_drain_interval
@@ -142,38 +146,27 @@ class SystolicArray(wiring.Component):
             m.d.sync += since_last.eq(since_last + 1)
         token = _token(m, fire, ops.payload.last, after_last)
         cell_cls = TwoRegisterOutputStationaryCell if two_register else OutputStationaryCell
-        cells = [[cell_cls(pe, **p.cell_options()) for _ in range(C)] for _ in range(R)]
-        for i in range(R):
-            for j in range(C):
-                m.submodules[f"pe_{i}_{j}"] = cells[i][j]
-        self._skew_rows(m, cells, ops.payload.a, token)  # row i enters i cycles late
+        mesh = self._mesh(m, cell_cls, "os2_cell" if two_register else "os_cell", advance)
+        self._skew_rows(m, mesh, ops.payload.a, token)  # row i enters i cycles late
         for j in range(C):  # column skew: column j enters j cycles late
             # operand gating: stage n of column j holds beat k in cycle k + n, with cell (0, n)'s token
-            enables = [cells[0][n].tok_in.valid for n in range(j)] if gating else None
-            m.d.comb += cells[0][j].w_in.eq(
-                _delay(m, ops.payload.w[j], j, f"skew_w{j}", reset_less=rl, enables=enables)
+            enables = [_tok_into(mesh.tok_in[0], mesh.tok_top, n).valid for n in range(j)] if gating else None
+            m.d.comb += mesh.w_in[j].eq(
+                self._delay(m, ops.payload.w[j], j, f"skew_w{j}", "skew_w", reset_less=rl, enables=enables)
             )
-        for i in range(R):
-            for j in range(C):
-                cell = cells[i][j]
-                if j + 1 < C:
-                    m.d.comb += [cells[i][j + 1].a_in.eq(cell.a_out), cells[i][j + 1].tok_in.eq(cell.tok_out)]
-                if i + 1 < R:
-                    m.d.comb += [
-                        cells[i + 1][j].w_in.eq(cell.w_out),
-                        cell.drain_in.eq(cells[i + 1][j].drain_out),
-                    ]
-                if not two_register:
-                    # Column j captures when its bottom cell has finished the tile's last beat.
-                    bottom = cells[R - 1][j].tok_out
-                    m.d.comb += cell.capture.eq(bottom.valid & bottom.last)
         if two_register:
-            self._os_shift(m, cells)
+            self._os_shift(m, mesh)
+        else:
+            # Column j captures when its bottom cell has finished the tile's last beat.
+            capture = Signal(C)
+            bottom = mesh.tok_out
+            m.d.comb += [capture[j].eq(bottom[j].valid & bottom[j].last) for j in range(C)]
+            m.d.comb += mesh.capture.eq(capture)
 
         drain_left = Signal(range(R + 1))  # result rows still to emit for the current tile
         # three registers: row 0 of column C-1 is captured when the corner's tok_out is `last`;
         # two registers: the corner copies it in itself, a cycle earlier.
-        corner = cells[R - 1][C - 1].tok_in if two_register else cells[R - 1][C - 1].tok_out
+        corner = _tok_into(mesh.tok_in[R - 1], mesh.tok_out, C - 1) if two_register else mesh.tok_out[C - 1]
         with m.If(corner.valid & corner.last):
             m.d.sync += drain_left.eq(R)
         with m.Elif(drain_left != 0):
@@ -181,16 +174,18 @@ class SystolicArray(wiring.Component):
         res = self.results
         m.d.comb += [res.valid.eq(drain_left != 0), res.payload.last.eq(drain_left == 1)]
         for j in range(C):  # de-skew: column j leaves C-1-j cycles later
-            self._emit(m, j, _delay(m, cells[0][j].drain_out, C - 1 - j, f"deskew{j}", reset_less=rl))
+            self._emit(
+                m, j, self._delay(m, mesh.drain_out[j], C - 1 - j, f"deskew{j}", "deskew", reset_less=rl)
+            )
 
-    def _os_shift(self, m: Module, cells) -> None:
+    def _os_shift(self, m: Module, mesh) -> None:
         """Two-register cells: each column shifts its drain registers up for ``rows - 1`` cycles,
         starting in the cycle its bottom cell shows the tile's ``last`` token (every cell of the
         column has then copied its result in); column j runs j cycles after column 0."""
         R, C = self.params.rows, self.params.cols
         if R == 1:
             return  # the single row's drain register is the column's output: nothing to shift
-        bottom = cells[R - 1][0].tok_out
+        bottom = mesh.tok_out[0]
         ends = bottom.valid & bottom.last
         left = Signal(range(R), name="shift_left")  # further shift cycles of column 0 (0 .. R - 2)
         with m.If(ends):
@@ -199,16 +194,17 @@ class SystolicArray(wiring.Component):
             m.d.sync += left.eq(left - 1)
         shift = Signal(name="shift_col0")
         m.d.comb += shift.eq(ends | (left != 0))
+        shifts = Signal(C)
+        m.d.comb += mesh.shift.eq(shifts)
         for j in range(C):
-            for i in range(R):
-                m.d.comb += cells[i][j].shift.eq(shift)
+            m.d.comb += shifts[j].eq(shift)
             if j + 1 < C:
                 nxt = Signal(name=f"shift_col{j + 1}")
                 m.d.sync += nxt.eq(shift)
                 shift = nxt
 
     def _elaborate_ws(self, m: Module, advance: Signal) -> None:
-        R, C, pe = self.params.rows, self.params.cols, self.params.pe
+        R, C = self.params.rows, self.params.cols
         wts, acts = self.weights, self.activations
         loaded = Signal(range(R + 1))  # weight rows in the shadow chain
         busy = Signal(range(R + C))  # cycles until the last tile switch has passed every cell
@@ -228,35 +224,41 @@ class SystolicArray(wiring.Component):
             with m.If(busy != 0):
                 m.d.sync += busy.eq(busy - 1)
         token = _token(m, fire, acts.payload.last, after_last)
-        cells = [[WeightStationaryCell(pe, **self.params.cell_options()) for _ in range(C)] for _ in range(R)]
-        for i in range(R):
-            for j in range(C):
-                cell = cells[i][j]
-                m.submodules[f"pe_{i}_{j}"] = cell
-                m.d.comb += cell.load.eq(load)
-        self._skew_rows(m, cells, acts.payload.a, token)
-        for j in range(C):
-            m.d.comb += [cells[0][j].load_in.eq(wts.payload[j]), cells[0][j].psum_in.eq(0)]
-        for i in range(R):
-            for j in range(C):
-                cell = cells[i][j]
-                if j + 1 < C:
-                    m.d.comb += [cells[i][j + 1].a_in.eq(cell.a_out), cells[i][j + 1].tok_in.eq(cell.tok_out)]
-                if i + 1 < R:
-                    m.d.comb += [
-                        cells[i + 1][j].psum_in.eq(cell.psum_out),
-                        cells[i + 1][j].load_in.eq(cell.load_out),
-                    ]
+        mesh = self._mesh(m, WeightStationaryCell, "ws_cell", advance)
+        m.d.comb += mesh.load.eq(load.replicate(C))
+        self._skew_rows(m, mesh, acts.payload.a, token)
+        m.d.comb += [mesh.load_in.eq(wts.payload), mesh.psum_in.eq(0)]
 
         res = self.results
-        corner = cells[R - 1][C - 1].tok_out
+        corner = mesh.tok_out[C - 1]
         m.d.comb += [res.valid.eq(corner.valid), res.payload.last.eq(corner.last)]
         rl = self.params.reset_less_datapath
         for j in range(C):
-            deskewed = _delay(m, cells[R - 1][j].psum_out, C - 1 - j, f"deskew{j}", reset_less=rl)
+            deskewed = self._delay(m, mesh.psum_out[j], C - 1 - j, f"deskew{j}", "deskew", reset_less=rl)
             self._emit(m, j, deskewed)
 
-    def _skew_rows(self, m: Module, cells, a_lanes, token) -> None:
+    def _mesh(self, m: Module, cell_cls, kind: str, advance: Signal):
+        """The R x C cells (:class:`RowStack`: one shared Verilog module per distinct cell, row and
+        stack of rows, :mod:`tpegen.hw.hierarchy`), advancing with ``advance``."""
+        p = self.params
+        opts = p.cell_options()
+        key = (p.pe, opts)
+
+        def cell():
+            return cell_cls(p.pe, **opts)
+
+        mesh = shared_submodule(
+            m,
+            "mesh",
+            lambda: RowStack(cell, p.cols, p.rows, kind=kind, key=key),
+            kind=f"{kind}_rows{p.rows}",
+            key=(key, p.cols),
+            enable=None,
+        )
+        m.d.comb += mesh.en.eq(advance)
+        return mesh
+
+    def _skew_rows(self, m: Module, mesh, a_lanes, token) -> None:
         """Row skew: row i's activation and token enter cell (i, 0) i cycles late. With operand
         gating, skew stage n of row i loads only with the (valid) token entering that stage."""
         rl = self.params.reset_less_datapath
@@ -264,13 +266,27 @@ class SystolicArray(wiring.Component):
             a = a_lanes[i]
             if self.params.operand_gating:
                 toks = _delay_stages(m, token, i, f"skew_tok{i}")
-                a = _delay(m, a, i, f"skew_a{i}", reset_less=rl, enables=[t.valid for t in toks[:-1]])
-                m.d.comb += [cells[i][0].a_in.eq(a), cells[i][0].tok_in.eq(toks[-1])]
+                a = _delay_stages(m, a, i, f"skew_a{i}", reset_less=rl, enables=[t.valid for t in toks[:-1]])[
+                    -1
+                ]
+                m.d.comb += [mesh.a_in[i].eq(a), mesh.tok_in[i].eq(toks[-1])]
             else:  # (the original order of construction: the default Verilog is unchanged)
                 m.d.comb += [
-                    cells[i][0].a_in.eq(_delay(m, a, i, f"skew_a{i}", reset_less=rl)),
-                    cells[i][0].tok_in.eq(_delay(m, token, i, f"skew_tok{i}")),
+                    mesh.a_in[i].eq(self._delay(m, a, i, f"skew_a{i}", "skew_a", reset_less=rl)),
+                    mesh.tok_in[i].eq(self._delay(m, token, i, f"skew_tok{i}", "skew_tok")),
                 ]
+
+    def _delay(
+        self, m: Module, value, stages: int, lane: str, registers: str, *, reset_less=False, enables=None
+    ):
+        """``value`` delayed ``stages`` cycles: shared :class:`DelayLine` blocks (registers named
+        ``registers``), or with per-stage ``enables`` (operand gating) one register per stage
+        (:func:`_delay_stages`, named ``<lane>_d<n>``)."""
+        if enables is not None:
+            return _delay_stages(m, value, stages, lane, reset_less=reset_less, enables=enables)[-1]
+        return delayed(
+            m, value, stages, name=lane, registers=registers, reset_less=reset_less, enable=self._advance
+        )
 
     def _emit(self, m: Module, col: int, value) -> None:
         """Drive result lane ``col`` from a de-skewed accumulator, through the edge normalizer if any."""

@@ -1,0 +1,73 @@
+"""Delay lines for an array's skew and de-skew, built from shared power-of-two blocks.
+
+Lane i of an R-lane skew is delayed i cycles, so the skews of an R x C array hold O(R^2 + C^2)
+registers. Written register by register they dominate the Verilog of a large array; written
+hierarchically (:mod:`tpegen.hw.hierarchy`) a delay of d cycles is a chain of the blocks of d's
+binary digits, and a block of 2^k cycles is two blocks of 2^(k-1): O(log R) distinct modules and
+O(R log R) instances per skew, for exactly the same registers.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tpegen.hw.hierarchy import shared_submodule
+
+
+class DelayLine(wiring.Component):
+    """``depth`` registers in a chain (``depth`` a power of two): ``o`` is ``i`` delayed ``depth``
+    cycles.
+
+    Ports: ``en`` (every register loads only while high: the array's advance), ``i``, ``o`` (of
+    ``shape``). Latency ``depth`` cycles, one value per cycle.
+
+    Parameters: ``shape`` of the value, ``depth`` (a power of two), ``reset_less`` (registers
+    without reset), ``name`` of the registers (e.g. ``skew_a``).
+    """
+
+    def __init__(self, shape, depth: int, *, reset_less: bool, name: str):
+        if depth < 1 or depth & (depth - 1):
+            raise ValueError(f"DelayLine depth must be a power of two, not {depth}")
+        self.shape, self.depth, self.reset_less, self.name = shape, depth, reset_less, name
+        super().__init__({"en": In(1), "i": In(shape), "o": Out(shape)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        if self.depth == 1:
+            reg = Signal.like(self.o, name=self.name, reset_less=self.reset_less)
+            with m.If(self.en):
+                m.d.sync += reg.eq(self.i)
+            m.d.comb += self.o.eq(reg)
+        else:  # two halves
+            late = delayed(m, self.i, self.depth // 2, name="first", registers=self.name, **self._opts())
+            m.d.comb += self.o.eq(
+                delayed(m, late, self.depth // 2, name="second", registers=self.name, **self._opts())
+            )
+        return m
+
+    def _opts(self) -> dict:
+        return {"reset_less": self.reset_less, "enable": self.en}
+
+
+def delayed(m: Module, value, depth: int, *, name: str, registers: str, reset_less: bool, enable: Value):
+    """``value`` delayed ``depth`` cycles by :class:`DelayLine` blocks added to ``m`` as
+    ``<name>_<k>`` (the block of 2^k cycles for each binary digit k of ``depth``, largest first);
+    their registers are named ``registers`` and load while ``enable``."""
+    shape = value.shape()
+    for bit in reversed(range(depth.bit_length())):
+        if not depth >> bit & 1:
+            continue
+        size = 1 << bit
+        block = shared_submodule(
+            m,
+            f"{name}_{bit}",
+            lambda size=size: DelayLine(shape, size, reset_less=reset_less, name=registers),
+            kind=f"delay_{registers}",
+            key=(repr(shape), size, reset_less),
+            enable=None,
+        )
+        m.d.comb += [block.en.eq(enable), block.i.eq(value)]
+        value = block.o
+    return value
