@@ -67,49 +67,76 @@ async def _play(dut, prog_inputs, out_counts, *, stall_prob, rng, max_idle):
         cycle += 1
     for p in inputs:
         _port(dut, p, "valid").value = 0
-    first_in = min(c[0] for c in in_cyc.values() if c) if any(in_cyc.values()) else 0
-    last_out = max(c[-1] for c in out_cyc.values() if c) if any(out_cyc.values()) else 0
-    return out, in_cyc, out_cyc, last_out - first_in + 1
+    outputs = {
+        p: np.frombuffer(b"".join(beats), dtype=np.uint8).reshape(-1, max(1, nbytes[p]))
+        for p, beats in out.items()
+    }
+    return outputs, in_cyc, out_cyc
 
 
-@cocotb.test()
-async def play_stream_programs(dut):
-    """Play every program in $TPEGEN_TB_DIR and record outputs and handshake cycles."""
+async def play_programs(dut, player, *, clock_impl: str = "py") -> None:
+    """Play every program in $TPEGEN_TB_DIR and write outputs and handshake cycles to result.{npz,json}.
+
+    Shared by the testbenches. Per program: ``rst`` goes high and ``player.prepare(inputs, outputs,
+    meta)`` runs; two clock edges later ``rst`` is released (cycle 0 starts) and
+    ``await player.play(inputs, outputs, meta, rng)`` returns ``(outputs, in_cycles, out_cycles)``
+    (beats as (beats, nbytes) ``uint8`` arrays, cycle lists by port); one more edge follows before
+    the next program's reset. ``cycles`` counts from the first input to the last output handshake."""
     tb_dir = Path(os.environ["TPEGEN_TB_DIR"])
     meta = json.loads((tb_dir / "program.json").read_text())
     data = np.load(tb_dir / "program.npz")
     rng = random.Random(meta["seed"])
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    Clock(dut.clk, 10, unit="ns", impl=clock_impl).start()
     arrays, cycles, error = {}, [], None
     try:
         for n, prog in enumerate(meta["programs"]):
             dut.rst.value = 1
-            for p in prog["inputs"]:
-                _port(dut, p, "valid").value = 0
-            for p in prog["outputs"]:
-                _port(dut, p, "ready").value = 0
+            inputs = {p: data[f"p{n}_in_{p}"] for p in prog["inputs"]}
+            player.prepare(inputs, prog["outputs"], meta)
             for _ in range(2):
                 await RisingEdge(dut.clk)
             dut.rst.value = 0
-            inputs = {p: data[f"p{n}_in_{p}"] for p in prog["inputs"]}
-            out, in_cyc, out_cyc, ncyc = await _play(
-                dut,
-                inputs,
-                prog["outputs"],
-                stall_prob=meta["stall_prob"],
-                rng=rng,
-                max_idle=meta["max_idle_cycles"],
-            )
+            out, in_cyc, out_cyc = await player.play(inputs, prog["outputs"], meta, rng)
             await RisingEdge(dut.clk)
             for p, beats in out.items():
-                width = max(1, (len(_port(dut, p, "payload")) + 7) // 8)
-                arrays[f"p{n}_out_{p}"] = np.frombuffer(b"".join(beats), dtype=np.uint8).reshape(-1, width)
+                arrays[f"p{n}_out_{p}"] = beats
                 arrays[f"p{n}_outcyc_{p}"] = np.asarray(out_cyc[p], dtype=np.int64)
             for p, c in in_cyc.items():
                 arrays[f"p{n}_incyc_{p}"] = np.asarray(c, dtype=np.int64)
-            cycles.append(ncyc)
+            first_in = min((c[0] for c in in_cyc.values() if len(c)), default=0)
+            last_out = max((c[-1] for c in out_cyc.values() if len(c)), default=0)
+            cycles.append(int(last_out - first_in + 1))
     except Exception as exc:  # reported to the caller through result.json
         error = f"{type(exc).__name__}: {exc}"
     np.savez(tb_dir / "result.npz", **arrays)
     (tb_dir / "result.json").write_text(json.dumps({"cycles": cycles, "error": error}))
     assert error is None, error
+
+
+class _BeatPlayer:
+    """Drives the ports from Python every cycle (see the module docstring)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def prepare(self, inputs, outputs, meta) -> None:
+        for p in inputs:
+            _port(self.dut, p, "valid").value = 0
+        for p in outputs:
+            _port(self.dut, p, "ready").value = 0
+
+    async def play(self, inputs, outputs, meta, rng):
+        return await _play(
+            self.dut,
+            inputs,
+            outputs,
+            stall_prob=meta["stall_prob"],
+            rng=rng,
+            max_idle=meta["max_idle_cycles"],
+        )
+
+
+@cocotb.test()
+async def play_stream_programs(dut):
+    """Play every program in $TPEGEN_TB_DIR and record outputs and handshake cycles."""
+    await play_programs(dut, _BeatPlayer(dut))

@@ -44,6 +44,10 @@ VERILATOR_BUILD_FLAGS = VERILATOR_WARNING_FLAGS
 # cycle by cycle from Python, so C++ optimisation buys little run time and costs most of the
 # build time: compile at -O0.
 MAKE_ENV = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"}
+# Builds whose clock runs in C++ (the replay harness, :mod:`tpegen.sim.replay`) spend their run time
+# in the model's evaluation code: OPT_FAST (the per-cycle code) and OPT_GLOBAL (Verilator's runtime
+# and VPI) are optimised there; OPT_SLOW (construction, initial blocks) stays at -O0.
+MAKE_ENV_FAST = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O2"}
 
 TB_MODULE = "tpegen.sim.stream_tb"
 
@@ -146,11 +150,14 @@ class StreamResult:
 
 @dataclass(frozen=True)
 class VerilatedModel:
-    """A cached Verilator build of one top-level module."""
+    """A cached Verilator build of one top-level module, and the cocotb test module that plays
+    :class:`StreamProgram` s on it (:mod:`tpegen.sim.stream_tb`, or :mod:`tpegen.sim.replay_tb` for a
+    :class:`~tpegen.sim.replay.ReplayHarness`)."""
 
     top: str
     build_dir: Path
     trace: bool = False
+    testbench: str = TB_MODULE
 
     def run(
         self,
@@ -191,17 +198,20 @@ class VerilatedModel:
             np.savez(tmpdir / "program.npz", **arrays)
             (tmpdir / "program.json").write_text(json.dumps(meta))
             runner = get_runner("verilator")
-            results_xml = runner.test(
-                hdl_toplevel=self.top,
-                hdl_toplevel_lang="verilog",
-                test_module=TB_MODULE,
-                build_dir=self.build_dir,
-                test_dir=tmpdir,
-                extra_env={"TPEGEN_TB_DIR": str(tmpdir)},
-                seed=seed,
-                waves=waves,
-                log_file=str(tmpdir / "sim.log"),
-            )
+            try:
+                results_xml = runner.test(
+                    hdl_toplevel=self.top,
+                    hdl_toplevel_lang="verilog",
+                    test_module=self.testbench,
+                    build_dir=self.build_dir,
+                    test_dir=tmpdir,
+                    extra_env={"TPEGEN_TB_DIR": str(tmpdir)},
+                    seed=seed,
+                    waves=waves,
+                    log_file=str(tmpdir / "sim.log"),
+                )
+            except SystemExit as exc:  # cocotb's runner exits when a test failed under pytest
+                results_xml = f"exit status {exc.code}"  # result.json, if written, says why
             if vcd_path is not None and (tmpdir / "dump.vcd").exists():
                 shutil.move(tmpdir / "dump.vcd", vcd_path)
             result_file = tmpdir / "result.npz"
@@ -227,7 +237,9 @@ class VerilatedModel:
             return results
 
 
-def _compile(verilog: str, top: str, build_dir: Path, *, trace: bool, quiet: bool) -> None:
+def _compile(
+    verilog: str, top: str, build_dir: Path, *, trace: bool, quiet: bool, make_env: dict[str, str]
+) -> None:
     from cocotb_tools.runner import get_runner
 
     if build_dir.exists():
@@ -237,8 +249,8 @@ def _compile(verilog: str, top: str, build_dir: Path, *, trace: bool, quiet: boo
     src.write_text(verilog)
     runner = get_runner("verilator")
     log = build_dir / "build.log"
-    saved = {k: os.environ.get(k) for k in MAKE_ENV}
-    os.environ.update(MAKE_ENV)
+    saved = {k: os.environ.get(k) for k in make_env}
+    os.environ.update(make_env)
     try:
         runner.build(
             sources=[src],
@@ -260,11 +272,22 @@ def _compile(verilog: str, top: str, build_dir: Path, *, trace: bool, quiet: boo
                 os.environ[k] = v
 
 
-def build(verilog: str, top: str, *, quiet: bool = True, trace: bool = False) -> VerilatedModel:
+def build(
+    verilog: str,
+    top: str,
+    *,
+    quiet: bool = True,
+    trace: bool = False,
+    testbench: str = TB_MODULE,
+    optimize: bool = False,
+) -> VerilatedModel:
     """Compile ``verilog`` (top module ``top``) with Verilator for cocotb, reusing a cached build.
 
-    ``trace`` builds with ``--trace`` so that :meth:`VerilatedModel.run` can write a VCD.
+    ``trace`` builds with ``--trace`` so that :meth:`VerilatedModel.run` can write a VCD;
+    ``testbench`` is the cocotb test module its runs use; ``optimize`` compiles the C++ with
+    :data:`MAKE_ENV_FAST` instead of :data:`MAKE_ENV`.
     """
+    make_env = MAKE_ENV_FAST if optimize else MAKE_ENV
 
     verilator_env()
     key = hashlib.sha256(
@@ -273,7 +296,7 @@ def build(verilog: str, top: str, *, quiet: bool = True, trace: bool = False) ->
                 verilog,
                 top,
                 *VERILATOR_BUILD_FLAGS,
-                *MAKE_ENV.values(),
+                *make_env.values(),
                 str(verilator_root()),
                 *(["--trace"] if trace else []),
             ]
@@ -285,6 +308,6 @@ def build(verilog: str, top: str, *, quiet: bool = True, trace: bool = False) ->
         # Parallel test workers may ask for the same design: one builds, the others wait.
         with cache_lock(build_dir):
             if not done.exists():
-                _compile(verilog, top, build_dir, trace=trace, quiet=quiet)
+                _compile(verilog, top, build_dir, trace=trace, quiet=quiet, make_env=make_env)
                 done.write_text(sys.version)
-    return VerilatedModel(top=top, build_dir=build_dir, trace=trace)
+    return VerilatedModel(top=top, build_dir=build_dir, trace=trace, testbench=testbench)
