@@ -175,4 +175,4 @@ def build_replay(
     (a fresh, not yet elaborated instance), as module ``name``; its :meth:`~VerilatedModel.run`
     plays programs through :mod:`tpegen.sim.replay_tb` (``stall_prob`` must be 0)."""
     verilog = replay_verilog(component, name, depth)
-    return build(verilog, name, quiet=quiet, testbench=REPLAY_TB_MODULE, optimize=optimize)
+    return build(verilog, name, quiet=quiet, testbench=REPLAY_TB_MODULE, optimize=optimize, vpi_module=name)

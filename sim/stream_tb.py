@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from pathlib import Path
 
 import cocotb
@@ -81,15 +82,17 @@ async def play_programs(dut, player, *, clock_impl: str = "py") -> None:
     meta)`` runs; two clock edges later ``rst`` is released (cycle 0 starts) and
     ``await player.play(inputs, outputs, meta, rng)`` returns ``(outputs, in_cycles, out_cycles)``
     (beats as (beats, nbytes) ``uint8`` arrays, cycle lists by port); one more edge follows before
-    the next program's reset. ``cycles`` counts from the first input to the last output handshake."""
+    the next program's reset. ``cycles`` counts from the first input to the last output handshake;
+    ``seconds`` is the wall time of each program inside the simulator process."""
     tb_dir = Path(os.environ["TPEGEN_TB_DIR"])
     meta = json.loads((tb_dir / "program.json").read_text())
     data = np.load(tb_dir / "program.npz")
     rng = random.Random(meta["seed"])
     Clock(dut.clk, 10, unit="ns", impl=clock_impl).start()
-    arrays, cycles, error = {}, [], None
+    arrays, cycles, seconds, error = {}, [], [], None
     try:
         for n, prog in enumerate(meta["programs"]):
+            start = time.perf_counter()
             dut.rst.value = 1
             inputs = {p: data[f"p{n}_in_{p}"] for p in prog["inputs"]}
             player.prepare(inputs, prog["outputs"], meta)
@@ -106,10 +109,11 @@ async def play_programs(dut, player, *, clock_impl: str = "py") -> None:
             first_in = min((c[0] for c in in_cyc.values() if len(c)), default=0)
             last_out = max((c[-1] for c in out_cyc.values() if len(c)), default=0)
             cycles.append(int(last_out - first_in + 1))
+            seconds.append(time.perf_counter() - start)
     except Exception as exc:  # reported to the caller through result.json
         error = f"{type(exc).__name__}: {exc}"
     np.savez(tb_dir / "result.npz", **arrays)
-    (tb_dir / "result.json").write_text(json.dumps({"cycles": cycles, "error": error}))
+    (tb_dir / "result.json").write_text(json.dumps({"cycles": cycles, "seconds": seconds, "error": error}))
     assert error is None, error
 
 

@@ -140,12 +140,15 @@ class StreamResult:
 
     ``cycles`` counts clock cycles from the first accepted input beat to the last accepted output
     beat, both inclusive. ``in_cycles``/``out_cycles`` hold the cycle index of every handshake.
+    ``seconds`` is the program's wall time inside the simulator process (reset, loading,
+    simulation, reading back; no process start-up).
     """
 
     outputs: dict[str, np.ndarray]
     cycles: int
     in_cycles: dict[str, np.ndarray] = field(default_factory=dict)
     out_cycles: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -232,13 +235,21 @@ class VerilatedModel:
                         cycles=int(status["cycles"][n]),
                         in_cycles={p: data[f"p{n}_incyc_{p}"] for p in prog.inputs},
                         out_cycles={p: data[f"p{n}_outcyc_{p}"] for p in prog.outputs},
+                        seconds=float(status["seconds"][n]),
                     )
                 )
             return results
 
 
 def _compile(
-    verilog: str, top: str, build_dir: Path, *, trace: bool, quiet: bool, make_env: dict[str, str]
+    verilog: str,
+    top: str,
+    build_dir: Path,
+    *,
+    trace: bool,
+    quiet: bool,
+    make_env: dict[str, str],
+    vpi_module: str | None,
 ) -> None:
     from cocotb_tools.runner import get_runner
 
@@ -247,16 +258,22 @@ def _compile(
     build_dir.mkdir(parents=True)
     src = build_dir / f"{top}.v"
     src.write_text(verilog)
+    sources, flags = [src], list(VERILATOR_BUILD_FLAGS)
+    if vpi_module is not None:
+        control = build_dir / "vpi.vlt"
+        control.write_text(_vpi_control(vpi_module))
+        sources.append(control)
+        flags.append(NO_PUBLIC_FLAG)
     runner = get_runner("verilator")
     log = build_dir / "build.log"
     saved = {k: os.environ.get(k) for k in make_env}
     os.environ.update(make_env)
     try:
         runner.build(
-            sources=[src],
+            sources=sources,
             hdl_toplevel=top,
             build_dir=build_dir,
-            build_args=list(VERILATOR_BUILD_FLAGS),
+            build_args=flags,
             waves=trace,
             log_file=str(log) if quiet else None,
         )
@@ -272,6 +289,17 @@ def _compile(
                 os.environ[k] = v
 
 
+# cocotb's runner builds with --public-flat-rw: every variable of every module stays a separate,
+# VPI-writable C++ member, which keeps Verilator from inlining modules and folding logic. A build
+# that Python only reaches through one module (the replay harness) turns it off and marks that
+# module's variables public with a control file.
+NO_PUBLIC_FLAG = "--no-public-flat-rw"
+
+
+def _vpi_control(module: str) -> str:
+    return f'`verilator_config\npublic_flat_rw -module "{module}" -var "*"\n'
+
+
 def build(
     verilog: str,
     top: str,
@@ -280,12 +308,15 @@ def build(
     trace: bool = False,
     testbench: str = TB_MODULE,
     optimize: bool = False,
+    vpi_module: str | None = None,
 ) -> VerilatedModel:
     """Compile ``verilog`` (top module ``top``) with Verilator for cocotb, reusing a cached build.
 
     ``trace`` builds with ``--trace`` so that :meth:`VerilatedModel.run` can write a VCD;
     ``testbench`` is the cocotb test module its runs use; ``optimize`` compiles the C++ with
-    :data:`MAKE_ENV_FAST` instead of :data:`MAKE_ENV`.
+    :data:`MAKE_ENV_FAST` instead of :data:`MAKE_ENV`; ``vpi_module`` (a module name) leaves only
+    that module's variables (and the top's ports) visible to VPI, so Verilator optimises across
+    the rest of the hierarchy.
     """
     make_env = MAKE_ENV_FAST if optimize else MAKE_ENV
 
@@ -299,6 +330,7 @@ def build(
                 *make_env.values(),
                 str(verilator_root()),
                 *(["--trace"] if trace else []),
+                *([NO_PUBLIC_FLAG, _vpi_control(vpi_module)] if vpi_module is not None else []),
             ]
         ).encode()
     ).hexdigest()[:20]
@@ -308,6 +340,14 @@ def build(
         # Parallel test workers may ask for the same design: one builds, the others wait.
         with cache_lock(build_dir):
             if not done.exists():
-                _compile(verilog, top, build_dir, trace=trace, quiet=quiet, make_env=make_env)
+                _compile(
+                    verilog,
+                    top,
+                    build_dir,
+                    trace=trace,
+                    quiet=quiet,
+                    make_env=make_env,
+                    vpi_module=vpi_module,
+                )
                 done.write_text(sys.version)
     return VerilatedModel(top=top, build_dir=build_dir, trace=trace, testbench=testbench)

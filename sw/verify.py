@@ -85,10 +85,14 @@ def verify(
     report = VerifyReport(design=acc.config.name, seed=seed)
     say = progress or (lambda _msg: None)
     say(f"building {acc.top_name} with Verilator (cached after the first build)")
-    acc.rtl_model(trace=vcd_path is not None)
+    # The stalled run needs the per-beat testbench's build: the plain run uses it too, so that
+    # verify builds the design once (the replay path gives the same outputs and cycles).
+    path = "cocotb" if stall_prob > 0 or vcd_path is not None else "replay"
+    if path == "cocotb":
+        acc.rtl_model(trace=vcd_path is not None)
     say(f"running {len(gemms)} GEMMs on the RTL")
     operands = [(a, w) for _, a, w in gemms]
-    rtl = acc.run_rtl(operands, vcd_path=vcd_path)
+    rtl = acc.run_rtl(operands, vcd_path=vcd_path, path=path)
     stalled = (
         acc.run_rtl(operands, stall_prob=stall_prob, seed=seed) if stall_prob > 0 else [None] * len(gemms)
     )
