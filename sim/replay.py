@@ -8,26 +8,40 @@ simulation-only logic that does the same job in hardware:
 * each input port reads its beats from a memory through a pointer: beat ``i`` is offered as soon as
   beat ``i - 1`` was taken, ``valid`` while the pointer is below the port's ``count_<port>``;
 * each output port is ready on every cycle and writes the accepted payloads to a memory;
-* every handshake writes the value of a cycle counter (0 in the first cycle after reset) to a
-  stamp memory of its port, at the beat's index;
+* handshakes are stamped with a cycle counter (0 in the first cycle after reset): each run of
+  handshakes on consecutive cycles of a port writes one entry, the index and cycle of its first
+  beat, to the port's stamp memory (a stream without bubbles reads back in a few words);
 * ``done`` rises once every input beat was taken and ``count_<port>`` beats left every output port,
   or after more than ``max_idle`` cycles without a handshake (then ``stuck`` is set as well).
 
 The testbench :mod:`tpegen.sim.replay_tb` writes a program into the input memories over VPI (a
 memory word is written without clock edges), releases reset, awaits ``done`` as one trigger, and
-reads outputs and stamps back: Python runs a few times per program, not per cycle.
+reads outputs and stamps back: Python runs a few times per program, not per cycle. VPI was chosen
+over ``$readmemh``: Amaranth cannot emit the system task, so it would take hand-written Verilog
+next to the generated one, while a VPI write costs a few microseconds per word through cocotb's
+GPI handles (a 64x256x64 GEMM on a 16x16 array loads its 4,096 beats in about 25 ms, handles
+included).
 
 Exactly as :mod:`tpegen.sim.stream_tb` with ``stall_prob = 0``, cycle for cycle, so outputs, cycle
 counts and handshake stamps are identical: ``valid`` and ``ready`` are low while ``rst`` is high; an
 input port's payload is its next beat while one is left and its last beat afterwards (the cocotb
 testbench leaves the last driven value on the port); output ready stays high for one cycle after
 the program completed (the cocotb testbench waits one edge before the next reset), and beats
-accepted then are not recorded.
+accepted then are not recorded. The one difference: while ``rst`` is high (``valid`` low) the
+input payload is the new program's first beat, where the cocotb testbench still shows the previous
+program's last one.
 
 Every memory has the same ``depth`` (a power of two, a build parameter): the Verilog, and so the
 cached Verilator build, depends only on the design and the depth, not on the program, so one build
 serves every GEMM up to that many beats per port (:func:`replay_depth`). The harness is
 simulation-only: its memories are large and never synthesized.
+
+Build: only the harness module is visible to VPI (``vpi_module`` of
+:func:`tpegen.sim.verilator.build`; cocotb's default ``--public-flat-rw`` keeps every signal of
+every cell a separate VPI-writable variable, so Verilator can neither inline the hierarchical
+array nor fold its logic: a 16x16 OS array ran 6k cycles/s that way, about 90k without), and the
+C++ is compiled at -O2 (:data:`tpegen.sim.verilator.MAKE_ENV_FAST`), since the run time is the
+model's own. ``bench/rtl_speed.py`` measures both paths.
 """
 
 from __future__ import annotations
@@ -75,9 +89,11 @@ class ReplayHarness(wiring.Component):
 
     Ports: ``count_<p>`` (in) beats to offer on input port ``p`` / to collect from output port ``p``;
     ``taken_<p>`` / ``seen_<p>`` (out) handshakes so far; ``max_idle`` (in) cycles without a
-    handshake before giving up; ``done``, ``stuck`` (out). Memories, read and written over VPI:
-    ``in_<p>`` and ``in_stamp_<p>`` per input port, ``out_<p>`` and ``out_stamp_<p>`` per output
-    port, ``depth`` words each. Every handshake costs no extra cycle: timing is the DUT's alone.
+    handshake before giving up; ``done``, ``stuck`` (out); ``runs_<p>`` (out) entries in the stamp
+    memory of port ``p``. Memories, read and written over VPI, ``depth`` words each: ``in_<p>``
+    (beats to offer) per input port, ``out_<p>`` (beats collected) per output port, ``stamps_<p>``
+    per port (``{beat index, cycle}`` of the first beat of each run of handshakes on consecutive
+    cycles, index in the high half). The harness adds no cycle: timing is the DUT's alone.
     """
 
     def __init__(self, dut: wiring.Component, depth: int):
@@ -90,6 +106,8 @@ class ReplayHarness(wiring.Component):
             members |= {f"count_{p}": In(COUNTER_BITS), f"taken_{p}": Out(COUNTER_BITS)}
         for p in self.outputs:
             members |= {f"count_{p}": In(COUNTER_BITS), f"seen_{p}": Out(COUNTER_BITS)}
+        for p in (*self.inputs, *self.outputs):
+            members[f"runs_{p}"] = Out(COUNTER_BITS)
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
@@ -101,10 +119,17 @@ class ReplayHarness(wiring.Component):
         idle = Signal(COUNTER_BITS)
         m.d.sync += [cycle.eq(cycle + 1), done_d.eq(self.done)]
 
-        def stamp(name: str, pointer: Signal, handshake) -> None:
-            m.submodules[name] = mem = Memory(shape=COUNTER_BITS, depth=self.depth, init=[])
-            port = mem.write_port()
-            m.d.comb += [port.addr.eq(pointer), port.data.eq(cycle), port.en.eq(handshake)]
+        def stamp(port: str, pointer: Signal, handshake) -> None:
+            # A run of handshakes on consecutive cycles is one entry {beat index, cycle} of its
+            # first beat, so a stream without bubbles reads back in a few words.
+            m.submodules[f"stamps_{port}"] = mem = Memory(shape=2 * COUNTER_BITS, depth=self.depth, init=[])
+            write = mem.write_port()
+            runs, previous = getattr(self, f"runs_{port}"), Signal(COUNTER_BITS)
+            starts = handshake & ((pointer == 0) | (cycle != previous + 1))
+            m.d.comb += [write.addr.eq(runs), write.data.eq(Cat(cycle, pointer)), write.en.eq(starts)]
+            m.d.sync += runs.eq(runs + starts)
+            with m.If(handshake):
+                m.d.sync += previous.eq(cycle)
 
         complete, handshakes = [], []
         for p, width in self.inputs.items():
@@ -118,7 +143,7 @@ class ReplayHarness(wiring.Component):
                 stream.payload.eq(read.data),
                 stream.valid.eq(left & ~rst),
             ]
-            stamp(f"in_stamp_{p}", taken, take)
+            stamp(p, taken, take)
             m.d.sync += taken.eq(taken + take)
             complete.append(taken + take >= count)
             handshakes.append(take)
@@ -129,7 +154,7 @@ class ReplayHarness(wiring.Component):
             m.d.comb += stream.ready.eq(~rst & ~done_d)
             accept = stream.valid & stream.ready & ~self.done
             m.d.comb += [write.addr.eq(seen), write.data.eq(stream.payload), write.en.eq(accept)]
-            stamp(f"out_stamp_{p}", seen, accept)
+            stamp(p, seen, accept)
             m.d.sync += seen.eq(seen + accept)
             complete.append(seen + accept >= count)
             handshakes.append(accept)
@@ -147,9 +172,7 @@ class ReplayHarness(wiring.Component):
 
 # Amaranth writes a memory's initial contents as one Verilog statement per word; the harness's
 # memories are loaded over VPI, so these blocks only cost Verilator compile time.
-_MEMORY_INIT = re.compile(
-    r"^  initial begin\n(?:    (?:in|out|in_stamp|out_stamp)_\w+\[\d+\] = [^\n]*\n)+  end\n", re.M
-)
+_MEMORY_INIT = re.compile(r"^  initial begin\n(?:    (?:in|out|stamps)_\w+\[\d+\] = [^\n]*\n)+  end\n", re.M)
 
 
 def replay_verilog(component: wiring.Component, name: str, depth: int) -> str:

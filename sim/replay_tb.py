@@ -6,7 +6,8 @@ Started by :meth:`tpegen.sim.verilator.VerilatedModel.run` on a model from
 bookkeeping and files). While ``rst`` is high it writes the input beats into the harness's memories
 and sets the counts; after the release it awaits the rising edge of ``done`` (a single trigger:
 the clock is cocotb's C++ clock, so no Python runs while the design computes); then it reads the
-output memories and the stamp memories.
+output memories and the stamp memories (one entry per run of handshakes on consecutive cycles,
+expanded here to one cycle per beat).
 
 Memory words are read and written through cocotb's GPI handles (``handle._handle``, cocotb's
 simulator object), one call per word: cocotb's ``.value`` would build a ``LogicArray`` and schedule
@@ -84,8 +85,16 @@ class _ReplayPlayer:
         for p, n in outputs.items():
             getattr(self.dut, f"count_{p}").value = n
 
-    def stamps(self, name: str, n: int) -> list[int]:
-        return [h.get_signal_val_long() for h in self.memory(name).handles(n)]
+    def stamps(self, port: str, beats: int) -> np.ndarray:
+        """Cycle of each of the first ``beats`` handshakes of ``port``, from its stamp runs."""
+        n = int(getattr(self.dut, f"runs_{port}").value)
+        entries = [int(h.get_signal_val_binstr(), 2) for h in self.memory(f"stamps_{port}").handles(n)]
+        entry = np.array(entries, dtype=np.uint64)
+        first_cycle = (entry & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        first_beat = (entry >> np.uint64(32)).astype(np.int64)
+        beat = np.arange(beats, dtype=np.int64)
+        run = np.searchsorted(first_beat, beat, side="right") - 1
+        return first_cycle[run] + beat - first_beat[run]
 
     async def play(self, inputs, outputs, meta, rng):
         await RisingEdge(self.dut.done)
@@ -95,13 +104,13 @@ class _ReplayPlayer:
             raise RuntimeError(
                 f"no handshake for {meta['max_idle_cycles']} cycles: inputs taken {taken}, outputs seen {seen}"
             )
-        in_cyc = {p: self.stamps(f"in_stamp_{p}", len(beats)) for p, beats in inputs.items()}
+        in_cyc = {p: self.stamps(p, len(beats)) for p, beats in inputs.items()}
         out, out_cyc = {}, {}
         for p in outputs:
             seen = int(getattr(self.dut, f"seen_{p}").value)
             mem = self.memory(f"out_{p}")
             out[p] = _from_binstr([h.get_signal_val_binstr() for h in mem.handles(seen)], mem.width)
-            out_cyc[p] = self.stamps(f"out_stamp_{p}", seen)
+            out_cyc[p] = self.stamps(p, seen)
         return out, in_cyc, out_cyc
 
 
