@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 from amaranth import Module, Signal, unsigned
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.errors import TpegenError
+from tpegen.hw.hierarchy import to_verilog
 from tpegen.hw.system import isa
 from tpegen.hw.system.params import SystemGeometry
 from tpegen.sim.system_timing import MIN_READ_LATENCY, MIN_WRITE_LATENCY, MemoryTiming
@@ -98,7 +98,7 @@ def top_verilog(config: Any, system: Any) -> str:
     path = cache_root() / "system_verilog" / f"{TOP_NAME}-{key}.v"
     if path.exists():
         return path.read_text()
-    text = verilog.convert(AcceleratorTop(config, system), name=TOP_NAME, emit_src=False)
+    text = to_verilog(AcceleratorTop(config, system), TOP_NAME)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(text)
@@ -341,7 +341,7 @@ def measure_axi_ram(
     no added latency) on :class:`AxiProbe`: two read bursts of ``beats`` beats, the second AR the
     cycle after the first's last R, then two write bursts, AW, W beats from two cycles later, the
     next AW the cycle after B."""
-    text = verilog.convert(AxiProbe(axi_bytes), name=PROBE_NAME, emit_src=False)
+    text = to_verilog(AxiProbe(axi_bytes), PROBE_NAME)
     model = build(text, PROBE_NAME)
     size = 4 * beats * axi_bytes
     rng = np.random.default_rng(1)

@@ -245,9 +245,9 @@ def _comb_counterexample(rows: dict[int | None, dict[str, int]]) -> Counterexamp
 
 
 def _convert(component, top: str) -> str:
-    from amaranth.back import verilog
+    from tpegen.hw.hierarchy import to_verilog
 
-    return verilog.convert(component, name=top, emit_src=False)
+    return to_verilog(component, top)
 
 
 # ------------------------------------------------------------------------------------ MAC

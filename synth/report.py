@@ -56,6 +56,15 @@ def print_synth(report, console=None) -> None:
             )
         if tm.note:
             console.print(f"note: {tm.note}")
+    elif report.flow.get("hierarchical"):
+        console.print(
+            "critical path: not analysed (a hierarchical netlist is timed by OpenSTA, not installed)"
+        )
+    if report.flow.get("hierarchical"):
+        console.print(
+            "hierarchical netlist: each distinct module mapped once, area summed over its instances; "
+            "no gate-level energy (it needs a flat netlist)"
+        )
 
 
 def print_memories(report, console=None) -> None:

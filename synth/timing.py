@@ -136,10 +136,15 @@ def _out_load(report, lib: Library) -> float:
     return float(report.flow.get("load_ff", 0.0)) / 1000.0 / lib.cap_pf
 
 
-def analyze_timing(report, lib: Library) -> TimingReport:
-    """Critical path of ``report``'s netlist with OpenSTA when installed, else the built-in STA."""
+def analyze_timing(report, lib: Library) -> TimingReport | None:
+    """Critical path of ``report``'s netlist with OpenSTA when installed, else the built-in STA
+    (None for a hierarchical netlist without OpenSTA: the built-in STA needs a flat one)."""
     period = report.period_ns or DEFAULT_PERIOD_NS
     note = ""
+    if report.flow.get("hierarchical"):  # no flat netlist: OpenSTA times the hierarchy itself
+        if not shutil.which("sta") or os.environ.get("TPEGEN_STA", "") == "tpegen":
+            return None
+        return _opensta(report, lib, period)
     if os.environ.get("TPEGEN_STA", "") != "tpegen" and shutil.which("sta"):
         try:
             return _opensta(report, lib, period)
@@ -152,8 +157,12 @@ def analyze_timing(report, lib: Library) -> TimingReport:
 
 def _opensta(report, lib: Library, period: float) -> TimingReport:
     work: Path = report.work_dir
-    netlist = Netlist.load(report.netlist_json_path, report.top)
-    has_clk = "clk" in netlist.ports
+    if report.flow.get("hierarchical"):
+        has_clk = re.search(
+            rf"^module {re.escape(report.top)}\s*\([^;]*\bclk\b", (work / "netlist.v").read_text(), re.M
+        )
+    else:
+        has_clk = "clk" in Netlist.load(report.netlist_json_path, report.top).ports
     load_pf = _out_load(report, lib) * lib.cap_pf
     tcl = [
         "read_liberty cells.lib",

@@ -70,6 +70,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,32 @@ def require_clock_gate(lib: Library) -> ClockGate:
 
 
 _MODULE_DECL = re.compile(r"^\s*module\s", re.MULTILINE)
+_MODULE = re.compile(r"^module\s+(\S+)\s*\((.*?)^endmodule", re.MULTILINE | re.DOTALL)
+_INSTANCE = re.compile(r"^\s+(\S+)\s+\S+\s*\(", re.MULTILINE)
+
+# Designs with more module instances than this are synthesized hierarchically by default: a
+# 32x32 array flattens to 1.45 million cells, past what the WebAssembly Yosys can hold in 4 GB.
+HIERARCHICAL_MIN_INSTANCES = 2000
+
+
+def module_instances(verilog: str, top: str) -> int:
+    """How many module instances the design ``top`` of ``verilog`` holds, all levels counted
+    (instances of modules the text does not define -- library cells -- are not counted)."""
+    bodies = {name.lstrip("\\"): body for name, body in _MODULE.findall(verilog)}
+    children = {
+        name: [inst.lstrip("\\") for inst in _INSTANCE.findall(body) if inst.lstrip("\\") in bodies]
+        for name, body in bodies.items()
+    }
+    memo: dict[str, int] = {}
+
+    def count(name: str) -> int:
+        if name not in memo:
+            memo[name] = sum(1 + count(child) for child in children[name])
+        return memo[name]
+
+    return count(top) if top in bodies else 0
+
+
 MEMORY_MODES = ("blackbox", "logic")
 MEMORY_CELL_PREFIX = "tpegen_mem_"
 # An unpacked array declaration, e.g. Amaranth's ``reg [63:0] mem [31:0];`` for a lib.memory.Memory.
@@ -408,9 +435,17 @@ def _gating_script(icg: ClockGate, min_group: int) -> list[str]:
     ]
 
 
-def _flow_script(top: str, dflag: str, *, head: list[str], blackbox: bool, gating: list[str] = ()) -> str:
+def _flow_script(
+    top: str,
+    dflag: str,
+    *,
+    head: list[str],
+    blackbox: bool,
+    gating: list[str] = (),
+    hierarchical: bool = False,
+) -> str:
     """The synthesis script: ``head`` (front end), ``gating``, then mapping, stats and netlists
-    (module docstring)."""
+    (module docstring); ``hierarchical`` writes the netlist without flattening it."""
     lines = [
         *head,
         *gating,
@@ -419,6 +454,8 @@ def _flow_script(top: str, dflag: str, *, head: list[str], blackbox: bool, gatin
         "opt_clean -purge",
         "tee -q -o stat_hier.json stat -json -liberty cells.lib",
     ]
+    if hierarchical:
+        return "\n".join([*lines, "splitnets", "write_verilog -noattr -noexpr -simple-lhs netlist.v"])
     if blackbox:
         lines.append("write_verilog -noattr netlist_blackbox.v")
     lines += ["flatten -scopename -noscopeinfo", "opt_clean -purge"]
@@ -559,6 +596,7 @@ def synthesize(
     memory_min_bits: int = MIN_MACRO_BITS,
     clock_gating: int | None = None,
     flatten: bool = False,
+    hierarchical: bool | None = None,
 ) -> SynthReport:
     """Synthesize ``verilog`` (top module ``top``) to ``liberty`` (None = built-in ``tpegen45.lib``).
 
@@ -580,6 +618,12 @@ def synthesize(
 
     ``flatten=True`` maps the design as one module (module docstring: ABC buffers nets for their
     fan-out across submodule boundaries; ``report.modules`` then holds only the top).
+
+    ``hierarchical`` (None: when the design has more than :data:`HIERARCHICAL_MIN_INSTANCES`
+    module instances) keeps the mapped netlist hierarchical: each distinct module is mapped once
+    and never copied, area is summed over instance counts, and OpenSTA times the hierarchical
+    netlist (module docstring). There is no flat netlist, so no built-in STA and no gate-level
+    energy.
     """
     period_ns = check_period(period_ns)
     min_group = check_clock_gating(clock_gating)
@@ -606,6 +650,16 @@ def synthesize(
         )
     if flat:
         flow["flatten"] = True
+    if hierarchical is None:
+        hierarchical = (
+            not flat and not memory_flow and module_instances(verilog, top) > HIERARCHICAL_MIN_INSTANCES
+        )
+    if hierarchical not in (True, False):
+        raise ConfigError("hierarchical", "true, false or none (automatic)", hierarchical)
+    if hierarchical and (flat or memory_flow or min_group):
+        raise ConfigError("hierarchical", "false with flatten, black-boxed memories or clock gating", True)
+    if hierarchical:
+        flow["hierarchical"] = True
     gating: list[str] = []
     if icg is not None:  # so do designs synthesized without clock gating
         flow["clock_gating"] = {"min_group": min_group, "cell": icg.cell}
@@ -657,7 +711,9 @@ def synthesize(
                     script = _flow_script(top, dflag, head=head, blackbox=True, gating=gating)
                 else:
                     head = [*front, f"synth{' -flatten' if flat else ''} -top {top}"]
-                    script = _flow_script(top, dflag, head=head, blackbox=False, gating=gating)
+                    script = _flow_script(
+                        top, dflag, head=head, blackbox=False, gating=gating, hierarchical=hierarchical
+                    )
                 run_yosys(script, work)
             except TpegenError as exc:
                 shutil.rmtree(work, ignore_errors=True)
@@ -671,13 +727,19 @@ def synthesize(
             done.write_text(json.dumps({"top": top}))
         plan = json.loads((work / "memories.json").read_text()) if (work / "memories.json").exists() else []
         hier = json.loads((work / "stat_hier.json").read_text())
-        flat = json.loads((work / "stat_flat.json").read_text())
+        flat = hier if hierarchical else json.loads((work / "stat_flat.json").read_text())
         design = flat.get("design") or next(iter(flat["modules"].values()))
-        cells = {c.lstrip("\\"): int(n) for c, n in design.get("num_cells_by_type", {}).items()}
+        modules = _module_areas(hier, top, lib)
+        if hierarchical:  # library cells of every module, times its instances
+            cells: dict[str, int] = defaultdict(int)
+            for mod in modules.values():
+                for c, n in mod.cells.items():
+                    cells[c] += n * mod.instances
+        else:
+            cells = {c.lstrip("\\"): int(n) for c, n in design.get("num_cells_by_type", {}).items()}
         unknown = [c for c in cells if c not in lib.cells]
         if unknown:
             raise TpegenError(f"synthesis of {top} left unmapped cells {unknown} (liberty {lib.path})")
-        modules = _module_areas(hier, top, lib)
         for m in modules.values():
             m.cells = {c: n for c, n in m.cells.items() if not c.startswith(MEMORY_CELL_PREFIX)}
         report = SynthReport(

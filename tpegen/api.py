@@ -252,6 +252,7 @@ def synthesize_design(
     system: bool = False,
     clock_gating: int | None = None,
     flatten: bool = False,
+    hierarchical: bool | None = None,
 ):
     """Synthesize a design and (unless ``energy=False``) measure its energy on a GEMM workload.
 
@@ -273,6 +274,9 @@ def synthesize_design(
     :func:`tpegen.synth.synthesize`); the report's ``clock_gating`` counts the cells and gated flops.
     ``flatten=True`` maps the design as one module (ABC buffers nets that fan out into submodules;
     no per-module breakdown), as comparisons of designs with and without submodules should.
+    ``hierarchical`` (None: automatic, for designs of more than
+    :data:`tpegen.synth.yosys.HIERARCHICAL_MIN_INSTANCES` module instances) maps each distinct
+    module once and keeps the netlist hierarchical (OpenSTA timing, no gate-level energy).
     Returns ``(SynthReport, EnergyReport | None)``.
     """
     from tpegen.synth import measure_energy, read_liberty, synthesize
@@ -313,8 +317,12 @@ def synthesize_design(
         memories=memories,
         clock_gating=clock_gating,
         flatten=flatten,
+        hierarchical=hierarchical,
     )
     if not energy:
+        return report, None
+    if report.flow.get("hierarchical"):
+        say("no gate-level energy: the netlist is hierarchical (too large to flatten; see the report)")
         return report, None
     given = workload
     if workload is None:
@@ -370,14 +378,13 @@ def system_top_name(config: DesignConfig) -> str:
 def system_verilog(config: DesignConfig | str | Path | None) -> tuple[str, str, Any]:
     """``(top name, Verilog, component)`` of the accelerator top
     (:class:`tpegen.hw.system.top.AcceleratorTop`)."""
-    from amaranth.back import verilog
-
+    from tpegen.hw.hierarchy import to_verilog
     from tpegen.hw.system.top import AcceleratorTop
 
     cfg = _config(config)
     name = system_top_name(cfg)
     top = AcceleratorTop(cfg)
-    return name, verilog.convert(top, name=name, emit_src=False), top
+    return name, to_verilog(top, name), top
 
 
 def system_manifest(config: DesignConfig, top: Any) -> dict[str, Any]:

@@ -550,7 +550,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         args.config, liberty=args.liberty, period_ns=args.period_ns, workload=workload,
         energy=not args.no_energy, seed=args.seed, progress=None if args.json else _progress,
         system=args.system, clock_gating=args.clock_gating,
-        flatten=args.flatten,
+        flatten=args.flatten, hierarchical=True if args.hierarchical else None,
     )  # fmt: skip
     record = ppa_json(synth, energy)
     if args.output is not None:
@@ -1040,6 +1040,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="map the design as one module: ABC then buffers nets that fan out into submodules (the LUT "
         "core's control nets) and optimises across their boundaries; no per-module area breakdown. Use it "
         "to compare designs with and without submodules",
+    )
+    p.add_argument(
+        "--hierarchical",
+        action="store_true",
+        help="keep the netlist hierarchical: each distinct module (cell, row, ...) is mapped once, area is "
+        "summed over its instances and OpenSTA times the hierarchy; no gate-level energy. Automatic for "
+        "designs of more than 2,000 module instances (a 32x32 array), which do not fit flattened",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
