@@ -53,6 +53,7 @@ from amaranth import Cat, Module, Mux, ResetSignal, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from tpegen.errors import TpegenError
 from tpegen.sim.verilator import StreamProgram, VerilatedModel, build
@@ -63,6 +64,10 @@ REPLAY_TB_MODULE = "tpegen.sim.replay_tb"
 MIN_DEPTH = 1 << 12
 
 COUNTER_BITS = 32  # cycle counter, stamps, pointers, counts: 2^32 beats and cycles are far away
+
+# Input beats per memory word (beat i of a word in its bits [i * width, (i + 1) * width)): every
+# word is a VPI handle to make and a call to write, which is most of what loading costs.
+BEATS_PER_WORD = 8
 
 
 def stream_ports(component: wiring.Component) -> tuple[dict[str, int], dict[str, int]]:
@@ -90,15 +95,15 @@ class ReplayHarness(wiring.Component):
     Ports: ``count_<p>`` (in) beats to offer on input port ``p`` / to collect from output port ``p``;
     ``taken_<p>`` / ``seen_<p>`` (out) handshakes so far; ``max_idle`` (in) cycles without a
     handshake before giving up; ``done``, ``stuck`` (out); ``runs_<p>`` (out) entries in the stamp
-    memory of port ``p``. Memories, read and written over VPI, ``depth`` words each: ``in_<p>``
-    (beats to offer) per input port, ``out_<p>`` (beats collected) per output port, ``stamps_<p>``
+    memory of port ``p``. Memories, read and written over VPI, ``depth`` beats each: ``in_<p>``
+    (beats to offer, :data:`BEATS_PER_WORD` to a word) per input port, ``out_<p>`` (beats collected) per output port, ``stamps_<p>``
     per port (``{beat index, cycle}`` of the first beat of each run of handshakes on consecutive
     cycles, index in the high half). The harness adds no cycle: timing is the DUT's alone.
     """
 
     def __init__(self, dut: wiring.Component, depth: int):
-        if depth < 1 or depth & (depth - 1):
-            raise TpegenError(f"replay depth must be a power of two, got {depth}")
+        if depth < BEATS_PER_WORD or depth & (depth - 1):
+            raise TpegenError(f"replay depth must be a power of two >= {BEATS_PER_WORD}, got {depth}")
         self.dut, self.depth = dut, depth
         self.inputs, self.outputs = stream_ports(dut)
         members = {"max_idle": In(COUNTER_BITS), "done": Out(1), "stuck": Out(1)}
@@ -134,13 +139,16 @@ class ReplayHarness(wiring.Component):
         complete, handshakes = [], []
         for p, width in self.inputs.items():
             stream, count, taken = getattr(dut, p), getattr(self, f"count_{p}"), getattr(self, f"taken_{p}")
-            m.submodules[f"in_{p}"] = mem = Memory(shape=width, depth=self.depth, init=[])
-            read = mem.read_port(domain="comb")
+            words = Memory(shape=width * BEATS_PER_WORD, depth=self.depth // BEATS_PER_WORD, init=[])
+            m.submodules[f"in_{p}"] = words
+            read = words.read_port(domain="comb")
             left = taken < count
             take = stream.valid & stream.ready
+            beat = Mux(left, taken, count - 1)
+            lane = beat[: exact_log2(BEATS_PER_WORD)]
             m.d.comb += [
-                read.addr.eq(Mux(left, taken, count - 1)),
-                stream.payload.eq(read.data),
+                read.addr.eq(beat >> exact_log2(BEATS_PER_WORD)),
+                stream.payload.eq(read.data.word_select(lane, width)),
                 stream.valid.eq(left & ~rst),
             ]
             stamp(p, taken, take)

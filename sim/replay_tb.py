@@ -26,11 +26,16 @@ from tpegen.sim.stream_tb import play_programs
 _DEPOSIT = 0  # cocotb's GPI set action for a plain write
 
 
-def _to_binstr(beats: np.ndarray, width: int) -> list[str]:
-    """(beats, nbytes) little-endian payloads -> one MSB-first binary string of ``width`` bits each."""
+def _to_binstr(beats: np.ndarray, width: int, per_word: int) -> list[str]:
+    """(beats, nbytes) little-endian payloads -> MSB-first binary strings of ``per_word`` beats of
+    ``width`` bits each, beat 0 in the least significant bits (the last word padded with zeros)."""
+    pad = -len(beats) % per_word
+    beats = np.pad(beats, ((0, pad), (0, 0)))
     bits = np.unpackbits(np.ascontiguousarray(beats[:, ::-1]), axis=1)[:, beats.shape[1] * 8 - width :]
+    bits = bits.reshape(-1, per_word, width)[:, ::-1].reshape(-1, per_word * width)
     text = (bits + ord("0")).astype(np.uint8).tobytes().decode()
-    return [text[i : i + width] for i in range(0, len(text), width)]
+    step = per_word * width
+    return [text[i : i + step] for i in range(0, len(text), step)]
 
 
 def _from_binstr(words: list[str], width: int) -> np.ndarray:
@@ -55,7 +60,9 @@ class _Memory:
     def handles(self, n: int) -> list:
         """Handles of words 0..n-1."""
         if n > self.depth:
-            raise ValueError(f"{n} beats exceed the replay depth {self.depth}")
+            raise ValueError(
+                f"{n} words exceed the replay memory depth {self.depth} (more beats than build_replay was given)"
+            )
         while len(self.words) < n:
             self.words.append(self.gpi.get_handle_by_index(len(self.words)))
         return self.words[:n]
@@ -80,7 +87,9 @@ class _ReplayPlayer:
         for p, beats in inputs.items():
             getattr(self.dut, f"count_{p}").value = len(beats)
             mem = self.memory(f"in_{p}")
-            for handle, word in zip(mem.handles(len(beats)), _to_binstr(beats, mem.width), strict=True):
+            per_word = self.memory(f"stamps_{p}").depth // mem.depth  # the harness's BEATS_PER_WORD
+            words = _to_binstr(beats, mem.width // per_word, per_word)
+            for handle, word in zip(mem.handles(len(words)), words, strict=True):
                 handle.set_signal_val_binstr(_DEPOSIT, word)
         for p, n in outputs.items():
             getattr(self.dut, f"count_{p}").value = n
