@@ -8,8 +8,9 @@ backpressure. Cycle-exact formulas for both dataflows live in :mod:`tpegen.sim.s
 
 from __future__ import annotations
 
-from amaranth import EnableInserter, Module, Signal
+from amaranth import Const, EnableInserter, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.arrays.delay_line import delayed
@@ -42,6 +43,15 @@ def _delay_stages(
     return out
 
 
+class _Beat:
+    """The core's result beat before the result queue: ``valid`` and ``payload`` (the layout of a
+    ``results`` beat)."""
+
+    def __init__(self, layout):
+        self.valid = Signal(name="core_valid")
+        self.payload = Signal(layout, name="core_result")
+
+
 def _tok_into(row_in, row_out, col: int):
     """The token entering cell ``col`` of a row whose tokens enter as ``row_in`` and leave cell j as
     ``row_out[j]``."""
@@ -60,9 +70,12 @@ def _token(m: Module, fire, last, after_last: Signal) -> Signal:
 class SystolicArray(wiring.Component):
     """A ``rows`` x ``cols`` systolic array for ``pe.dataflow`` ``"os"`` or ``"ws"``.
 
-    All ports are ``amaranth.lib.stream`` streams (clock ``clk``, synchronous reset ``rst``). The
-    whole array advances each cycle unless ``results`` holds a beat that is not taken (a global
-    stall), so input bubbles are allowed and backpressure is exact.
+    All ports are ``amaranth.lib.stream`` streams (clock ``clk``, synchronous reset ``rst``). Input
+    bubbles are allowed and backpressure is exact, by ``array.backpressure``: with ``stall`` the whole
+    array advances each cycle unless ``results`` holds a beat that is not taken (a global stall);
+    with ``queue`` (default past 256 cells) the array never stops, its results pass through a queue
+    and input beats wait for room in it (:meth:`_result_queue`). The timing below holds for both
+    when results are always taken.
 
     **Output-stationary** (``operands`` in, ``results`` out). One ``operands`` beat carries column
     ``k`` of an A tile (``a[i]``, i < rows) and row ``k`` of a W tile (``w[j]``, j < cols);
@@ -119,15 +132,51 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        self._advance = advance = Signal()
-        m.d.comb += advance.eq(~(self.results.valid & ~self.results.ready))
+        p = self.params
         core = Module()
-        if self.params.dataflow == "os":
+        # What the core may accept and where its results go: with a queue, credits and the queue's
+        # input; with a global stall, always and the results port itself.
+        self._room = Signal(init=1)  # the queue has room for what an input beat completes
+        self._completes = Signal()  # an accepted input beat completes result beats (credits taken)
+        if p.queued:
+            self._advance = advance = Const(1)
+            self._res = _Beat(p.result_layout())
+        else:
+            self._advance = advance = Signal()
+            m.d.comb += advance.eq(~(self.results.valid & ~self.results.ready))
+            self._res = self.results
+        if p.dataflow == "os":
             self._elaborate_os(core, advance)
         else:
             self._elaborate_ws(core, advance)
-        m.submodules.core = EnableInserter(advance)(core)
+        if p.queued:
+            m.submodules.core = core
+            self._result_queue(m)
+        else:
+            m.submodules.core = EnableInserter(advance)(core)
         return m
+
+    def _result_queue(self, m: Module) -> None:
+        """``backpressure: queue``: the core's results enter a FIFO of ``result_queue_depth`` beats
+        (or pass it while it is empty and the consumer takes them) and credits count its free
+        places: an input beat that completes ``results_per_credit_beat`` result beats is accepted
+        only with that many credits, which come back as beats leave. No path from
+        ``results.ready`` reaches the array's registers."""
+        p, core, res = self.params, self._res, self.results
+        depth, per_beat = p.result_queue_depth, p.results_per_credit_beat
+        m.submodules.queue = queue = SyncFIFO(width=Shape.cast(p.result_layout()).width, depth=depth)
+        credits = Signal(range(depth + 1), init=depth)
+        taken = res.valid & res.ready
+        m.d.sync += credits.eq(credits - Mux(self._completes, per_beat, 0) + taken)
+        m.d.comb += self._room.eq(credits >= per_beat)
+        empty = queue.level == 0
+        m.d.comb += [
+            res.valid.eq(Mux(empty, core.valid, queue.r_rdy)),
+            res.payload.eq(Mux(empty, Value.cast(core.payload), queue.r_data)),
+            queue.w_en.eq(core.valid & ~(empty & res.ready)),
+            queue.w_data.eq(core.payload),
+            queue.r_en.eq(res.ready),
+        ]
 
     def _elaborate_os(self, m: Module, advance: Signal) -> None:
         p = self.params
@@ -138,8 +187,9 @@ class SystolicArray(wiring.Component):
         ops = self.operands
         since_last = Signal(range(gap + 1), init=gap)  # cycles since the last `last` beat, saturating
         after_last = Signal(init=1)  # the next accepted beat starts a tile
-        m.d.comb += ops.ready.eq(advance & (~ops.payload.last | (since_last == gap)))
+        m.d.comb += ops.ready.eq(advance & (~ops.payload.last | ((since_last == gap) & self._room)))
         fire = ops.valid & ops.ready
+        m.d.comb += self._completes.eq(fire & ops.payload.last)
         with m.If(fire & ops.payload.last):
             m.d.sync += since_last.eq(1)
         with m.Elif(since_last != gap):
@@ -171,7 +221,7 @@ class SystolicArray(wiring.Component):
             m.d.sync += drain_left.eq(R)
         with m.Elif(drain_left != 0):
             m.d.sync += drain_left.eq(drain_left - 1)
-        res = self.results
+        res = self._res
         m.d.comb += [res.valid.eq(drain_left != 0), res.payload.last.eq(drain_left == 1)]
         for j in range(C):  # de-skew: column j leaves C-1-j cycles later
             self._emit(
@@ -211,10 +261,11 @@ class SystolicArray(wiring.Component):
         after_last = Signal(init=1)
         m.d.comb += [
             wts.ready.eq(advance & (loaded != R) & (busy == 0)),
-            acts.ready.eq(advance & (~after_last | (loaded == R))),
+            acts.ready.eq(advance & (~after_last | (loaded == R)) & self._room),
         ]
         load = wts.valid & wts.ready
         fire = acts.valid & acts.ready
+        m.d.comb += self._completes.eq(fire)
         starts_tile = fire & after_last
         with m.If(starts_tile):
             m.d.sync += [loaded.eq(0), busy.eq(R + C - 2)]
@@ -229,7 +280,7 @@ class SystolicArray(wiring.Component):
         self._skew_rows(m, mesh, acts.payload.a, token)
         m.d.comb += [mesh.load_in.eq(wts.payload), mesh.psum_in.eq(0)]
 
-        res = self.results
+        res = self._res
         corner = mesh.tok_out[C - 1]
         m.d.comb += [res.valid.eq(corner.valid), res.payload.last.eq(corner.last)]
         rl = self.params.reset_less_datapath
@@ -294,4 +345,4 @@ class SystolicArray(wiring.Component):
             m.submodules[f"normalize_{col}"] = norm = self.params.pe.normalizer()
             m.d.comb += norm.acc_in.eq(value)
             value = norm.acc_out
-        m.d.comb += self.results.payload.data[col].eq(value)
+        m.d.comb += self._res.payload.data[col].eq(value)

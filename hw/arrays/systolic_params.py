@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from amaranth.lib import wiring
 
 OS_CELLS = ("three_register", "two_register")  # output-stationary register budgets (array.os_cell)
+BACKPRESSURE = ("auto", "stall", "queue")  # how results.ready holds the array back (array.backpressure)
+# `auto` queues the results of arrays of more than this many cells and stalls smaller ones.
+QUEUE_MIN_CELLS = 256
 
 
 class DatapathParams(Protocol):
@@ -43,6 +46,15 @@ class SystolicParams:
       skew/de-skew) without reset; control keeps its reset. Outputs are unchanged.
     * ``operand_gating``: forwarded operands (cells and input skew) load only with a valid token.
       Outputs and timing are unchanged.
+    * ``backpressure``: how a ``results`` beat that is not taken holds the array back. ``"stall"``
+      (the original array): every register of the array holds for that cycle, through one enable
+      that ``results.ready`` drives combinationally into every flop -- a net of R x C x (register
+      bits) loads. ``"queue"``: the array never stops; its results pass through a queue of
+      :attr:`result_queue_depth` beats (straight through while it is empty and the consumer is
+      ready) and an input beat that completes results is accepted only when the queue has room for
+      all of them (credits, as Gemmini admits work against its output queue), so ``results.ready``
+      reaches only the queue. ``"auto"`` (default): ``"queue"`` for arrays of more than 256 cells.
+      With results always taken both give the same outputs and cycles.
     """
 
     rows: int
@@ -51,6 +63,7 @@ class SystolicParams:
     os_cell: str = "three_register"
     reset_less_datapath: bool = False
     operand_gating: bool = False
+    backpressure: str = "auto"
 
     def __post_init__(self) -> None:
         check_int("array.rows", self.rows, 1, 128)
@@ -62,6 +75,36 @@ class SystolicParams:
             )
         check_bool("array.reset_less_datapath", self.reset_less_datapath)
         check_bool("array.operand_gating", self.operand_gating)
+        check_choice("array.backpressure", self.backpressure, BACKPRESSURE)
+
+    @property
+    def queued(self) -> bool:
+        """True when results leave through a queue and inputs wait for credits (``backpressure``)."""
+        if self.backpressure == "auto":
+            return self.rows * self.cols > QUEUE_MIN_CELLS
+        return self.backpressure == "queue"
+
+    @property
+    def results_per_credit_beat(self) -> int:
+        """Result beats an input beat that completes results reserves: a tile's ``rows`` beats
+        (output-stationary ``last`` beat), one (weight-stationary activation beat)."""
+        return self.rows if self.dataflow == "os" else 1
+
+    @property
+    def result_queue_depth(self) -> int:
+        """Beats the result queue holds: the most result beats in flight when inputs arrive as
+        fast as the array takes them and results are always taken, so the credits never hold an
+        input back then (timing as with ``"stall"``). Weight-stationary: a result leaves ``rows +
+        cols - 1`` cycles after its activation beat and its credit is free a cycle later, so
+        ``rows + cols``. Output-stationary: tile t's ``last`` beats come at least G cycles apart and
+        its row q leaves ``D + q`` cycles after it (:func:`~tpegen.sim.systolic_timing.os_cell_timing`),
+        so admitting a tile needs ``rows`` beats plus those of the tiles j = 1, 2, ... before it that
+        are still in flight, ``clamp(rows - (j G - D), 0, rows)`` each."""
+        R = self.rows
+        if self.dataflow != "os":
+            return R + self.cols
+        gap, latency = self.os_drain_interval, self.os_result_latency
+        return R + sum(min(R, max(0, R - (j * gap - latency))) for j in range(1, latency // gap + 2))
 
     @property
     def os_drain_interval(self) -> int:
