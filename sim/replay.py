@@ -19,8 +19,8 @@ memory word is written without clock edges), releases reset, awaits ``done`` as 
 reads outputs and stamps back: Python runs a few times per program, not per cycle. VPI was chosen
 over ``$readmemh``: Amaranth cannot emit the system task, so it would take hand-written Verilog
 next to the generated one, while a VPI write costs a few microseconds per word through cocotb's
-GPI handles (a 64x256x64 GEMM on a 16x16 array loads its 4,096 beats in about 25 ms, handles
-included).
+GPI handles and a word holds :data:`BEATS_PER_WORD` beats (a 64x256x64 GEMM on a 16x16 array loads
+its 4,096 beats in 6 to 10 ms, handles included).
 
 Exactly as :mod:`tpegen.sim.stream_tb` with ``stall_prob = 0``, cycle for cycle, so outputs, cycle
 counts and handshake stamps are identical: ``valid`` and ``ready`` are low while ``rst`` is high; an

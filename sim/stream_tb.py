@@ -7,6 +7,8 @@ Protocol, per clock cycle: inputs are driven right after the rising edge; in the
 before the next edge every ``valid & ready`` pair is a handshake (a beat transferred at that edge).
 Each input port presents its next beat as soon as the previous one was taken; each output port is
 always ready unless ``stall_prob`` withholds it. Cycle 0 is the first cycle after reset.
+:func:`play_programs` (reset between programs, result files) is shared with
+:mod:`tpegen.sim.replay_tb`, which plays the same programs without Python in the cycle loop.
 """
 
 from __future__ import annotations
