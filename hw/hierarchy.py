@@ -27,9 +27,10 @@ from amaranth import ClockSignal, EnableInserter, Instance, Module, ResetSignal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-# Module name -> (Verilog text, signature) of every shared module written during the current
-# to_verilog call; None when no to_verilog call is in progress (shared submodules are then inline).
-_written: ContextVar[dict[str, tuple[str, wiring.Signature]] | None] = ContextVar(
+# Module name -> (RTLIL text, signature, clock/reset ports it has) of every shared module written
+# during the current to_verilog call; None when no to_verilog call is in progress (shared submodules
+# are then inline).
+_written: ContextVar[dict[str, tuple[str, wiring.Signature, set[str]]] | None] = ContextVar(
     "tpegen_shared_modules", default=None
 )
 
@@ -51,7 +52,7 @@ def to_verilog(component: wiring.Component, name: str) -> str:
         shared = _written.get()
     finally:
         _written.reset(token)
-    return verilog._convert_rtlil_text("\n".join([text, *(module for module, _ in shared.values())]))
+    return verilog._convert_rtlil_text("\n".join([text, *(module for module, _, _ in shared.values())]))
 
 
 def signature_of(factory: Callable[[], wiring.Component]) -> wiring.Signature:
@@ -104,28 +105,34 @@ def shared_submodule(
     (named ``<name>__<port>``) on the returned object. Shared submodules may nest (a row module of
     shared cells): each distinct one is written once.
 
-    ``enable`` is the signal of the ``EnableInserter`` that the caller wraps ``m`` in (``Const(1)``
-    if none): the written module gets an ``en`` port for it and its registers hold while it is low,
-    as the inline component's do. A component with an ``en`` port of its own (which it applies to
-    its registers itself) is written as it is; pass ``enable=None`` and drive its ``en``.
+    ``enable`` is the signal of the ``EnableInserter`` that the caller wraps ``m`` in: the written
+    module gets an ``en`` port for it and its registers hold while it is low, as the inline
+    component's do. ``None``: the component is written as it is (registers that never hold, or an
+    ``en`` port of its own that the caller drives).
     """
     written = _written.get()
     if written is None:
         m.submodules[name] = component = factory()
         return component
-    module = shared_module_name(kind, key)
+    module = shared_module_name(kind, (key, enable is not None))
     if module not in written:
         from amaranth.back import rtlil
 
         component = factory()
-        own_enable = "en" in component.signature.members
-        if own_enable != (enable is None):
-            raise ValueError(f"{kind}: give `enable` exactly when the component has no `en` port")
-        text = rtlil.convert(component if own_enable else _Enabled(component), name=module, emit_src=False)
-        written[module] = (_TOP_ATTRIBUTE.sub("", text), component.signature)
-    signature = written[module][1]
+        text = rtlil.convert(
+            component if enable is None else _Enabled(component), name=module, emit_src=False
+        )
+        clocked = {
+            port for port in ("clk", "rst") if re.search(rf"^ *wire width 1 input \d+ +\\{port}$", text, re.M)
+        }
+        written[module] = (_TOP_ATTRIBUTE.sub("", text), component.signature, clocked)
+    _, signature, clocked = written[module]
     ports = signature.create(path=(name,))
-    connections = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+    connections = {
+        f"i_{port}": signal
+        for port, signal in (("clk", ClockSignal()), ("rst", ResetSignal()))
+        if port in clocked
+    }
     if enable is not None:
         connections["i_en"] = enable
     for path, member, value in signature.flatten(ports):

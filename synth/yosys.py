@@ -651,13 +651,11 @@ def synthesize(
     if flat:
         flow["flatten"] = True
     if hierarchical is None:
-        hierarchical = (
-            not flat and not memory_flow and module_instances(verilog, top) > HIERARCHICAL_MIN_INSTANCES
-        )
+        hierarchical = not flat and module_instances(verilog, top) > HIERARCHICAL_MIN_INSTANCES
     if hierarchical not in (True, False):
         raise ConfigError("hierarchical", "true, false or none (automatic)", hierarchical)
-    if hierarchical and (flat or memory_flow or min_group):
-        raise ConfigError("hierarchical", "false with flatten, black-boxed memories or clock gating", True)
+    if hierarchical and (flat or min_group):
+        raise ConfigError("hierarchical", "false with flatten or clock gating", True)
     if hierarchical:
         flow["hierarchical"] = True
     gating: list[str] = []
@@ -708,7 +706,9 @@ def synthesize(
                         *retype,
                         f"synth -top {top} -run fine:",
                     ]
-                    script = _flow_script(top, dflag, head=head, blackbox=True, gating=gating)
+                    script = _flow_script(
+                        top, dflag, head=head, blackbox=True, gating=gating, hierarchical=hierarchical
+                    )
                 else:
                     head = [*front, f"synth{' -flatten' if flat else ''} -top {top}"]
                     script = _flow_script(
@@ -730,6 +730,8 @@ def synthesize(
         flat = hier if hierarchical else json.loads((work / "stat_flat.json").read_text())
         design = flat.get("design") or next(iter(flat["modules"].values()))
         modules = _module_areas(hier, top, lib)
+        for m in modules.values():
+            m.cells = {c: n for c, n in m.cells.items() if not c.startswith(MEMORY_CELL_PREFIX)}
         if hierarchical:  # library cells of every module, times its instances
             cells: dict[str, int] = defaultdict(int)
             for mod in modules.values():
@@ -740,8 +742,6 @@ def synthesize(
         unknown = [c for c in cells if c not in lib.cells]
         if unknown:
             raise TpegenError(f"synthesis of {top} left unmapped cells {unknown} (liberty {lib.path})")
-        for m in modules.values():
-            m.cells = {c: n for c, n in m.cells.items() if not c.startswith(MEMORY_CELL_PREFIX)}
         report = SynthReport(
             top=top,
             liberty=str(lib.path),

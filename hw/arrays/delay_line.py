@@ -20,24 +20,27 @@ class DelayLine(wiring.Component):
     """``depth`` registers in a chain (``depth`` a power of two): ``o`` is ``i`` delayed ``depth``
     cycles.
 
-    Ports: ``en`` (every register loads only while high: the array's advance), ``i``, ``o`` (of
-    ``shape``). Latency ``depth`` cycles, one value per cycle.
+    Ports: ``en`` (only if ``gated``: every register loads only while high, the array's advance),
+    ``i``, ``o`` (of ``shape``). Latency ``depth`` cycles, one value per cycle.
 
     Parameters: ``shape`` of the value, ``depth`` (a power of two), ``reset_less`` (registers
-    without reset), ``name`` of the registers (e.g. ``skew_a``).
+    without reset), ``name`` of the registers (e.g. ``skew_a``), ``gated``.
     """
 
-    def __init__(self, shape, depth: int, *, reset_less: bool, name: str):
+    def __init__(self, shape, depth: int, *, reset_less: bool, name: str, gated: bool):
         if depth < 1 or depth & (depth - 1):
             raise ValueError(f"DelayLine depth must be a power of two, not {depth}")
-        self.shape, self.depth, self.reset_less, self.name = shape, depth, reset_less, name
-        super().__init__({"en": In(1), "i": In(shape), "o": Out(shape)})
+        self.shape, self.depth, self.reset_less, self.name, self.gated = shape, depth, reset_less, name, gated
+        super().__init__({"i": In(shape), "o": Out(shape)} | ({"en": In(1)} if gated else {}))
 
     def elaborate(self, platform) -> Module:
         m = Module()
         if self.depth == 1:
             reg = Signal.like(self.o, name=self.name, reset_less=self.reset_less)
-            with m.If(self.en):
+            if self.gated:
+                with m.If(self.en):
+                    m.d.sync += reg.eq(self.i)
+            else:
                 m.d.sync += reg.eq(self.i)
             m.d.comb += self.o.eq(reg)
         else:  # two halves
@@ -48,14 +51,16 @@ class DelayLine(wiring.Component):
         return m
 
     def _opts(self) -> dict:
-        return {"reset_less": self.reset_less, "enable": self.en}
+        return {"reset_less": self.reset_less, "enable": self.en if self.gated else None}
 
 
-def delayed(m: Module, value, depth: int, *, name: str, registers: str, reset_less: bool, enable: Value):
+def delayed(
+    m: Module, value, depth: int, *, name: str, registers: str, reset_less: bool, enable: Value | None
+):
     """``value`` delayed ``depth`` cycles by :class:`DelayLine` blocks added to ``m`` as
     ``<name>_<k>`` (the block of 2^k cycles for each binary digit k of ``depth``, largest first);
-    their registers are named ``registers`` and load while ``enable``."""
-    shape = value.shape()
+    their registers are named ``registers`` and load while ``enable`` (every cycle if None)."""
+    shape, gated = value.shape(), enable is not None
     for bit in reversed(range(depth.bit_length())):
         if not depth >> bit & 1:
             continue
@@ -63,11 +68,13 @@ def delayed(m: Module, value, depth: int, *, name: str, registers: str, reset_le
         block = shared_submodule(
             m,
             f"{name}_{bit}",
-            lambda size=size: DelayLine(shape, size, reset_less=reset_less, name=registers),
+            lambda size=size: DelayLine(shape, size, reset_less=reset_less, name=registers, gated=gated),
             kind=f"delay_{registers}",
-            key=(repr(shape), size, reset_less),
+            key=(repr(shape), size, reset_less, gated),
             enable=None,
         )
-        m.d.comb += [block.en.eq(enable), block.i.eq(value)]
+        m.d.comb += block.i.eq(value)
+        if gated:
+            m.d.comb += block.en.eq(enable)
         value = block.o
     return value

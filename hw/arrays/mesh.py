@@ -42,7 +42,7 @@ class CellRow(wiring.Component):
 
     Ports:
 
-    * ``en``: every register of the row holds while low (the array's advance).
+    * ``en`` (only if ``gated``): every register of the row holds while low (the array's advance).
     * ``a_in``, ``tok_in``: enter cell 0; ``a_out`` leaves the last cell (unused by the array).
     * For every other port ``p`` of the cell, a lane array ``p`` whose lane j is cell j's port
       (inputs stay inputs, outputs outputs); ``tok_out`` lane j is the token leaving cell j.
@@ -50,13 +50,14 @@ class CellRow(wiring.Component):
     Latency and throughput: the cells' (one registered hop per cell); the row adds only wiring.
 
     Parameters: ``cell`` makes one cell (every cell of the row is the same), ``cols`` the number
-    of cells, ``kind``/``key`` name the cell's shared module (:func:`shared_submodule`).
+    of cells, ``kind``/``key`` name the cell's shared module (:func:`shared_submodule`), ``gated``
+    gives the row an ``en`` port (an array that never stalls has none).
     """
 
-    def __init__(self, cell: Callable[[], wiring.Component], cols: int, *, kind: str, key: Any):
-        self.cell, self.cols, self.cell_kind, self.cell_key = cell, cols, kind, key
+    def __init__(self, cell: Callable[[], wiring.Component], cols: int, *, kind: str, key: Any, gated: bool):
+        self.cell, self.cols, self.cell_kind, self.cell_key, self.gated = cell, cols, kind, key, gated
         self._cell_signature = signature_of(cell)
-        ports: dict[str, Any] = {"en": In(1)}
+        ports: dict[str, Any] = {"en": In(1)} if gated else {}
         for name, member in self._cell_signature.members.items():
             if name in _CHAINED or name == "a_out":
                 ports[name] = member.flow(member.shape)
@@ -67,7 +68,14 @@ class CellRow(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cells = [
-            shared_submodule(m, f"pe_{j}", self.cell, kind=self.cell_kind, key=self.cell_key, enable=self.en)
+            shared_submodule(
+                m,
+                f"pe_{j}",
+                self.cell,
+                kind=self.cell_kind,
+                key=self.cell_key,
+                enable=self.en if self.gated else None,
+            )
             for j in range(self.cols)
         ]
         for j, cell in enumerate(cells):
@@ -90,7 +98,7 @@ class RowStack(wiring.Component):
 
     Ports:
 
-    * ``en``: every register holds while low (the array's advance).
+    * ``en`` (only if ``gated``): every register holds while low (the array's advance).
     * ``a_in``, ``tok_in``: lane arrays of ``height``; lane i enters row i (row 0 on top).
     * ``<p>_in`` of the top row and ``<p>_out`` of the bottom row for the downward links (``w``,
       ``psum``, ``load``); ``drain_in`` of the bottom row and ``drain_out`` of the top row.
@@ -102,8 +110,18 @@ class RowStack(wiring.Component):
     Parameters: as :class:`CellRow`, plus ``height`` (rows).
     """
 
-    def __init__(self, cell: Callable[[], wiring.Component], cols: int, height: int, *, kind: str, key: Any):
+    def __init__(
+        self,
+        cell: Callable[[], wiring.Component],
+        cols: int,
+        height: int,
+        *,
+        kind: str,
+        key: Any,
+        gated: bool,
+    ):
         self.cell, self.cols, self.height, self.cell_kind, self.cell_key = cell, cols, height, kind, key
+        self.gated = gated
         self._row_signature = signature_of(self._row)
         ports: dict[str, Any] = {}
         for name, member in self._row_signature.members.items():
@@ -115,14 +133,16 @@ class RowStack(wiring.Component):
         super().__init__(ports)
 
     def _row(self) -> CellRow:
-        return CellRow(self.cell, self.cols, kind=self.cell_kind, key=self.cell_key)
+        return CellRow(self.cell, self.cols, kind=self.cell_kind, key=self.cell_key, gated=self.gated)
 
     def _stack(self, height: int) -> RowStack:
-        return RowStack(self.cell, self.cols, height, kind=self.cell_kind, key=self.cell_key)
+        return RowStack(
+            self.cell, self.cols, height, kind=self.cell_kind, key=self.cell_key, gated=self.gated
+        )
 
     def _blocks(self) -> list[tuple[int, Callable[[], wiring.Component], str, Any]]:
         """The blocks this stack is made of, top first: ``(height, factory, kind, key)``."""
-        row = (1, self._row, f"{self.cell_kind}_row", (self.cell_key, self.cols))
+        row = (1, self._row, f"{self.cell_kind}_row", (self.cell_key, self.cols, self.gated))
         if self.height == 1:
             return [row]
         if self.height & (self.height - 1) == 0:
@@ -132,7 +152,12 @@ class RowStack(wiring.Component):
         return [
             row
             if h == 1
-            else (h, lambda h=h: self._stack(h), f"{self.cell_kind}_rows{h}", (self.cell_key, self.cols))
+            else (
+                h,
+                lambda h=h: self._stack(h),
+                f"{self.cell_kind}_rows{h}",
+                (self.cell_key, self.cols, self.gated),
+            )
             for h in heights
         ]
 

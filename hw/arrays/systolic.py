@@ -301,12 +301,13 @@ class SystolicArray(wiring.Component):
         mesh = shared_submodule(
             m,
             "mesh",
-            lambda: RowStack(cell, p.cols, p.rows, kind=kind, key=key),
+            lambda: RowStack(cell, p.cols, p.rows, kind=kind, key=key, gated=not p.queued),
             kind=f"{kind}_rows{p.rows}",
-            key=(key, p.cols),
+            key=(key, p.cols, not p.queued),
             enable=None,
         )
-        m.d.comb += mesh.en.eq(advance)
+        if not p.queued:  # an array that never stalls has no enables
+            m.d.comb += mesh.en.eq(advance)
         return mesh
 
     def _skew_rows(self, m: Module, mesh, a_lanes, token) -> None:
@@ -335,9 +336,8 @@ class SystolicArray(wiring.Component):
         (:func:`_delay_stages`, named ``<lane>_d<n>``)."""
         if enables is not None:
             return _delay_stages(m, value, stages, lane, reset_less=reset_less, enables=enables)[-1]
-        return delayed(
-            m, value, stages, name=lane, registers=registers, reset_less=reset_less, enable=self._advance
-        )
+        enable = None if self.params.queued else self._advance  # an array that never stalls: no enables
+        return delayed(m, value, stages, name=lane, registers=registers, reset_less=reset_less, enable=enable)
 
     def _emit(self, m: Module, col: int, value) -> None:
         """Drive result lane ``col`` from a de-skewed accumulator, through the edge normalizer if any."""
