@@ -51,6 +51,11 @@ MAKE_ENV_FAST = {"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2 OPT_SLOW
 
 TB_MODULE = "tpegen.sim.stream_tb"
 
+# cocotb runs pytest's assertion rewriting on every Python module the simulator imports (numpy,
+# tpegen, ...), about a second of each run's start-up. The testbenches report errors through
+# result.json, not through assertion messages, so it is switched off (a blank pattern list).
+NO_ASSERTION_REWRITING = {"COCOTB_REWRITE_ASSERTION_FILES": " "}
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("TPEGEN_CACHE", Path.home() / ".cache" / "tpegen"))
@@ -208,7 +213,7 @@ class VerilatedModel:
                     test_module=self.testbench,
                     build_dir=self.build_dir,
                     test_dir=tmpdir,
-                    extra_env={"TPEGEN_TB_DIR": str(tmpdir)},
+                    extra_env={"TPEGEN_TB_DIR": str(tmpdir), **NO_ASSERTION_REWRITING},
                     seed=seed,
                     waves=waves,
                     log_file=str(tmpdir / "sim.log"),

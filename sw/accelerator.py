@@ -170,12 +170,19 @@ class Accelerator(abc.ABC):
 
         return build(self.verilog, self.top_name, trace=trace)
 
+    @cached_property
+    def _replay_models(self) -> dict[int, VerilatedModel]:
+        return {}
+
     def replay_model(self, depth: int) -> VerilatedModel:
         """The Verilator build of this design inside the replay harness of memory depth ``depth``
-        (:mod:`tpegen.sim.replay`; cached, C++ optimised)."""
+        (:mod:`tpegen.sim.replay`; cached on disk, and here per depth: making its Verilog takes
+        seconds on a large array)."""
         from tpegen.sim.replay import build_replay
 
-        return build_replay(self.component(), self.top_name + "_replay", depth)
+        if depth not in self._replay_models:
+            self._replay_models[depth] = build_replay(self.component(), self.top_name + "_replay", depth)
+        return self._replay_models[depth]
 
     def run_rtl(
         self,
