@@ -46,8 +46,10 @@ model's own. ``bench/rtl_speed.py`` measures both paths.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from amaranth import Cat, Module, Mux, ResetSignal, Shape, Signal
 from amaranth.lib import wiring
@@ -55,8 +57,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
+from tpegen._io import atomic_file
 from tpegen.errors import TpegenError
-from tpegen.sim.verilator import StreamProgram, VerilatedModel, build
+from tpegen.sim.verilator import StreamProgram, VerilatedModel, build, cache_root
 
 REPLAY_TB_MODULE = "tpegen.sim.replay_tb"
 
@@ -200,10 +203,34 @@ def replay_depth(programs: Sequence[StreamProgram]) -> int:
 
 
 def build_replay(
-    component: wiring.Component, name: str, depth: int, *, quiet: bool = True, optimize: bool = True
+    component: Callable[[], wiring.Component],
+    name: str,
+    depth: int,
+    *,
+    dut_verilog: str | None = None,
+    quiet: bool = True,
+    optimize: bool = True,
 ) -> VerilatedModel:
-    """A (cached) Verilator build of :class:`ReplayHarness` of depth ``depth`` around ``component``
-    (a fresh, not yet elaborated instance), as module ``name``; its :meth:`~VerilatedModel.run`
-    plays programs through :mod:`tpegen.sim.replay_tb` (``stall_prob`` must be 0)."""
-    verilog = replay_verilog(component, name, depth)
+    """A (cached) Verilator build of :class:`ReplayHarness` of depth ``depth`` around the component
+    that ``component()`` makes (called only when the Verilog is not cached), as module ``name``;
+    its :meth:`~VerilatedModel.run` plays programs through :mod:`tpegen.sim.replay_tb`
+    (``stall_prob`` must be 0).
+
+    Amaranth writes every memory's contents into the design, so making the harness's Verilog takes
+    time in proportion to ``depth`` (an 8x8 array: 3 s at 4,096 beats, 17 s at 16,384). Given
+    ``dut_verilog`` (the component's own Verilog), the harness's Verilog is cached on disk under a
+    key of it, ``name``, ``depth`` and this module's source, so later processes skip that."""
+    if dut_verilog is None:
+        verilog = replay_verilog(component(), name, depth)
+    else:
+        key = hashlib.sha256(
+            "\0".join([dut_verilog, name, str(depth), Path(__file__).read_text()]).encode()
+        ).hexdigest()[:20]
+        cached = cache_root() / "replay-verilog" / f"{name}-{key}.v"
+        if cached.exists():
+            verilog = cached.read_text()
+        else:
+            verilog = replay_verilog(component(), name, depth)
+            with atomic_file(cached) as tmp:
+                tmp.write_text(verilog)
     return build(verilog, name, quiet=quiet, testbench=REPLAY_TB_MODULE, optimize=optimize, vpi_module=name)

@@ -181,7 +181,9 @@ class Accelerator(abc.ABC):
         from tpegen.sim.replay import build_replay
 
         if depth not in self._replay_models:
-            self._replay_models[depth] = build_replay(self.component(), self.top_name + "_replay", depth)
+            name = self.top_name + "_replay"
+            model = build_replay(self.component, name, depth, dut_verilog=self.verilog)
+            self._replay_models[depth] = model
         return self._replay_models[depth]
 
     def run_rtl(
