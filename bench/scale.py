@@ -8,7 +8,7 @@ For each size N (the shipped ``int8_os_8x8`` config with ``rows = cols = N``):
 * ``tpegen gen``: wall time and peak memory (the largest resident set of the process and of the
   Yosys it starts) of a fresh ``tpegen gen`` process; the Verilog's size (bytes, lines, module
   definitions).
-* RTL (N <= ``--rtl-max``): the Verilator build time of the replay harness (cold) and its speed in
+* RTL (N <= ``--rtl-max``): the Verilator build time of the replay harness (cold, C++ at -O2) and its speed in
   simulated cycles per second on an (8N, 256, 8N) GEMM (64 tiles of 256 cycles), start-up excluded
   (:attr:`~tpegen.sim.verilator.StreamResult.seconds`); the per-beat cocotb testbench's build and
   speed too while N <= ``--cocotb-max`` (both paths must return the same outputs and cycles).

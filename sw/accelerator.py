@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 BACKENDS = ("golden", "rtl", "cycle")
 RTL_PATHS = ("auto", "replay", "cocotb")  # see Accelerator.run_rtl
+# run_rtl compiles the replay build at -O2 for programs of at least this many beats on a port
+OPTIMIZE_MIN_BEATS = 1 << 16
 
 
 @dataclass
@@ -171,20 +173,22 @@ class Accelerator(abc.ABC):
         return build(self.verilog, self.top_name, trace=trace)
 
     @cached_property
-    def _replay_models(self) -> dict[int, VerilatedModel]:
+    def _replay_models(self) -> dict[tuple[int, bool], VerilatedModel]:
         return {}
 
-    def replay_model(self, depth: int) -> VerilatedModel:
+    def replay_model(self, depth: int, *, optimize: bool = True) -> VerilatedModel:
         """The Verilator build of this design inside the replay harness of memory depth ``depth``
         (:mod:`tpegen.sim.replay`; cached on disk, and here per depth: making its Verilog takes
-        seconds on a large array)."""
+        seconds on a large array). ``optimize`` compiles the C++ at ``-O2``
+        (:data:`~tpegen.sim.verilator.MAKE_ENV_FAST`), else ``-O0``: 2.5-5x the simulation speed for
+        several times the build time (a 32x32 array: about 200 s instead of 48 s)."""
         from tpegen.sim.replay import build_replay
 
-        if depth not in self._replay_models:
+        if (depth, optimize) not in self._replay_models:
             name = self.top_name + "_replay"
-            model = build_replay(self.component, name, depth, dut_verilog=self.verilog)
-            self._replay_models[depth] = model
-        return self._replay_models[depth]
+            model = build_replay(self.component, name, depth, dut_verilog=self.verilog, optimize=optimize)
+            self._replay_models[depth, optimize] = model
+        return self._replay_models[depth, optimize]
 
     def run_rtl(
         self,
@@ -215,7 +219,9 @@ class Accelerator(abc.ABC):
         if path == "replay":
             from tpegen.sim.replay import replay_depth
 
-            model = self.replay_model(replay_depth(streams))
+            # -O2 pays for itself on long programs only (see replay_model)
+            beats = max((len(b) for st in streams for b in st.inputs.values()), default=0)
+            model = self.replay_model(replay_depth(streams), optimize=beats >= OPTIMIZE_MIN_BEATS)
         else:
             model = self.rtl_model(trace=vcd_path is not None)
         results = model.run(streams, stall_prob=stall_prob, seed=seed, vcd_path=vcd_path)

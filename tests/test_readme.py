@@ -532,8 +532,61 @@ def system_fragments() -> list[str]:
     return out
 
 
+def _cell(value, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def scale_rows() -> list[str]:
+    """The rows of README's table of bench/scale.py (also what README is written from)."""
+    s = result("scale")
+    out = []
+    for r in s["rows"]:
+        kb = r["verilog_bytes"] / 1000
+        area = None if r.get("area_um2") is None else r["area_um2"] / 1e6
+        out.append(
+            f"| {r['n']}x{r['n']} | {r['gen_s']:.1f} s | {r['gen_peak_mb']:.0f} MB | {kb:,.0f} kB | "
+            f"{r['verilog_modules']} | {_cell(r.get('replay_build_s'), '{:.0f} s')} | "
+            f"{_cell(r.get('replay_cycles_per_s'), '{:,.0f}')} | {_cell(r.get('cocotb_cycles_per_s'), '{:,.0f}')} | "
+            f"{_cell(r.get('synth_s'), '{:.0f} s')} | {_cell(area, '{:.3f}')} | {_cell(r.get('delay_ns'), '{:.2f}')} | "
+            f"{_cell(r.get('pj_per_mac'), '{:.3f}')} |"
+        )
+    g = s["growth_exponents"]
+    keys = ["gen_s", "gen_peak_mb", "verilog_bytes", None, "replay_build_s", "replay_cycles_per_s"]
+    keys += ["cocotb_cycles_per_s", "synth_s", "area_um2", None, None]
+    out.append(
+        "| growth N^k | " + " | ".join("" if k is None or k not in g else f"{g[k]:.2f}" for k in keys) + " |"
+    )
+    return out
+
+
+def scale_fragments() -> list[str]:
+    s = result("scale")
+    assert s["rtl_gemm"] == "8N x 256 x 8N"
+    out = [re.sub(r"\s+", " ", row) for row in scale_rows()]  # as measured() folds whitespace
+    if "load_average_1min" in s:
+        la = s["load_average_1min"]
+        out.append(f"load average {la['start']:.2f} at the start and {la['end']:.2f} at the end")
+    return out
+
+
+def rtl_speed_rows() -> list[str]:
+    """The rows of README's table of bench/rtl_speed.py."""
+    out = []
+    for r in result("rtl_speed")["rows"]:
+        assert r["identical"], "the README says both paths gave the same outputs, cycles and stamps"
+        c, p = r["cocotb"], r["replay"]
+        out.append(
+            f"| `{r['config']}` | {r['gemm']} | {r['cycles']:,} | {c['cycles_per_s']:,} / "
+            f"{c['cycles_per_s_without_startup']:,} | {p['cycles_per_s']:,} / {p['cycles_per_s_without_startup']:,} | "
+            f"{r['speedup_cycles_per_s']:.1f}x / {r['speedup_cycles_per_s_without_startup']:.1f}x |"
+        )
+    return out
+
+
 FRAGMENTS = {
     "demo": demo_fragments,
+    "rtl_speed": rtl_speed_rows,
+    "scale": scale_fragments,
     "sim_speed": sim_speed_fragments,
     "fp_accuracy": fp_accuracy_fragments,
     "fp_dse": fp_dse_fragments,
