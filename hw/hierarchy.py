@@ -62,6 +62,12 @@ def signature_of(factory: Callable[[], wiring.Component]) -> wiring.Signature:
     return component.signature
 
 
+def binary_blocks(n: int) -> list[int]:
+    """The powers of two that sum to ``n``, largest first (its binary digits): how a chain of ``n``
+    repeated things is built from shared blocks of 2^k of them."""
+    return [1 << bit for bit in reversed(range(n.bit_length())) if n >> bit & 1]
+
+
 def shared_module_name(kind: str, key: Any) -> str:
     """The Verilog name of the shared module for ``kind`` (e.g. ``"os_cell"``) and ``key`` (any
     value whose ``repr`` fixes the module's logic, e.g. its frozen parameters dataclass)."""

@@ -40,8 +40,9 @@ Build: only the harness module is visible to VPI (``vpi_module`` of
 :func:`tpegen.sim.verilator.build`; cocotb's default ``--public-flat-rw`` keeps every signal of
 every cell a separate VPI-writable variable, so Verilator can neither inline the hierarchical
 array nor fold its logic: a 16x16 OS array ran 6k cycles/s that way, about 90k without), and the
-C++ is compiled at -O2 (:data:`tpegen.sim.verilator.MAKE_ENV_FAST`), since the run time is the
-model's own. ``bench/rtl_speed.py`` measures both paths.
+C++ is compiled at -O2 (:data:`tpegen.sim.verilator.MAKE_ENV_FAST`) unless ``optimize=False``
+(:meth:`~tpegen.sw.accelerator.Accelerator.run_rtl` asks for -O2 on long programs only), since the
+run time is the model's own. ``bench/rtl_speed.py`` measures both paths.
 """
 
 from __future__ import annotations

@@ -296,8 +296,8 @@ def _compile(
 
 # cocotb's runner builds with --public-flat-rw: every variable of every module stays a separate,
 # VPI-writable C++ member, which keeps Verilator from inlining modules and folding logic. A build
-# that Python only reaches through one module (the replay harness) turns it off and marks that
-# module's variables public with a control file.
+# that Python only reaches through one module (the replay harness, or the top's ports for the
+# per-beat testbench) turns it off and marks that module's variables public with a control file.
 NO_PUBLIC_FLAG = "--no-public-flat-rw"
 
 

@@ -86,9 +86,10 @@ def verify(
     say = progress or (lambda _msg: None)
     say(f"building {acc.top_name} with Verilator (cached after the first build)")
     # The stalled run needs the per-beat testbench's build: the plain run uses it too, so that
-    # verify builds the design once (the replay path gives the same outputs and cycles).
-    path = "cocotb" if stall_prob > 0 or vcd_path is not None else "replay"
-    if path == "cocotb":
+    # verify builds the design once (the replay path gives the same outputs and cycles); without
+    # stalls run_rtl picks the path by the program's length.
+    path = "cocotb" if stall_prob > 0 else "auto"
+    if stall_prob > 0 or vcd_path is not None:
         acc.rtl_model(trace=vcd_path is not None)
     say(f"running {len(gemms)} GEMMs on the RTL")
     operands = [(a, w) for _, a, w in gemms]

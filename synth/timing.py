@@ -157,12 +157,10 @@ def analyze_timing(report, lib: Library) -> TimingReport | None:
 
 def _opensta(report, lib: Library, period: float) -> TimingReport:
     work: Path = report.work_dir
-    if report.flow.get("hierarchical"):
-        has_clk = re.search(
-            rf"^module {re.escape(report.top)}\s*\([^;]*\bclk\b", (work / "netlist.v").read_text(), re.M
-        )
-    else:
-        has_clk = "clk" in Netlist.load(report.netlist_json_path, report.top).ports
+    # the top's port list in netlist.v (flat or hierarchical), without loading the netlist itself
+    has_clk = re.search(
+        rf"^module {re.escape(report.top)}\s*\([^;]*\bclk\b", (work / "netlist.v").read_text(), re.M
+    )
     load_pf = _out_load(report, lib) * lib.cap_pf
     tcl = [
         "read_liberty cells.lib",

@@ -13,7 +13,7 @@ from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from tpegen.hw.hierarchy import shared_submodule
+from tpegen.hw.hierarchy import binary_blocks, shared_submodule
 
 
 class DelayLine(wiring.Component):
@@ -61,13 +61,10 @@ def delayed(
     ``<name>_<k>`` (the block of 2^k cycles for each binary digit k of ``depth``, largest first);
     their registers are named ``registers`` and load while ``enable`` (every cycle if None)."""
     shape, gated = value.shape(), enable is not None
-    for bit in reversed(range(depth.bit_length())):
-        if not depth >> bit & 1:
-            continue
-        size = 1 << bit
+    for size in binary_blocks(depth):
         block = shared_submodule(
             m,
-            f"{name}_{bit}",
+            f"{name}_{size.bit_length() - 1}",
             lambda size=size: DelayLine(shape, size, reset_less=reset_less, name=registers, gated=gated),
             kind=f"delay_{registers}",
             key=(repr(shape), size, reset_less, gated),

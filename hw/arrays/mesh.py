@@ -28,7 +28,7 @@ from amaranth import Module, Shape
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from tpegen.hw.hierarchy import shared_submodule, signature_of
+from tpegen.hw.hierarchy import binary_blocks, shared_submodule, signature_of
 
 # Cell ports that chain left to right inside a row (cell j's output feeds cell j + 1's input).
 _CHAINED = {"a_in": "a_out", "tok_in": "tok_out"}
@@ -145,10 +145,9 @@ class RowStack(wiring.Component):
         row = (1, self._row, f"{self.cell_kind}_row", (self.cell_key, self.cols, self.gated))
         if self.height == 1:
             return [row]
-        if self.height & (self.height - 1) == 0:
+        heights = binary_blocks(self.height)
+        if len(heights) == 1:  # a power of two: two halves
             heights = [self.height // 2] * 2
-        else:
-            heights = [1 << b for b in reversed(range(self.height.bit_length())) if self.height >> b & 1]
         return [
             row
             if h == 1
@@ -163,14 +162,14 @@ class RowStack(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        specs = self._blocks()
         first = 0
         blocks = []
-        for n, (height, factory, kind, key) in enumerate(self._blocks()):
+        for n, (height, factory, kind, key) in enumerate(specs):
             block = shared_submodule(m, f"rows_{n}", factory, kind=kind, key=key, enable=None)
             for name in _CHAINED:  # rows first .. first + height - 1 of the per-row inputs
                 lanes = getattr(self, name)
-                width = data.Layout.cast(lanes.shape()).elem_shape
-                width = width.size if isinstance(width, data.Layout) else Shape.cast(width).width
+                width = Shape.cast(lanes.shape().elem_shape).width
                 value = (
                     lanes[first]
                     if height == 1
@@ -195,7 +194,7 @@ class RowStack(wiring.Component):
             elif name in _UP.values():
                 m.d.comb += getattr(self, name).eq(getattr(blocks[0], name))
             elif name == "tok_out":
-                top = blocks[0].tok_out if self._blocks()[0][0] == 1 else blocks[0].tok_top
+                top = blocks[0].tok_out if specs[0][0] == 1 else blocks[0].tok_top
                 m.d.comb += [self.tok_out.eq(blocks[-1].tok_out), self.tok_top.eq(top)]
             elif member.flow == In:  # the same in every row: en, capture, shift, load
                 m.d.comb += [getattr(block, name).eq(getattr(self, name)) for block in blocks]
