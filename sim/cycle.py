@@ -342,10 +342,10 @@ def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
         ms = _block_sizes(m, R)
         mt = np.repeat(ms, len(ns))  # rows of tile t
         nt = np.tile(ns, len(ms))  # cols of tile t
-        kt = np.full(len(mt), k, dtype=np.int64)
+        kt = np.full(len(mt), acc.k_beats(k), dtype=np.int64)  # beats of K (terms values each)
         timing: TileTiming = OSTiming(R, C, kt, p.os_cell)
         macs = mt * nt * k
-        reads = {"A": mt * k, "W": kt * nt, "C": np.zeros_like(mt)}
+        reads = {"A": mt * kt, "W": kt * nt, "C": np.zeros_like(mt)}  # lanes of `terms` values
         writes = {"A": np.zeros_like(mt), "W": np.zeros_like(mt), "C": mt * nt}
     else:
         ks = _block_sizes(k, R)
@@ -356,7 +356,9 @@ def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
         macs = m * kt * nt
         reads = {"A": m * kt, "W": kt * nt, "C": np.where(first_k, 0, m * nt)}
         writes = {"A": np.zeros_like(kt), "W": np.zeros_like(kt), "C": m * nt}
-    return TileSchedule(timing=timing, macs=macs, reads=reads, writes=writes, bits=bits, pes=R * C)
+    return TileSchedule(
+        timing=timing, macs=macs, reads=reads, writes=writes, bits=bits, pes=acc.macs_per_cycle
+    )
 
 
 # -- the simulator ------------------------------------------------------------------------------

@@ -320,6 +320,8 @@ def fma(a_bits: np.ndarray, w_bits: np.ndarray, c_bits: np.ndarray, cfg: FmaConf
     ``a``/``w`` are ``cfg.a_fmt``/``cfg.w_fmt`` bits; ``c`` and the result are ``cfg.acc_fmt`` bits,
     or :attr:`FmaConfig.relaxed` bits when ``normalize_in_pe`` is False.
     """
+    if cfg.dot:
+        raise ValueError("fma models the single-term FMA; a dot-product PE is tpegen.sim.fp_dot.dot_step")
     a_bits, w_bits, c_bits = np.broadcast_arrays(
         *(np.asarray(x, dtype=I64) for x in (a_bits, w_bits, c_bits))
     )
@@ -401,8 +403,13 @@ def gemm_chain(A_bits: np.ndarray, W_bits: np.ndarray, cfg: FmaConfig) -> np.nda
     """``C[i,j] = fl(...fl(fl(0 + A[i,0]W[0,j]) + A[i,1]W[1,j])...)``, k in order, from ``+0``.
 
     With ``normalize_in_pe=False`` the chain carries relaxed partial sums and the result goes
-    through :func:`normalize_relaxed` once. Returns ``cfg.acc_fmt`` bits, shape (M, N).
+    through :func:`normalize_relaxed` once. Returns ``cfg.acc_fmt`` bits, shape (M, N). A
+    dot-product PE (``cfg.dot``) is :func:`tpegen.sim.fp_dot.gemm_dot` instead.
     """
+    if cfg.dot:
+        from tpegen.sim.fp_dot import gemm_dot  # fp_dot builds on this module's helpers
+
+        return gemm_dot(A_bits, W_bits, cfg)
     A_bits = np.asarray(A_bits, dtype=I64)
     W_bits = np.asarray(W_bits, dtype=I64)
     if A_bits.ndim != 2 or W_bits.ndim != 2 or A_bits.shape[1] != W_bits.shape[0]:

@@ -17,7 +17,9 @@ Operands and results (``tpegen gemm`` with an FP config):
   accumulator format -- fp32, bf16, fp16, fp8 -- is a subset of float32). Every NaN is written as
   the canonical float32 quiet NaN ``0x7FC00000``, so two results can be compared byte for byte.
 * Golden model: :func:`tpegen.sim.fp.gemm_chain` (k = 0..K-1 in order, one rounding per FMA,
-  from ``+0``), bit-identical with the RTL.
+  from ``+0``), bit-identical with the RTL. A multi-term dot-product PE (``pe.terms``,
+  ``pe.align_bits``) takes ``terms`` values of K per beat (K padded with ``+0``; ``ceil(K /
+  terms)`` beats per tile) and one rounding per beat: :func:`tpegen.sim.fp_dot.gemm_dot`.
 """
 
 from __future__ import annotations
@@ -88,12 +90,26 @@ class FpAccelerator(SystolicAccelerator):
         p = self.params
         return tuple(Shape.cast(shape).width for shape in (p.pe.a_shape, p.pe.w_shape, p.out_shape))
 
+    @property
+    def terms(self) -> int:
+        """Values of K per beat: ``pe.terms`` (1 for the FMA PE)."""
+        return self.cfg.terms
+
     def latency(self) -> dict[str, Any]:
         info = super().latency()
+        cfg = self.cfg
+        if cfg.dot:
+            info["tile_beats"] = f"ceil(K / {cfg.terms}) (K = the tile's beats in the formulas above)"
+            info["accumulation"] = (
+                f"per output: acc = +0; for each beat b in order: acc = fl(acc + sum of the {cfg.terms} "
+                f"products a[k] * w[k], k = {cfg.terms}b ..), every term truncated to {cfg.align_bits} "
+                "bits below the beat's largest exponent, one rounding per beat; K padded with +0"
+            )
+            return info
         info["accumulation"] = (
             "per output: acc = +0; for k = 0..K-1 in order: acc = fl(acc + a[k] * w[k]) "
             "(one rounding per step"
-            + ("" if self.cfg.normalize_in_pe else "; relaxed partial sums, one rounding at the edge")
+            + ("" if cfg.normalize_in_pe else "; relaxed partial sums, one rounding at the edge")
             + ")"
         )
         return info

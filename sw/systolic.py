@@ -3,7 +3,9 @@
 Tiling (zero padding partial tiles, discarding padded outputs):
 
 * output-stationary: C is cut into ``rows x cols`` tiles, row blocks outer, column blocks inner;
-  each tile streams the whole K dimension (K beats), so the array accumulates it in place.
+  each tile streams the whole K dimension, so the array accumulates it in place: K beats, or
+  ``ceil(K / terms)`` beats for a PE that takes ``terms`` values of K per beat (:attr:`terms`; K
+  padded with zeros at its end).
 * weight-stationary: W is cut into ``rows x cols`` tiles (K blocks inner, N blocks outer); each
   tile streams all M rows of A's matching K slice and returns partial sums that the driver adds up
   with the same accumulator semantics (integer wrap is associative, so the result is unchanged).
@@ -44,8 +46,17 @@ class SystolicAccelerator(Accelerator):
         return SystolicArray(self.params)
 
     @property
+    def terms(self) -> int:
+        """Values of K each PE consumes per beat (1 for the MAC PE; see :meth:`k_beats`)."""
+        return 1
+
+    def k_beats(self, k: int) -> int:
+        """Beats that stream a K dimension of ``k`` values: ``ceil(k / terms)``."""
+        return -(-k // self.terms)
+
+    @property
     def macs_per_cycle(self) -> int:
-        return self.params.rows * self.params.cols
+        return self.params.rows * self.params.cols * self.terms
 
     def latency(self) -> dict[str, Any]:
         R, C = self.params.rows, self.params.cols
@@ -76,12 +87,12 @@ class SystolicAccelerator(Accelerator):
         return int_gemm(a, w, self.params.pe.acc_bits)
 
     def workload_shape(self):
-        """``(4 rows, 4 rows, 4 cols)``: 16 tiles back to back, K = 4 array depths each (output-
-        stationary: 4 x 4 C tiles; weight-stationary: 4 K-blocks x 4 N-blocks of W, each streaming
-        M = 4 rows beats), so the fill and drain are paid once: utilization 94-96% on the shipped
-        configs (:meth:`cycles`), against 31-58% for a single tile."""
+        """``(4 rows, 4 rows * terms, 4 cols)``: 16 tiles back to back, 4 array depths of beats each
+        (output-stationary: 4 x 4 C tiles; weight-stationary: 4 K-blocks x 4 N-blocks of W, each
+        streaming M = 4 rows beats), so the fill and drain are paid once: utilization 94-96% on the
+        shipped configs (:meth:`cycles`), against 31-58% for a single tile."""
         R, C = self.params.rows, self.params.cols
-        return 4 * R, 4 * R, 4 * C
+        return 4 * R, 4 * R * self.terms, 4 * C
 
     def random_operands(self, rng, m, k, n):
         pe = self.params.pe
@@ -127,7 +138,7 @@ class SystolicAccelerator(Accelerator):
         R, C = self.params.rows, self.params.cols
         mb, nb, kb = -(-m // R), -(-n // C), -(-k // R)
         if self.params.dataflow == "os":
-            return os_timeline(R, C, np.full(mb * nb, k), self.params.os_cell)
+            return os_timeline(R, C, np.full(mb * nb, self.k_beats(k)), self.params.os_cell)
         return ws_timeline(R, C, np.full(kb * nb, m))
 
     def cycles(self, m: int, k: int, n: int) -> int:
@@ -147,6 +158,13 @@ class SystolicAccelerator(Accelerator):
     def _pad(self, x: np.ndarray, rows: int, cols: int) -> np.ndarray:
         return np.pad(x, ((0, rows - x.shape[0]), (0, cols - x.shape[1])))
 
+    def _k_beats(self, x: np.ndarray, beats: int, lanes: int) -> np.ndarray:
+        """(K, lanes) operand slice -> (beats, lanes * terms) elements, lane-major: lane l of beat b
+        holds K values ``b*terms .. b*terms + terms - 1`` (zero-padded), the first at its LSB end."""
+        T = self.terms
+        x = self._pad(x, beats * T, lanes).reshape(beats, T, lanes)
+        return x.transpose(0, 2, 1).reshape(beats, lanes * T)
+
     def lane_bits(self) -> tuple[int, int, int]:
         """Widths of one A lane, one W lane and one result lane in the stream payloads: the MAC
         PE's operand and accumulator widths (the widths of ``a_shape``, ``w_shape`` and
@@ -162,12 +180,14 @@ class SystolicAccelerator(Accelerator):
         R, C = self.params.rows, self.params.cols
         a_bits, w_bits, _ = self.lane_bits()
         (M, K), N = a.shape, w.shape[1]
+        kb = self.k_beats(K)
         tiles = [(ms, ns) for ms in _blocks(M, R) for ns in _blocks(N, C)]
         # Padding lanes carry all-zero bits (integer 0, floating-point +0); their results are dropped.
-        a_beats = np.concatenate([self._pad(a[ms].T, K, R) for ms, _ in tiles])  # (T*K, R)
-        w_beats = np.concatenate([self._pad(w[:, ns], K, C) for _, ns in tiles])  # (T*K, C)
-        last = np.tile(np.arange(K) == K - 1, len(tiles)).astype(np.int64)
-        beats = pack_fields([(a_beats, a_bits), (w_beats, w_bits), (last, 1)])
+        a_beats = np.concatenate([self._k_beats(a[ms].T, kb, R) for ms, _ in tiles])  # (tiles*kb, R*terms)
+        w_beats = np.concatenate([self._k_beats(w[:, ns], kb, C) for _, ns in tiles])  # (tiles*kb, C*terms)
+        last = np.tile(np.arange(kb) == kb - 1, len(tiles)).astype(np.int64)
+        T = self.terms
+        beats = pack_fields([(a_beats, a_bits // T), (w_beats, w_bits // T), (last, 1)])
 
         def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
             rows = self.decode_lanes(outputs["results"])

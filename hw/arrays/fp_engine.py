@@ -16,6 +16,13 @@ rounding::
     C[i, j] = normalize(acc_K)            (normalize_in_pe: false: relaxed partial sums, one
                                            correctly rounded conversion per column at the edge)
 
+A multi-term dot-product PE (``pe.terms`` T > 1 or ``pe.align_bits`` set,
+:class:`~tpegen.hw.pe.fp_dot.DotDatapath`) takes T values of K per beat (each ``a``/``w`` lane is
+an array of T operands) and performs one step ``acc = fl(acc + sum of T products)`` per beat, with
+the numerics of :mod:`tpegen.sim.fp_dot` (golden :func:`tpegen.sim.fp_dot.gemm_dot`): a tile is
+``ceil(K / T)`` beats, K padded with ``+0`` at its end, and every formula below holds with K read
+as the tile's beats.
+
 The whole K dimension of a tile streams through the array, so no partial sum is ever split
 across tiles or re-associated. Weight-stationary would compute each K tile's partial sums
 separately and add them in a different order (unless the partial sum were fed back in), so the
@@ -59,7 +66,8 @@ class FpSystolicEngine(SystolicArray):
     Ports (``amaranth.lib.stream``, clock ``clk``, synchronous reset ``rst``):
 
     * ``operands`` in: ``a`` (R lanes of ``pe.input_format``), ``w`` (C lanes of the weight
-      format), ``last`` (marks ``k = K-1`` of a tile).
+      format), ``last`` (marks ``k = K-1`` of a tile); with ``pe.terms`` T > 1 each lane holds T
+      values of K, the first at its LSB end, and ``last`` marks the tile's last beat.
     * ``results`` out: ``data`` (C lanes of ``pe.acc_format``, IEEE bit patterns), ``last`` on the
       tile's final row; R beats per tile, row 0 first.
 

@@ -59,10 +59,18 @@ class FmaPEParams:
         Sun (arXiv:2410.00907, Sec. 2.2), ``(1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)`` with
         ``l(m) = m, 3, 4`` for ``m <= 3, = 4, > 4`` mantissa bits: one adder instead of the
         multiplier; subnormal inputs read as zeros; the accumulate path is unchanged.
+    terms : products per PE step, ``1`` (default), ``2``, ``4`` or ``8``: a multi-term
+        dot-product PE (tensor-core numerics, :mod:`tpegen.sim.fp_dot`); each ``a``/``w`` lane
+        then carries ``terms`` operands and K streams ``terms`` values per beat.
+    align_bits : ``null`` (default: the correctly rounded FMA) or ``0..48``: the dot-product step,
+        every term truncated to this many bits below the step's largest exponent (``23``: the
+        V100/T4 tensor cores with fp32 accumulation). Required when ``terms > 1``; then the
+        multiplier is exact, normalization exact and ``normalize_in_pe`` true.
     dataflow : ``os`` only (output-stationary keeps the accumulation chain in order, see
         :mod:`tpegen.hw.arrays.fp_engine`).
 
-    Ports seen by the array: ``a_shape``/``w_shape`` are the input formats' layouts; ``acc_shape``
+    Ports seen by the array: ``a_shape``/``w_shape`` are the input formats' layouts (arrays of
+    ``terms`` of them for a dot-product PE); ``acc_shape``
     is the accumulator format (or the relaxed format when ``normalize_in_pe`` is False);
     ``out_shape`` is always the accumulator format. :attr:`fma` is the numeric
     :class:`~tpegen.sim.fp.FmaConfig` shared with the bit-exact model. Python callers may also pass
@@ -79,6 +87,8 @@ class FmaPEParams:
     relaxed_guard_bits: int = 3
     dataflow: str = "os"
     multiplier: str = "exact"
+    terms: int = 1
+    align_bits: int | None = None
 
     kind = "fma"
 
@@ -96,6 +106,8 @@ class FmaPEParams:
                 ("normalize_in_pe", cfg.normalize_in_pe),
                 ("relaxed_guard_bits", cfg.relaxed_guard_bits),
                 ("multiplier", cfg.multiplier),
+                ("terms", cfg.terms),
+                ("align_bits", cfg.align_bits),
             ):
                 object.__setattr__(self, name, value)
         else:
@@ -115,6 +127,8 @@ class FmaPEParams:
                 normalize_in_pe=self.normalize_in_pe,
                 relaxed_guard_bits=self.relaxed_guard_bits,
                 multiplier=self.multiplier,
+                terms=self.terms,
+                align_bits=self.align_bits,
             )
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(
@@ -130,13 +144,18 @@ class FmaPEParams:
         """The numeric configuration (formats, rounding, normalization) of the datapath."""
         return self._fma
 
-    @property
-    def a_shape(self) -> data.StructLayout:
-        return float_layout(self.fma.a_fmt)
+    def _operand_shape(self, fmt: FloatFormat) -> data.Layout:
+        if self.fma.dot:
+            return data.ArrayLayout(float_layout(fmt), self.fma.terms)
+        return float_layout(fmt)
 
     @property
-    def w_shape(self) -> data.StructLayout:
-        return float_layout(self.fma.w_fmt)
+    def a_shape(self) -> data.Layout:
+        return self._operand_shape(self.fma.a_fmt)
+
+    @property
+    def w_shape(self) -> data.Layout:
+        return self._operand_shape(self.fma.w_fmt)
 
     @property
     def acc_shape(self) -> data.StructLayout:
@@ -148,7 +167,13 @@ class FmaPEParams:
     def out_shape(self) -> data.StructLayout:
         return float_layout(self.fma.acc_fmt)
 
-    def datapath(self) -> FmaDatapath:
+    def datapath(self) -> wiring.Component:
+        """The combinational PE datapath: :class:`FmaDatapath`, or the dot-product PE's
+        :class:`~tpegen.hw.pe.fp_dot.DotDatapath` when ``align_bits`` is set."""
+        if self.fma.dot:
+            from tpegen.hw.pe.fp_dot import DotDatapath  # it builds on this module's blocks
+
+            return DotDatapath(self)
         return FmaDatapath(self)
 
     def normalizer(self) -> FmaNormalizer:

@@ -25,6 +25,8 @@ __all__ = [
     "FP32",
     "RENAMED_FORMATS",
     "MULTIPLIERS",
+    "TERMS",
+    "ALIGN_BITS",
     "ROUNDINGS",
     "FloatFormat",
     "FmaConfig",
@@ -185,6 +187,8 @@ class RelaxedFormat:
 
 ROUNDINGS = ("rne", "trunc")
 MULTIPLIERS = ("exact", "lmul")
+TERMS = (1, 2, 4, 8)  # products per step of a multi-term dot-product PE (pe.terms)
+ALIGN_BITS = (0, 48)  # range of pe.align_bits: bits kept below the largest exponent of a step
 
 
 def lmul_offset_exponent(man_bits: int) -> int:
@@ -207,6 +211,12 @@ class FmaConfig:
     ``(1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)`` (:func:`lmul_offset_exponent`, ``m`` the wider
     of the two mantissa widths); subnormal operands read as signed zeros. The product feeds the same
     accumulate path (see :mod:`tpegen.sim.fp`, "L-Mul products").
+
+    ``align_bits`` (``B``, None = the correctly rounded FMA above) selects the multi-term
+    dot-product step of :mod:`tpegen.sim.fp_dot`: ``acc + sum`` of ``terms`` exact products, every
+    term truncated to ``B`` bits below the largest exponent of the step, one addition, one
+    normalization and one rounding. ``terms > 1`` needs ``align_bits``; the dot-product step has
+    the exact multiplier, exact normalization and ``normalize_in_pe`` only.
     """
 
     a_fmt: FloatFormat = BF16
@@ -218,6 +228,8 @@ class FmaConfig:
     normalize_in_pe: bool = True
     relaxed_guard_bits: int = 3
     multiplier: str = "exact"
+    terms: int = 1
+    align_bits: int | None = None
 
     def __post_init__(self):
         for name in ("a_fmt", "w_fmt", "acc_fmt"):
@@ -246,6 +258,7 @@ class FmaConfig:
                     f"a multiple of pe.shift_granularity ({self.shift_granularity})",
                     self.norm_window,
                 )
+        self._check_dot()
         if self.sum_width + 2 > 63:
             raise ConfigError(
                 "pe.acc_fmt",
@@ -254,7 +267,38 @@ class FmaConfig:
                 self.acc_fmt.name,
             )
 
+    def _check_dot(self) -> None:
+        """The multi-term dot-product knobs (``terms``, ``align_bits``) and what they exclude."""
+        check_choice("pe.terms", self.terms, TERMS)
+        if self.align_bits is None:
+            if self.terms > 1:
+                raise ConfigError(
+                    "pe.align_bits", f"an integer in {ALIGN_BITS[0]}..{ALIGN_BITS[1]} when pe.terms > 1", None
+                )
+            return
+        check_int("pe.align_bits", self.align_bits, *ALIGN_BITS)
+        for name, value, default in (
+            ("multiplier", self.multiplier, "'exact'"),
+            ("norm_window", self.norm_window, "null"),
+            ("shift_granularity", self.shift_granularity, "1"),
+            ("normalize_in_pe", self.normalize_in_pe, "true"),
+        ):
+            if value != self.__dataclass_fields__[name].default:
+                raise ConfigError(f"pe.{name}", f"{default} in a dot-product PE (pe.align_bits set)", value)
+
     # --- derived datapath description (the RTL uses exactly these) ---------------------------
+    @property
+    def dot(self) -> bool:
+        """True for the multi-term dot-product step (``align_bits`` set), False for the FMA."""
+        return self.align_bits is not None
+
+    @property
+    def dot_sum_width(self) -> int:
+        """Signed width of the dot-product step's aligned sum: ``terms`` products below ``2**(B+2)``
+        and the accumulator below ``2**(B+1)`` (in units of ``2**(E-B)``), so ``|sum| < (2 terms + 1)
+        2**(B+1)``, plus the sign bit."""
+        return self.align_bits + 2 + (2 * self.terms).bit_length()
+
     @property
     def exact(self) -> bool:
         return self.norm_window is None and self.shift_granularity == 1

@@ -145,6 +145,10 @@ class SystemGeometry:
             )
         arr = config.array
         pe = arr.pe
+        if config.family == "fma" and pe.fma.dot:  # the system's FP golden and EXEC chain are per product
+            field = "pe.terms" if pe.terms > 1 else "pe.align_bits"
+            allowed = "1" if pe.terms > 1 else "null"
+            raise ConfigError(field, f"{allowed} on the accelerator top (system:)", getattr(pe, field[3:]))
         return cls(
             kind=kind,
             fp=config.family == "fma",
