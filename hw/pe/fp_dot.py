@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["DotDatapath"]
 
 
-def _max_tree(m: Module, name: str, values: list, level: int = 0):
+def _max_tree(m: Module, name: str, values: list):
     """The largest of ``values`` (signed exponents) by a balanced tree of comparators."""
+    level = 0
     while len(values) > 1:
         pairs = [values[i : i + 2] for i in range(0, len(values), 2)]
         values = [
@@ -94,7 +95,7 @@ class DotDatapath(wiring.Component):
 
         # align (truncating to B bits below the anchor) and add once; fields placed with their MSB
         # one above their exponent (a product's carry bit; a leading 0 for the accumulator)
-        sw_ = cfg.dot_sum_width
+        width = cfg.dot_sum_width
         terms = []
         for t, (s, sig, exp, _, _) in enumerate(prods):
             d = _sig(m, f"p{t}_dist", EXP, Mux(sig == 0, 0, anchor - exp))
@@ -102,9 +103,9 @@ class DotDatapath(wiring.Component):
             terms.append(Mux(s, -x, x))
         xc = _truncate_aligned(m, "c_al", Cat(sigc, C(0, 1)), Q + 1, anchor - tc, B + 2)
         terms.append(Mux(sc, -xc, xc))
-        total = _sig(m, "total", signed(sw_), sum(terms[1:], terms[0]))
+        total = _sig(m, "total", signed(width), sum(terms[1:], terms[0]))
         neg = total[-1]
-        nm = sw_ - 1
+        nm = width - 1
         n = max(nm, p + 2)
         mag = _sig(m, "mag", n, Cat(C(0, n - nm), Mux(neg, -total, total)[:nm]))
         top = _sig(m, "top", EXP, anchor - B + nm - 1)  # weight of mag's MSB
