@@ -41,10 +41,12 @@ def ppa_json(synth: SynthReport, energy: EnergyReport | None = None) -> dict:
                     "ops_per_cycle",
                     "energy_breakdown_pj_per_op",
                     "energy_by_module_pj_per_op",
+                    "energy_by_class_pj_per_op",
                     "ops",
                     "cycles",
                     "power_mw",
                     "checked_against_rtl",
+                    "checked_against",
                 )
             }
         )

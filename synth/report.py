@@ -63,7 +63,7 @@ def print_synth(report, console=None) -> None:
     if report.flow.get("hierarchical"):
         console.print(
             "hierarchical netlist: each distinct module mapped once, area summed over its instances; "
-            "no gate-level energy (it needs a flat netlist)"
+            "gate-level energy simulates it flattened into arrays"
         )
 
 
@@ -139,6 +139,22 @@ def print_energy(report, console=None) -> None:
     for k, v in sorted(report.by_module_pj.items(), key=lambda kv: -kv[1]):
         m.add_row(k or "(top)", f"{v / report.ops:.4f}")
     console.print(m)
+    if report.by_class_pj:  # hierarchical: every instance of a module in one row
+        c = Table(title="by module (all its instances; the cells it defines itself)")
+        c.add_column("module")
+        c.add_column("instances", justify="right")
+        c.add_column("pJ/op", justify="right")
+        c.add_column("pJ per instance per cycle", justify="right")
+        for k, v in sorted(report.by_class_pj.items(), key=lambda kv: -kv[1]):
+            if v <= 0:
+                continue
+            n = report.instances.get(k, 1)
+            c.add_row(
+                k, str(n), f"{v / report.ops:.4f}", f"{v / n / report.cycles:.4f}" if report.cycles else "-"
+            )
+        console.print(c)
+    if report.checked_against == "golden":
+        console.print("outputs and cycles of the gate-level simulation checked against the golden model")
 
 
 def plot_area(report, path: str | Path | None = None):

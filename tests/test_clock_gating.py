@@ -21,6 +21,7 @@ from tpegen.errors import ConfigError
 from tpegen.synth import measure_energy, ppa_json, read_liberty, synthesize
 from tpegen.synth.clock_gating import clock_gate, find_clock_gate
 from tpegen.synth.energy import GateSim
+from tpegen.synth.gates import load_gates
 from tpegen.synth.liberty import BUILTIN_LIBERTY, make_builtin
 from tpegen.synth.timing import Netlist, _out_load, sta
 
@@ -120,13 +121,13 @@ def test_clock_gate_check_reads_the_cells_own_description(tmp_path):
 # ------------------------------------------------------------------------------------ synthesis
 
 
-def _drive(sim: GateSim, netlist: Netlist, port: str, value: int) -> None:
-    for i, b in enumerate(netlist.ports[port][1]):
+def _drive(sim: GateSim, port: str, value: int) -> None:
+    for i, b in enumerate(sim.ports[port][1]):
         sim.v[b] = (value >> i) & 1
 
 
-def _read(sim: GateSim, netlist: Netlist, port: str) -> int:
-    return sum(int(sim.v[b]) << i for i, b in enumerate(netlist.ports[port][1]))
+def _read(sim: GateSim, port: str) -> int:
+    return sum(int(sim.v[b]) << i for i, b in enumerate(sim.ports[port][1]))
 
 
 @pytest.mark.parametrize("gating", [None, 4])
@@ -147,18 +148,17 @@ def test_gated_enable_register_matches_a_reference_model_reset_while_disabled_in
         assert rep.flow["clock_gating"] == {"min_group": 4, "cell": "ICG_X1"}
     else:
         assert rep.clock_gating is None and "clock_gating" not in rep.flow
-    netlist = Netlist.load(rep.netlist_json_path, rep.top)
-    sim = GateSim(netlist, rep.library())
+    sim = GateSim(load_gates(rep.netlist_json_path, rep.top, rep.library()), rep.library())
     rng = np.random.default_rng(7)
     q = cnt = 0
     for cycle in range(300):
         rst = int(cycle < 2 or rng.random() < 0.1)
         en, d = int(rng.random() < 0.3), int(rng.integers(0, 256))
         for port, value in (("rst", rst), ("en", en), ("d", d)):
-            _drive(sim, netlist, port, value)
+            _drive(sim, port, value)
         sim.settle()
         if cycle >= 2:
-            assert (_read(sim, netlist, "q"), _read(sim, netlist, "cnt")) == (q, cnt), cycle
+            assert (_read(sim, "q"), _read(sim, "cnt")) == (q, cnt), cycle
         sim.falling_edge()
         sim.rising_edge()
         q = 0xA5 if rst else (d if en else q)

@@ -264,7 +264,9 @@ def synthesize_design(
     steady-state GEMM (:meth:`~tpegen.sw.accelerator.Accelerator.workload_shape`: many tiles back
     to back, utilization above 90%). Energy per op is per useful MAC of that GEMM, from the
     gate-level netlist's toggles (checked against the RTL); the energy report's ``workload`` states
-    its shape, timing-model cycles and utilization.
+    its shape, timing-model cycles and utilization. The gate-level outputs are checked against the
+    RTL on Verilator, or for a hierarchical netlist (too large a Verilator build to pay for here)
+    against the golden model and the timing model's cycles.
     ``memories`` is passed to :func:`tpegen.synth.synthesize` (black-boxed memories are reported
     separately; gate-level energy needs ``energy=False`` for such designs).
     ``period_ns`` is ABC's delay target and the timing engine's clock (also with ``system=True``):
@@ -275,13 +277,15 @@ def synthesize_design(
     ``flatten=True`` maps the design as one module (ABC buffers nets that fan out into submodules;
     no per-module breakdown), as comparisons of designs with and without submodules should.
     ``hierarchical`` (None: automatic, for designs of more than
-    :data:`tpegen.synth.yosys.HIERARCHICAL_MIN_INSTANCES` module instances) maps each distinct
-    module once and keeps the netlist hierarchical (OpenSTA timing, no gate-level energy).
+    :data:`tpegen.synth.yosys.HIERARCHICAL_MIN_INSTANCES` module instances, or with energy of a design
+    whose memories are black-boxed) maps each distinct module once and keeps the netlist hierarchical
+    (OpenSTA timing; the gate-level simulation flattens it into arrays, memories modelled as such and
+    charged per access from the SRAM model).
     Returns ``(SynthReport, EnergyReport | None)``.
     """
     from tpegen.synth import measure_energy, read_liberty, synthesize
     from tpegen.synth.liberty import check_usable
-    from tpegen.synth.yosys import check_clock_gating, check_period, require_clock_gate
+    from tpegen.synth.yosys import check_clock_gating, check_period, has_memory_arrays, require_clock_gate
 
     seed = check_seed(seed)
     check_period(period_ns)
@@ -308,6 +312,8 @@ def synthesize_design(
         )
         return report, None
     acc = _config(config).accelerator()
+    if energy and hierarchical is None and memories == "blackbox" and has_memory_arrays(acc.verilog):
+        hierarchical = True  # a flat netlist has the memories' pins as ports: no gate-level simulation
     say(f"synthesizing {acc.top_name} with Yosys ({lib_name})")
     report = synthesize(
         acc.verilog,
@@ -320,9 +326,6 @@ def synthesize_design(
         hierarchical=hierarchical,
     )
     if not energy:
-        return report, None
-    if report.flow.get("hierarchical"):
-        say("no gate-level energy: the netlist is hierarchical (too large to flatten; see the report)")
         return report, None
     given = workload
     if workload is None:
@@ -337,7 +340,21 @@ def synthesize_design(
         f"simulating the gate-level netlist on a {m}x{k}x{n} GEMM ({ops} MACs, {cycles} cycles, "
         f"utilization {utilization:.1%})"
     )
-    energy = measure_energy(report, [program.stream], ops=ops, period_ns=period_ns)
+
+    def against_golden(results) -> None:  # a large design: no Verilator build of its RTL
+        if not np.array_equal(program.decode(results[0].outputs), acc.golden(a, w)):
+            raise TpegenError(
+                f"{acc.top_name}: the gate-level netlist's outputs differ from the golden model"
+            )
+        if results[0].cycles != cycles:
+            raise TpegenError(
+                f"{acc.top_name}: the gate-level netlist took {results[0].cycles} cycles, the timing model {cycles}"
+            )
+
+    hier = bool(report.flow.get("hierarchical"))
+    energy = measure_energy(
+        report, [program.stream], ops=ops, period_ns=period_ns, check=against_golden if hier else True
+    )
     energy.workload = {
         "M": m,
         "K": k,

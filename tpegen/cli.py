@@ -1045,8 +1045,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--hierarchical",
         action="store_true",
         help="keep the netlist hierarchical: each distinct module (cell, row, ...) is mapped once, area is "
-        "summed over its instances and OpenSTA times the hierarchy; no gate-level energy. Automatic for "
-        "designs of more than 2,000 module instances (a 32x32 array), which do not fit flattened",
+        "summed over its instances and OpenSTA times the hierarchy; energy simulates every instance. "
+        "Automatic for designs of more than 2,000 module instances (a 32x32 array), which Yosys cannot "
+        "flatten, and for energy of designs with black-boxed memories",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random workload (default 0)")
     p.add_argument("-o", "--output", help="folder for ppa.json (and area.png with --plot)")
