@@ -114,7 +114,8 @@ class OSTiming(TileTiming):
     """Output-stationary systolic array: tile ``t`` streams ``k[t]`` operand beats.
 
     Stalled recurrence (``L`` = cycle of the tile's ``last`` beat; ``G``, ``D`` of ``os_cell`` from
-    :func:`~tpegen.sim.systolic_timing.os_cell_timing`, ``G = rows``, ``D = rows + cols`` by default):
+    :func:`~tpegen.sim.systolic_timing.os_cell_timing`, ``G = rows``, ``D = rows + cols`` by default,
+    plus ``pe_latency`` for a pipelined PE):
     ``s_t = max(L_{t-1} + 1, ready_t)``, ``L_t = max(s_t + k_t - 1, L_{t-1} + G)``, ``end_t = L_t + D
     + rows - 1``. The tile's first handshake is ``s_t``, except for ``k_t = 1``: its only beat is
     the ``last`` beat, which the array refuses until ``G`` cycles after the previous one, so it
@@ -125,12 +126,16 @@ class OSTiming(TileTiming):
     cols: int
     k: np.ndarray
     os_cell: str = "three_register"
+    pe_latency: int = 0  # cycles the cells' accumulation trails their operands (pe.pipeline_stages - 1)
+
+    def _cell_timing(self) -> tuple[int, int]:
+        return os_cell_timing(self.rows, self.cols, self.os_cell, self.pe_latency)
 
     def timeline(self) -> Timeline:
-        return os_timeline(self.rows, self.cols, self.k, self.os_cell)
+        return os_timeline(self.rows, self.cols, self.k, self.os_cell, self.pe_latency)
 
     def _tail(self) -> int:
-        return os_cell_timing(self.rows, self.cols, self.os_cell)[1] + self.rows - 1
+        return self._cell_timing()[1] + self.rows - 1
 
     def last_input(self, timeline: Timeline) -> np.ndarray:
         return timeline.end - self._tail()
@@ -141,7 +146,7 @@ class OSTiming(TileTiming):
             start, last = ready, ready + k - 1
         else:
             start = max(state + 1, ready)
-            last = max(start + k - 1, state + os_cell_timing(self.rows, self.cols, self.os_cell)[0])
+            last = max(start + k - 1, state + self._cell_timing()[0])
         return last, (last if k == 1 else start), last, last + self._tail()
 
 
@@ -343,7 +348,7 @@ def systolic_schedule(acc: Accelerator, m: int, k: int, n: int) -> TileSchedule:
         mt = np.repeat(ms, len(ns))  # rows of tile t
         nt = np.tile(ns, len(ms))  # cols of tile t
         kt = np.full(len(mt), acc.k_beats(k), dtype=np.int64)  # beats of K (terms values each)
-        timing: TileTiming = OSTiming(R, C, kt, p.os_cell)
+        timing: TileTiming = OSTiming(R, C, kt, p.os_cell, p.pe_latency)
         macs = mt * nt * k
         reads = {"A": mt * kt, "W": kt * nt, "C": np.zeros_like(mt)}  # lanes of `terms` values
         writes = {"A": np.zeros_like(mt), "W": np.zeros_like(mt), "C": mt * nt}

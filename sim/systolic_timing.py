@@ -18,6 +18,10 @@ latency D depend on the cell (``array.os_cell``, :func:`os_cell_timing`):
   cycle ``L + R + j + q``. The next tile's copy into the top cell (cycle ``L' + j``) must come
   after row R - 1 has left it (cycle ``L + 2R + j - 1``): ``L' >= L + 2R - 1``.
 
+A PE with a pipelined datapath (``pe.pipeline_stages``) accumulates every beat ``d = pe_latency``
+cycles after it entered the cell; every cell event, and the array's capture/shift control, moves
+by ``d``, so ``D`` grows by ``d`` and ``G`` is unchanged.
+
 Weight-stationary: tile t loads R weight beats and streams M_t activation rows. Its first
 activation is accepted at ``F_t = F_{t-1} + max(M_{t-1}, 2R + C - 1)`` (``F_0 = R``): the next
 tile's weights may enter the shadow chain only after the current tile's first row has switched
@@ -46,19 +50,24 @@ class Timeline:
         return int(self.end.max() - self.start.min() + 1) if len(self.end) else 0
 
 
-def os_cell_timing(rows: int, cols: int, os_cell: str = "three_register") -> tuple[int, int]:
+def os_cell_timing(
+    rows: int, cols: int, os_cell: str = "three_register", pe_latency: int = 0
+) -> tuple[int, int]:
     """``(G, D)`` of an output-stationary array: minimum cycles between two ``last`` beats and
-    cycles from a ``last`` beat to the tile's result row 0 (see the module docstring)."""
+    cycles from a ``last`` beat to the tile's result row 0 (see the module docstring), ``D``
+    including the PE's ``pe_latency`` (:attr:`~tpegen.hw.arrays.systolic_params.SystolicParams.pe_latency`)."""
     if os_cell == "three_register":
-        return rows, rows + cols
+        return rows, rows + cols + pe_latency
     if os_cell == "two_register":
-        return 2 * rows - 1, rows + cols - 1
+        return 2 * rows - 1, rows + cols - 1 + pe_latency
     raise ValueError(f"os_cell must be one of {OS_CELLS}, not {os_cell!r}")
 
 
-def os_timeline(rows: int, cols: int, k_per_tile: np.ndarray, os_cell: str = "three_register") -> Timeline:
+def os_timeline(
+    rows: int, cols: int, k_per_tile: np.ndarray, os_cell: str = "three_register", pe_latency: int = 0
+) -> Timeline:
     """Timeline of output-stationary tiles streamed back to back (``k_per_tile[t]`` beats each)."""
-    gap, latency = os_cell_timing(rows, cols, os_cell)
+    gap, latency = os_cell_timing(rows, cols, os_cell, pe_latency)
     k = np.asarray(k_per_tile, dtype=np.int64)
     step = np.maximum(k, gap)
     step[0] = k[0]

@@ -211,7 +211,7 @@ def port_traces(acc: Accelerator, layer: Layer, result: SimResult) -> dict[str, 
     if p.dataflow == "os":
         m_start, m_end = _blocks(m, R)
         mb, nb = np.divmod(tiles, len(n_start))  # row blocks outer, column blocks inner
-        latency = os_cell_timing(R, C, p.os_cell)[1]
+        latency = os_cell_timing(R, C, p.os_cell, p.pe_latency)[1]
         last = end - (latency + R - 1)  # cycle of each tile's `last` beat
         # Beats 0 .. K-2 back to back from the first handshake, the `last` beat (K-1) when accepted.
         inputs = ((start, last), (full(k - 1), full(1)), (tiles, tiles), (zeros, full(k - 1)))

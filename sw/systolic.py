@@ -61,7 +61,7 @@ class SystolicAccelerator(Accelerator):
     def latency(self) -> dict[str, Any]:
         R, C = self.params.rows, self.params.cols
         if self.params.dataflow == "os":
-            gap, latency = os_cell_timing(R, C, self.params.os_cell)
+            gap, latency = os_cell_timing(R, C, self.params.os_cell, self.params.pe_latency)
             return {
                 "dataflow": "os",
                 "result_row_q_after_last_beat": f"{latency} + q cycles",
@@ -138,7 +138,8 @@ class SystolicAccelerator(Accelerator):
         R, C = self.params.rows, self.params.cols
         mb, nb, kb = -(-m // R), -(-n // C), -(-k // R)
         if self.params.dataflow == "os":
-            return os_timeline(R, C, np.full(mb * nb, self.k_beats(k)), self.params.os_cell)
+            p = self.params
+            return os_timeline(R, C, np.full(mb * nb, self.k_beats(k)), p.os_cell, p.pe_latency)
         return ws_timeline(R, C, np.full(kb * nb, m))
 
     def cycles(self, m: int, k: int, n: int) -> int:

@@ -33,7 +33,9 @@ is combinational and adds no cycle): for an R x C engine, row q of a tile whose 
 accepted at cycle L leaves at ``L + R + C + q``; tiles are accepted every ``max(K, R)`` cycles; a
 single tile takes ``K + 2R + C - 1`` cycles from its first input beat to its last result beat.
 With ``array.os_cell: two_register`` (see :class:`~tpegen.hw.arrays.systolic_params.SystolicParams`):
-``L + R + C - 1 + q``, every ``max(K, 2R - 1)`` cycles, ``K + 2R + C - 2``.
+``L + R + C - 1 + q``, every ``max(K, 2R - 1)`` cycles, ``K + 2R + C - 2``. With
+``pe.pipeline_stages: 2`` (the product registered in every PE) results leave one cycle later:
+latency and single-tile cycles + 1, tile interval unchanged.
 """
 
 from __future__ import annotations

@@ -104,6 +104,9 @@ class SystolicArray(wiring.Component):
     beat is refused until ``2 rows - 1`` cycles after the previous one (the top cell must have
     emitted row ``rows - 1`` before it copies in the next tile): one tile per ``max(K, 2 rows -
     1)`` cycles. ``reset_less_datapath`` and ``operand_gating`` change neither results nor timing.
+    A pipelined PE (``pe.pipeline_latency`` d, output-stationary) accumulates every beat d cycles
+    after it entered the cell; the capture (or shift) and drain control is delayed by d registers
+    too, so results leave d cycles later (latency ``L + rows + cols + d + q``), throughput unchanged.
 
     Arithmetic: exactly the datapath's (integer MACs wrap at ``acc_bits``). A PE whose partial
     sums travel in an internal format (``pe.out_shape != pe.acc_shape``) gets one combinational
@@ -211,13 +214,13 @@ class SystolicArray(wiring.Component):
             capture = Signal(C)
             bottom = mesh.tok_out
             m.d.comb += [capture[j].eq(bottom[j].valid & bottom[j].last) for j in range(C)]
-            m.d.comb += mesh.capture.eq(capture)
+            m.d.comb += mesh.capture.eq(self._pe_delay(m, capture, "capture"))
 
         drain_left = Signal(range(R + 1))  # result rows still to emit for the current tile
         # three registers: row 0 of column C-1 is captured when the corner's tok_out is `last`;
         # two registers: the corner copies it in itself, a cycle earlier.
         corner = _tok_into(mesh.tok_in[R - 1], mesh.tok_out, C - 1) if two_register else mesh.tok_out[C - 1]
-        with m.If(corner.valid & corner.last):
+        with m.If(self._pe_delay(m, corner.valid & corner.last, "corner_last")):
             m.d.sync += drain_left.eq(R)
         with m.Elif(drain_left != 0):
             m.d.sync += drain_left.eq(drain_left - 1)
@@ -236,7 +239,7 @@ class SystolicArray(wiring.Component):
         if R == 1:
             return  # the single row's drain register is the column's output: nothing to shift
         bottom = mesh.tok_out[0]
-        ends = bottom.valid & bottom.last
+        ends = self._pe_delay(m, bottom.valid & bottom.last, "shift_ends")
         left = Signal(range(R), name="shift_left")  # further shift cycles of column 0 (0 .. R - 2)
         with m.If(ends):
             m.d.sync += left.eq(R - 2)
@@ -252,6 +255,11 @@ class SystolicArray(wiring.Component):
                 nxt = Signal(name=f"shift_col{j + 1}")
                 m.d.sync += nxt.eq(shift)
                 shift = nxt
+
+    def _pe_delay(self, m: Module, value, lane: str):
+        """``value`` (output-stationary control derived from the cells' tokens) delayed by the PE's
+        pipeline latency, as every cell's accumulation is (``value`` itself for a combinational PE)."""
+        return self._delay(m, value, self.params.pe_latency, lane, "pe_pipe")
 
     def _elaborate_ws(self, m: Module, advance: Signal) -> None:
         R, C = self.params.rows, self.params.cols

@@ -22,7 +22,9 @@ QUEUE_MIN_CELLS = 256
 
 class DatapathParams(Protocol):
     """What a PE's parameters provide to the systolic cell (:mod:`tpegen.hw.pe.cell`): operand and
-    accumulator shapes, the dataflow, and the combinational datapath component."""
+    accumulator shapes, the dataflow, and the datapath component. A datapath whose operands reach
+    ``acc_out`` only some cycles later (registered multiplier) says so with an optional
+    ``pipeline_latency`` attribute (:func:`pe_latency`; absent means 0, combinational)."""
 
     a_shape: ShapeLike
     w_shape: ShapeLike
@@ -30,6 +32,12 @@ class DatapathParams(Protocol):
     dataflow: str
 
     def datapath(self) -> wiring.Component: ...
+
+
+def pe_latency(pe: DatapathParams) -> int:
+    """Cycles between an operand beat entering ``pe``'s datapath and its accumulation: its
+    ``pipeline_latency`` (0 for a combinational datapath, which has none)."""
+    return getattr(pe, "pipeline_latency", 0)
 
 
 @dataclass(frozen=True)
@@ -115,8 +123,14 @@ class SystolicParams:
     @property
     def os_result_latency(self) -> int:
         """Output-stationary: cycles from a tile's ``last`` beat to its result row 0 (``rows +
-        cols``, one fewer for the two-register cell)."""
-        return self.rows + self.cols - (self.os_cell == "two_register")
+        cols``, one fewer for the two-register cell, plus the PE's :attr:`pe_latency`)."""
+        return self.rows + self.cols - (self.os_cell == "two_register") + self.pe_latency
+
+    @property
+    def pe_latency(self) -> int:
+        """Cycles every cell's accumulation trails its operands (:func:`pe_latency`): the array
+        delays its capture/shift control by as many, and results leave that much later."""
+        return pe_latency(self.pe)
 
     def cell_options(self) -> dict[str, bool]:
         return {"reset_less": self.reset_less_datapath, "operand_gating": self.operand_gating}

@@ -18,6 +18,11 @@ register double-buffering the accumulator as in Gemmini). Every cell also takes 
 * ``operand_gating``: the forwarded operands (``a_out``, and ``w_out`` of an output-stationary
   cell) load only when the cell's token is valid and hold otherwise, so idle cycles do not toggle
   the operand wires (the consumer reads them only with the same beat's valid token).
+
+A pipelined datapath (``pipeline_latency`` d > 0, e.g. an FMA PE with ``pipeline_stages: 2``)
+accumulates a beat d cycles after its operands arrive: an output-stationary cell then acts on its
+token delayed by d registers (``tok_pipe<n>``), while operands and token still move one cell per
+cycle, so every accumulator, result and drain event of the cell happens d cycles later.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import TYPE_CHECKING
 from amaranth import Module, Mux, Signal, Value, ValueLike
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from tpegen.hw.arrays.systolic_params import pe_latency
 
 if TYPE_CHECKING:
     from tpegen.hw.arrays.systolic_params import DatapathParams
@@ -106,20 +113,31 @@ class OutputStationaryCell(wiring.Component):
         else:  # the original cell's statement order (its Verilog is unchanged)
             m.d.sync += [*(reg.eq(value) for reg, value in pairs), self.tok_out.eq(self.tok_in)]
 
+    def _accumulate_token(self, m: Module):
+        """The token of the beat the datapath accumulates this cycle: ``tok_in`` delayed by the
+        datapath's pipeline latency (``tok_in`` itself for a combinational datapath)."""
+        tok = self.tok_in
+        for n in range(pe_latency(self.params)):
+            reg = Signal(Token, name=f"tok_pipe{n}")
+            m.d.sync += reg.eq(tok)
+            tok = reg
+        return tok
+
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.datapath = dp = self.params.datapath()
         acc = Signal(self.params.acc_shape, reset_less=self.reset_less)
         result = Signal(self.params.acc_shape, reset_less=self.reset_less)
         self._operands(m)
+        tok = self._accumulate_token(m)
         m.d.comb += [
             dp.a.eq(self.a_in),
             dp.w.eq(self.w_in),
-            dp.acc_in.eq(Mux(self.tok_in.first, 0, Value.cast(acc))),
+            dp.acc_in.eq(Mux(tok.first, 0, Value.cast(acc))),
         ]
-        with m.If(self.tok_in.valid):
+        with m.If(tok.valid):
             m.d.sync += acc.eq(dp.acc_out)
-            with m.If(self.tok_in.last):
+            with m.If(tok.last):
                 m.d.sync += result.eq(dp.acc_out)
         drain = register_of(m, self.drain_out, reset_less=self.reset_less, name="drain_reg")
         m.d.sync += drain.eq(Mux(self.capture, Value.cast(result), Value.cast(self.drain_in)))
@@ -151,15 +169,16 @@ class TwoRegisterOutputStationaryCell(OutputStationaryCell):
         m.submodules.datapath = dp = self.params.datapath()
         acc = Signal(self.params.acc_shape, reset_less=self.reset_less)
         self._operands(m)
+        tok = self._accumulate_token(m)
         m.d.comb += [
             dp.a.eq(self.a_in),
             dp.w.eq(self.w_in),
-            dp.acc_in.eq(Mux(self.tok_in.first, 0, Value.cast(acc))),
+            dp.acc_in.eq(Mux(tok.first, 0, Value.cast(acc))),
         ]
         drain = register_of(m, self.drain_out, reset_less=self.reset_less, name="drain_reg")
-        with m.If(self.tok_in.valid):
+        with m.If(tok.valid):
             m.d.sync += acc.eq(dp.acc_out)
-        with m.If(self.tok_in.valid & self.tok_in.last):
+        with m.If(tok.valid & tok.last):
             m.d.sync += drain.eq(dp.acc_out)
         with m.Elif(self.shift):
             m.d.sync += drain.eq(self.drain_in)

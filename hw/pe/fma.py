@@ -3,15 +3,18 @@
 The hardware is the datapath described in :mod:`tpegen.sim.fp` (read its module docstring for the
 numeric policy and the widths ``P``, ``Q``, ``W``, ``N``); :class:`FmaDatapath` matches
 :func:`tpegen.sim.fp.fma` bit for bit and :class:`FmaNormalizer` matches
-:func:`tpegen.sim.fp.normalize_relaxed`. Both are purely combinational (latency 0): a systolic
-array registers ``acc_out`` and feeds it back to ``acc_in``; the all-zero word is ``+0``.
+:func:`tpegen.sim.fp.normalize_relaxed`. Both are combinational from ``acc_in`` to ``acc_out``: a
+systolic array registers ``acc_out`` and feeds it back to ``acc_in``; the all-zero word is ``+0``.
+With ``pipeline_stages: 2`` the datapath registers its product, so operands reach ``acc_out`` one
+cycle later (:attr:`FmaPEParams.pipeline_latency`) and the systolic cell delays the beat's token
+to match.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,8 +22,6 @@ from tpegen.errors import ConfigError
 from tpegen.hw.pe.fp_formats import FloatFormat, FmaConfig, RelaxedFormat, format_by_name
 
 __all__ = ["FmaPEParams", "FmaDatapath", "FmaNormalizer", "float_layout", "relaxed_layout"]
-
-EXP = signed(16)  # every exponent computation fits comfortably (|e| < 2**12 for supported formats)
 
 
 def float_layout(fmt: FloatFormat) -> data.StructLayout:
@@ -34,6 +35,7 @@ def relaxed_layout(rf: RelaxedFormat) -> data.StructLayout:
 
 
 DATAFLOWS = ("os",)
+PIPELINE_STAGES = (1, 2)  # pe.pipeline_stages: 2 registers the product (the accumulation loop stays whole)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ class FmaPEParams:
         multiplier is exact, normalization exact and ``normalize_in_pe`` true.
     dataflow : ``os`` only (output-stationary keeps the accumulation chain in order, see
         :mod:`tpegen.hw.arrays.fp_engine`).
+    pipeline_stages : ``1`` (default: the multiply-add is one combinational stage in front of the
+        accumulator register) or ``2``: the product and its flags are registered, so the PE's
+        critical path is the longer of the multiplier and the accumulation loop, at one more cycle
+        of latency (:attr:`pipeline_latency`; the timing models add it to the result latency). The
+        accumulation loop (alignment against the accumulator, addition, normalization, rounding)
+        is not cut: a register inside it would change the numerics. FMA PE only (not with
+        ``align_bits``).
 
     Ports seen by the array: ``a_shape``/``w_shape`` are the input formats' layouts (arrays of
     ``terms`` of them for a dot-product PE); ``acc_shape``
@@ -89,6 +98,7 @@ class FmaPEParams:
     multiplier: str = "exact"
     terms: int = 1
     align_bits: int | None = None
+    pipeline_stages: int = 1
 
     kind = "fma"
 
@@ -137,7 +147,24 @@ class FmaPEParams:
                 "the in-order chain over K tiles)",
                 self.dataflow,
             )
+        if self.pipeline_stages not in PIPELINE_STAGES or isinstance(self.pipeline_stages, bool):
+            raise ConfigError(
+                "pe.pipeline_stages",
+                "1 (combinational multiply-add) or 2 (product registered; the accumulation loop "
+                "cannot be pipelined without changing the numerics)",
+                self.pipeline_stages,
+            )
+        if cfg.dot and self.pipeline_stages != 1:
+            raise ConfigError(
+                "pe.pipeline_stages", "1 in a dot-product PE (pe.align_bits set)", self.pipeline_stages
+            )
         object.__setattr__(self, "_fma", cfg)
+
+    @property
+    def pipeline_latency(self) -> int:
+        """Cycles between an operand beat entering the datapath and its accumulation
+        (``pipeline_stages - 1``); the systolic cell delays the beat's token by as many."""
+        return self.pipeline_stages - 1
 
     @property
     def fma(self) -> FmaConfig:
@@ -191,16 +218,52 @@ def _sig(m: Module, name: str, shape, value):
     return s
 
 
+def _exp(m: Module, name: str, lo: int, hi: int, value):
+    """An exponent signal holding ``value`` in ``lo..hi``: the narrowest (signed if ``lo < 0``) shape."""
+    return _sig(m, name, range(lo, hi + 1), value)
+
+
+def top_range(fmt: FloatFormat) -> tuple[int, int]:
+    """``lo, hi`` of the weight exponent of a ``fmt`` field's significand MSB, as
+    :func:`_ieee_fields` forms it (subnormals at ``emin``, the all-ones exponent included)."""
+    return fmt.emin, fmt.exp_all_ones - fmt.bias
+
+
 def _clz(m: Module, name: str, value, width: int, window: int | None = None):
-    """Leading zeros of ``value`` (``width`` bits); with ``window`` only the top bits are looked at
-    and the count saturates at ``window``."""
+    """Leading zeros of ``value`` (``width`` bits) by a log-depth tree; with ``window`` only the
+    top ``window`` bits are looked at and the count saturates at ``window``.
+
+    The looked-at bits are padded below with ones to a power of two (so an all-zero field counts
+    its own width); each tree node combines its halves' (any-one, count) pairs as ``any = hi | lo``,
+    ``count = Cat(hi ? count_hi : count_lo, ~hi)``: one multiplexer level per bit of the count."""
     look = width if window is None else window
+    bits = value[width - look :]
+    size = 1 << (look - 1).bit_length()  # power of two >= look
     n = Signal(range(look + 1), name=name)
-    m.d.comb += n.eq(look)
-    for i in range(width - look, width):  # later (more significant) assignments win
-        with m.If(value[i]):
-            m.d.comb += n.eq(width - 1 - i)
+    if size == 1:
+        m.d.comb += n.eq(~bits[0])
+        return n
+    pad = size - look
+    nodes = [(b, None) for b in Cat(C(-1, pad), bits)] if pad else [(b, None) for b in bits]
+    level = 0
+    while len(nodes) > 1:
+        nxt = []
+        for j in range(0, len(nodes), 2):
+            (v_lo, c_lo), (v_hi, c_hi) = nodes[j], nodes[j + 1]
+            count = ~v_hi if c_hi is None else Cat(Mux(v_hi, c_hi, c_lo), ~v_hi)
+            nxt.append((v_hi | v_lo, _sig(m, f"{name}_c{level}_{j // 2}", len(Value.cast(count)), count)))
+        nodes, level = nxt, level + 1
+    ((any_one, count),) = nodes
+    # padded: the pad's ones stop the count at `look`; a power of two: all zeros count `look`
+    m.d.comb += n.eq(count if pad else Mux(any_one, count, look))
     return n
+
+
+def _register(m: Module, name: str, value):
+    """``value`` one cycle later (a reset-less pipeline register, loaded every cycle)."""
+    reg = Signal.like(value, name=name, reset_less=True)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 def _min(a, b):
@@ -208,15 +271,20 @@ def _min(a, b):
 
 
 def _shr_sticky(m: Module, name: str, v, d, width: int):
-    """``width``-bit ``v`` >> ``d`` (``d >= 0``), clamped at ``width``; sticky bit appended below."""
+    """``width``-bit ``v`` >> ``d`` (``d >= 0``), clamped at ``width``; sticky bit appended below.
+
+    The sticky bit is the OR of the bits shifted out, ``v & mask`` with the thermometer mask of the
+    ``d`` lowest bits, computed beside the shifter (not by shifting back and comparing)."""
     dc = _sig(m, f"{name}_d", range(width + 1), Mux(d > width, width, d))
     kept = _sig(m, f"{name}_kept", width, v >> dc)
-    lost = _sig(m, f"{name}_lost", 1, ((kept << dc)[:width] != v))
+    mask = _sig(m, f"{name}_mask", width, ~(C(-1, width) << dc)[:width])
+    lost = _sig(m, f"{name}_lost", 1, (v & mask).any())
     return Cat(lost, kept)
 
 
 def _ieee_fields(m: Module, name: str, view, fmt: FloatFormat, daz: bool = False):
-    """-> sign, significand (hidden bit explicit), top exponent, inf, nan of an input/accumulator view.
+    """-> sign, significand (hidden bit explicit), top exponent (:func:`top_range`), inf, nan of an
+    input/accumulator view.
 
     ``daz``: subnormals read as zeros (significand 0), as the L-Mul multiplier takes them."""
     bits = view.as_value()
@@ -231,14 +299,15 @@ def _ieee_fields(m: Module, name: str, view, fmt: FloatFormat, daz: bool = False
         nan = _sig(m, f"{name}_nan", 1, special & (f != 0))
     sub = 0 if daz else f
     sig = _sig(m, f"{name}_sig", fmt.man_bits + 1, Mux(special, 0, Mux(e == 0, sub, Cat(f, C(1, 1)))))
-    top = _sig(m, f"{name}_top", EXP, Mux(e == 0, 1, e) - fmt.bias)
+    top = _exp(m, f"{name}_top", *top_range(fmt), Mux(e == 0, 1, e) - fmt.bias)
     return s, sig, top, inf, nan
 
 
 def _relaxed_fields(m: Module, name: str, view, rf: RelaxedFormat):
+    """-> sign, mantissa, top exponent (``rf.emin .. rf.emax``), inf, nan of a relaxed partial sum."""
     special = view.inf | view.nan
     sig = _sig(m, f"{name}_sig", rf.man_bits, Mux(special, 0, view.man))
-    top = _sig(m, f"{name}_top", EXP, view.exp - rf.bias)
+    top = _exp(m, f"{name}_top", rf.emin, rf.emax, view.exp - rf.bias)
     inf = _sig(m, f"{name}_inf", 1, view.inf & ~view.nan)
     return view.sign, sig, top, inf, view.nan
 
@@ -266,16 +335,29 @@ def _lmul_significand(m: Module, siga, sigw, cfg: FmaConfig):
     return Mux(siga[ma] & sigw[mw], s << (ma + mw - f), 0)
 
 
-def _pack_ieee(m: Module, name: str, sign, q, e_top, p: int, fmt: FloatFormat, rne: bool, renormalize: bool):
-    """Pack the exactly representable ``q * 2**(e_top-p+1)`` into ``fmt`` bits (Value of fmt.width)."""
+def _pack_ieee(
+    m: Module,
+    name: str,
+    sign,
+    q,
+    e_top,
+    e_max: int,
+    p: int,
+    fmt: FloatFormat,
+    rne: bool,
+    renormalize: bool,
+):
+    """Pack the exactly representable ``q * 2**(e_top-p+1)`` into ``fmt`` bits (Value of fmt.width);
+    ``e_top`` lies in ``fmt.emin .. e_max``."""
+    hi = e_max
     if renormalize:
         rz = _clz(m, f"{name}_rz", q, p)
-        room = _sig(m, f"{name}_room", EXP, e_top - fmt.emin)
+        room = _exp(m, f"{name}_room", 0, hi - fmt.emin, e_top - fmt.emin)
         rs = _sig(m, f"{name}_rs", range(p + 1), _min(rz, room))
         q = _sig(m, f"{name}_q3", p, (q << rs)[:p])
-        e_top = _sig(m, f"{name}_e3", EXP, e_top - rs)
+        e_top = _exp(m, f"{name}_e3", fmt.emin, hi, e_top - rs)
     normal = q[p - 1]
-    biased = _sig(m, f"{name}_biased", EXP, Mux(normal, e_top - fmt.emin + 1, 0))
+    biased = _exp(m, f"{name}_biased", 0, max(0, hi - fmt.emin + 1), Mux(normal, e_top - fmt.emin + 1, 0))
     over = biased >= fmt.exp_all_ones
     body = Mux(
         over,
@@ -286,16 +368,40 @@ def _pack_ieee(m: Module, name: str, sign, q, e_top, p: int, fmt: FloatFormat, r
 
 
 # ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Product:
+    """The multiply stage's result: sign, significand (``P`` bits), exponent of its MSB minus one
+    (``Ta + Tw``, plus one = ``tp``), zero, inf and NaN (``inf * 0`` included) flags."""
+
+    sign: Value
+    sig: Value
+    tp: Value
+    zero: Value
+    inf: Value
+    nan: Value
+
+
 class FmaDatapath(wiring.Component):
-    """Combinational floating-point multiply-add ``acc_out = fl(acc_in + a*w)`` (latency 0).
+    """Floating-point multiply-add ``acc_out = fl(acc_in + a*w)``: combinational, or with the
+    product registered (``pipeline_stages = 2``).
 
     Ports: ``a`` (``a_shape``), ``w`` (``w_shape``), ``acc_in``/``acc_out`` (``acc_shape``: the
     accumulator format, or the relaxed format when ``normalize_in_pe`` is False). Hardware: exact
     ``P``-bit significand multiplier (``multiplier='lmul'``: one fraction adder, see
-    :func:`_lmul_significand`), right-shift alignment into a ``W``-bit window plus sticky,
-    ``W+3``-bit signed adder, leading-zero detector (full, or windowed/coarse when approximate),
-    left shifter, fixed-position rounder (RNE or truncation), and in approximate IEEE mode a short
-    ``p``-bit renormalizer. Bit-exact with :func:`tpegen.sim.fp.fma` for ``params.fma``.
+    :func:`_lmul_significand`); one exponent subtractor ``Tp - Tc`` whose sign picks the operand
+    to shift and the shift amount; right-shift alignment into a ``W``-bit window with the sticky
+    bit OR-ed from the shifted-out bits; an effective-subtraction adder (only the product is
+    conditionally negated, then the magnitude taken); a log-depth leading-zero counter (full, or
+    windowed when approximate) and left shifter (coarse steps when approximate); a fixed-position
+    rounder (RNE or truncation); and in approximate IEEE mode a short ``p``-bit renormalizer.
+    Exponents are only as wide as the formats' ranges need (:func:`top_range`, ``RelaxedFormat``).
+    Bit-exact with :func:`tpegen.sim.fp.fma` for ``params.fma``.
+
+    Latency: ``params.pipeline_latency`` cycles from ``a``/``w`` to the ``acc_out`` they enter
+    (0: combinational; 1: the product and its flags are registered, reset-less, every cycle),
+    ``acc_in`` to ``acc_out`` always combinational: the accumulation loop ``acc_out -> acc_in``
+    (alignment against the accumulator's exponent, addition, normalization, rounding) cannot be cut
+    without changing the numerics, so only the multiply stage is pipelined. One FMA per cycle.
     """
 
     def __init__(self, params: FmaPEParams):
@@ -310,63 +416,78 @@ class FmaDatapath(wiring.Component):
         )
 
     def elaborate(self, platform):
-        cfg = self.params.fma
         m = Module()
-        P, Q, W, N, p = cfg.prod_width, cfg.addend_width, cfg.window, cfg.sum_width, cfg.out_sig_width
-        rne = cfg.rounding == "rne"
+        prod = self._multiply(m)
+        for n in range(self.params.pipeline_latency):
+            prod = _Product(*(_register(m, f"{name}_r{n}", value) for name, value in vars(prod).items()))
+        self._accumulate(m, prod)
+        return m
 
+    def _multiply(self, m: Module) -> _Product:
+        cfg = self.params.fma
         lmul = cfg.multiplier == "lmul"
         sa, siga, ta, infa, nana = _ieee_fields(m, "a", self.a, cfg.a_fmt, daz=lmul)
         sw, sigw, tw, infw, nanw = _ieee_fields(m, "w", self.w, cfg.w_fmt, daz=lmul)
+        (alo, ahi), (wlo, whi) = top_range(cfg.a_fmt), top_range(cfg.w_fmt)
+        # an L-Mul product is nonzero exactly when both operands are normal (hidden bits set)
+        zero = ~(siga[cfg.a_fmt.man_bits] & sigw[cfg.w_fmt.man_bits]) if lmul else (siga == 0) | (sigw == 0)
+        return _Product(
+            sign=_sig(m, "sp", 1, sa ^ sw),
+            sig=_sig(
+                m, "sigp", cfg.prod_width, _lmul_significand(m, siga, sigw, cfg) if lmul else siga * sigw
+            ),
+            tp=_exp(m, "tp", alo + wlo + 1, ahi + whi + 1, ta + tw + 1),
+            zero=_sig(m, "pz", 1, zero),
+            inf=_sig(m, "infp", 1, (infa | infw) & ~nana & ~nanw),
+            nan=_sig(m, "nanp", 1, nana | nanw | (infa & (sigw == 0) & ~infw) | (infw & (siga == 0) & ~infa)),
+        )
+
+    def _accumulate(self, m: Module, prod: _Product) -> None:
+        cfg = self.params.fma
+        P, Q, W, N, p = cfg.prod_width, cfg.addend_width, cfg.window, cfg.sum_width, cfg.out_sig_width
+        rne = cfg.rounding == "rne"
         if cfg.normalize_in_pe:
             sc, sigc, tc, infc, nanc = _ieee_fields(m, "c", self.acc_in, cfg.acc_fmt)
+            clo, chi = top_range(cfg.acc_fmt)
         else:
             sc, sigc, tc, infc, nanc = _relaxed_fields(m, "c", self.acc_in, cfg.relaxed)
+            clo, chi = cfg.relaxed.emin, cfg.relaxed.emax
+        (alo, ahi), (wlo, whi) = top_range(cfg.a_fmt), top_range(cfg.w_fmt)
+        plo, phi = alo + wlo + 1, ahi + whi + 1
+        sp, sigp, tp = prod.sign, prod.sig, prod.tp
 
-        # multiply
-        sp = _sig(m, "sp", 1, sa ^ sw)
-        sigp = _sig(m, "sigp", P, _lmul_significand(m, siga, sigw, cfg) if lmul else siga * sigw)
-        tp = _sig(m, "tp", EXP, ta + tw + 1)
-        # align
-        anchor = _sig(m, "anchor", EXP, Mux(sigp == 0, tc, Mux(tp > tc, tp, tc)))
-        dp = _sig(m, "dp", EXP, anchor - tp)
-        dc = _sig(m, "dc", EXP, anchor - tc)
-        xp = _sig(m, "xp", W + 1, _shr_sticky(m, "alp", Cat(C(0, W - P), sigp), Mux(dp < 0, 0, dp), W))
+        # align: anchor = max(Tp, Tc) (Tc for a zero product); the other operand shifts right
+        diff = _exp(m, "diff", plo - chi, phi - clo, tp - tc)
+        ahead = _sig(m, "ahead", 1, ~prod.zero & (diff > 0))  # the product sets the anchor
+        dp = _exp(m, "dp", 0, max(0, chi - plo), Mux(diff < 0, -diff, 0))
+        dc = _exp(m, "dc", 0, max(0, phi - clo), Mux(ahead, diff, 0))
+        t = _exp(m, "t", clo + 1, max(phi, chi) + 1, Mux(ahead, tp, tc) + 1)  # weight of the sum's MSB
+        xp = _sig(m, "xp", W + 1, _shr_sticky(m, "alp", Cat(C(0, W - P), sigp), dp, W))
         xc = _sig(m, "xc", W + 1, _shr_sticky(m, "alc", Cat(C(0, W - Q), sigc), dc, W))
-        # add
-        total = _sig(m, "total", signed(W + 3), Mux(sp, -xp, xp) + Mux(sc, -xc, xc))
-        neg = total[-1]
-        mag = _sig(m, "mag", N, Mux(neg, -total, total))
-        t = _sig(m, "t", EXP, anchor + 1)
+        # add: c + (-1)**(sp ^ sc) * p, then the magnitude; the sum's sign is sc, flipped if negative
+        sub = _sig(m, "sub", 1, sp ^ sc)
+        total = _sig(m, "total", signed(W + 3), xc + Mux(sub, -xp, xp))
+        mag = _sig(m, "mag", N, Mux(total[-1], -total, total))
         # normalize
         lz = _clz(m, "lz", mag, N, cfg.norm_window)
-        lim = _sig(m, "lim", EXP, t - cfg.out_emin)
+        lim = _exp(m, "lim", 1, max(phi, chi) + 1 - cfg.out_emin, t - cfg.out_emin)
         sh = _sig(m, "sh", range(N + 1), _min(lz, lim))
         if cfg.shift_granularity > 1:
             k = cfg.shift_granularity.bit_length() - 1
             sh = _sig(m, "sh_coarse", range(N + 1), Cat(C(0, k), sh[k:]))
         m2 = _sig(m, "m2", N, (mag << sh)[:N])
-        # round
+        # round; the result's exponent stays >= out_emin because sh <= lim
         q, carry = _round_fixed(m, "rnd", m2, N, p, rne)
-        e_top = _sig(m, "e_top", EXP, t - sh + carry)
-        sign = _sig(m, "sign", 1, Mux(mag == 0, sp & sc, neg))
+        e_max = max(phi, chi) + 2
+        e_top = _exp(m, "e_top", cfg.out_emin, e_max, t - sh + carry)
+        sign = _sig(m, "sign", 1, Mux(mag == 0, sp & sc, sc ^ total[-1]))
         # specials
-        infp = _sig(m, "infp", 1, (infa | infw) & ~nana & ~nanw)
-        nan = _sig(
-            m,
-            "nan",
-            1,
-            nana
-            | nanw
-            | nanc
-            | (infa & (sigw == 0) & ~infw)
-            | (infw & (siga == 0) & ~infa)
-            | (infp & infc & (sp != sc)),
-        )
+        infp = prod.inf
+        nan = _sig(m, "nan", 1, prod.nan | nanc | (infp & infc & sub))
         out = self.acc_out.as_value()
         if cfg.normalize_in_pe:
             fmt = cfg.acc_fmt
-            packed = _pack_ieee(m, "pk", sign, q, e_top, p, fmt, rne, renormalize=not cfg.exact)
+            packed = _pack_ieee(m, "pk", sign, q, e_top, e_max, p, fmt, rne, renormalize=not cfg.exact)
             inf_body = C(fmt.inf_bits, fmt.width - 1)
             with m.If(nan):
                 m.d.comb += out.eq(fmt.nan_bits)
@@ -381,7 +502,7 @@ class FmaDatapath(wiring.Component):
         else:
             rf = cfg.relaxed
             o = self.acc_out
-            ef = _sig(m, "ef", EXP, e_top + rf.bias)
+            ef = _exp(m, "ef", cfg.out_emin + rf.bias, e_max + rf.bias, e_top + rf.bias)
             over = ef > (1 << rf.exp_bits) - 1
             with m.If(nan):
                 m.d.comb += o.nan.eq(1)
@@ -398,16 +519,16 @@ class FmaDatapath(wiring.Component):
                     m.d.comb += [o.man.eq(-1), o.exp.eq(-1), o.sign.eq(sign)]
             with m.Else():
                 m.d.comb += [o.man.eq(q), o.exp.eq(ef[: rf.exp_bits]), o.sign.eq(sign)]
-        return m
 
 
 class FmaNormalizer(wiring.Component):
     """Combinational array-edge normalizer: relaxed partial sum -> accumulator format (latency 0).
 
     Ports: ``acc_in`` (relaxed layout), ``acc_out`` (``out_shape``, the accumulator format).
-    Hardware: full leading-zero count and left shift of the relaxed mantissa, right shift with
-    sticky into the subnormal range, one RNE/truncation rounding, overflow and special handling.
-    Matches :func:`tpegen.sim.fp.normalize_relaxed` (correct rounding of the relaxed value).
+    Hardware: log-depth leading-zero count and left shift of the relaxed mantissa, right shift with
+    sticky into the subnormal range, one RNE/truncation rounding, overflow and special handling,
+    exponents at the relaxed format's width. Matches :func:`tpegen.sim.fp.normalize_relaxed`
+    (correct rounding of the relaxed value).
     """
 
     def __init__(self, params: FmaPEParams):
@@ -423,13 +544,14 @@ class FmaNormalizer(wiring.Component):
         s, man, top, inf, nan = _relaxed_fields(m, "c", self.acc_in, rf)
         lzm = _clz(m, "lzm", man, R)
         mn = _sig(m, "mn", R, (man << lzm)[:R])
-        lead = _sig(m, "lead", EXP, top - lzm)
+        lead = _exp(m, "lead", rf.emin - R, rf.emax, top - lzm)
         under = lead < fmt.emin
-        rs = _sig(m, "rs", EXP, Mux(under, fmt.emin - lead, 0))
+        rs = _exp(m, "rs", 0, max(0, fmt.emin - (rf.emin - R)), Mux(under, fmt.emin - lead, 0))
         frame = _sig(m, "frame", R + 2, _shr_sticky(m, "sub", Cat(C(0, 1), mn), rs, R + 1))
         q, carry = _round_fixed(m, "rnd", frame, R + 2, p, rne)
-        e_top = _sig(m, "e_top", EXP, Mux(under, fmt.emin, lead) + carry)
-        packed = _pack_ieee(m, "pk", s, q, e_top, p, fmt, rne, renormalize=False)
+        e_max = max(rf.emax, fmt.emin) + 1
+        e_top = _exp(m, "e_top", fmt.emin, e_max, Mux(under, fmt.emin, lead) + carry)
+        packed = _pack_ieee(m, "pk", s, q, e_top, e_max, p, fmt, rne, renormalize=False)
         out = self.acc_out.as_value()
         with m.If(nan):
             m.d.comb += out.eq(fmt.nan_bits)

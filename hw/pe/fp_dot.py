@@ -16,7 +16,7 @@ from amaranth.hdl import C, Cat, Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from tpegen.hw.pe.fma import EXP, _clz, _ieee_fields, _min, _pack_ieee, _round_fixed, _sig
+from tpegen.hw.pe.fma import _clz, _exp, _ieee_fields, _min, _pack_ieee, _round_fixed, _sig, top_range
 
 if TYPE_CHECKING:
     from tpegen.hw.pe.fma import FmaPEParams
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["DotDatapath"]
 
 
-def _max_tree(m: Module, name: str, values: list):
-    """The largest of ``values`` (signed exponents) by a balanced tree of comparators."""
+def _max_tree(m: Module, name: str, values: list, lo: int, hi: int):
+    """The largest of ``values`` (exponents in ``lo..hi``) by a balanced tree of comparators."""
     level = 0
     while len(values) > 1:
         pairs = [values[i : i + 2] for i in range(0, len(values), 2)]
         values = [
-            p[0] if len(p) == 1 else _sig(m, f"{name}_l{level}_{i}", EXP, Mux(p[0] > p[1], p[0], p[1]))
+            p[0] if len(p) == 1 else _exp(m, f"{name}_l{level}_{i}", lo, hi, Mux(p[0] > p[1], p[0], p[1]))
             for i, p in enumerate(pairs)
         ]
         level += 1
@@ -77,6 +77,8 @@ class DotDatapath(wiring.Component):
         P, Q, p = cfg.prod_width, fmt.man_bits + 1, fmt.man_bits + 1
         rne = cfg.rounding == "rne"
         sc, sigc, tc, infc, nanc = _ieee_fields(m, "c", self.acc_in, fmt)
+        (clo, chi), (xlo, xhi), (ylo, yhi) = top_range(fmt), top_range(cfg.a_fmt), top_range(cfg.w_fmt)
+        plo, phi = xlo + ylo, xhi + yhi  # a product's exponent Ta + Tw
 
         # products: exact, unnormalized (exponent Ta + Tw), zero products left out of the anchor
         prods = []
@@ -84,21 +86,24 @@ class DotDatapath(wiring.Component):
             sa, siga, ta, infa, nana = _ieee_fields(m, f"a{t}", self.a[t], cfg.a_fmt)
             sw, sigw, tw, infw, nanw = _ieee_fields(m, f"w{t}", self.w[t], cfg.w_fmt)
             sig = _sig(m, f"p{t}_sig", P, siga * sigw)
-            exp = _sig(m, f"p{t}_exp", EXP, ta + tw)
+            exp = _exp(m, f"p{t}_exp", plo, phi, ta + tw)
             nan = _sig(
                 m, f"p{t}_nan", 1, nana | nanw | (infa & (sigw == 0) & ~infw) | (infw & (siga == 0) & ~infa)
             )
             inf = _sig(m, f"p{t}_inf", 1, (infa | infw) & ~nan)
             prods.append((_sig(m, f"p{t}_sign", 1, sa ^ sw), sig, exp, inf, nan))
-        anchor = _max_tree(m, "anchor", [tc] + [Mux(sig == 0, tc, exp) for _, sig, exp, _, _ in prods])
-        anchor = _sig(m, "anchor", EXP, anchor)
+        alo, ahi = clo, max(chi, phi)
+        anchor = _max_tree(
+            m, "anchor", [tc] + [Mux(sig == 0, tc, exp) for _, sig, exp, _, _ in prods], alo, ahi
+        )
+        anchor = _exp(m, "anchor", alo, ahi, anchor)
 
         # align (truncating to B bits below the anchor) and add once; fields placed with their MSB
         # one above their exponent (a product's carry bit; a leading 0 for the accumulator)
         width = cfg.dot_sum_width
         terms = []
         for t, (s, sig, exp, _, _) in enumerate(prods):
-            d = _sig(m, f"p{t}_dist", EXP, Mux(sig == 0, 0, anchor - exp))
+            d = _exp(m, f"p{t}_dist", 0, ahi - plo, Mux(sig == 0, 0, anchor - exp))
             x = _truncate_aligned(m, f"p{t}_al", sig, P, d, B + 2)
             terms.append(Mux(s, -x, x))
         xc = _truncate_aligned(m, "c_al", Cat(sigc, C(0, 1)), Q + 1, anchor - tc, B + 2)
@@ -108,19 +113,20 @@ class DotDatapath(wiring.Component):
         nm = width - 1
         n = max(nm, p + 2)
         mag = _sig(m, "mag", n, Cat(C(0, n - nm), Mux(neg, -total, total)[:nm]))
-        top = _sig(m, "top", EXP, anchor - B + nm - 1)  # weight of mag's MSB
+        top = _exp(m, "top", alo - B + nm - 1, ahi - B + nm - 1, anchor - B + nm - 1)  # weight of mag's MSB
 
         # normalize and round once
         lz = _clz(m, "lz", mag, n)
         sh = _sig(m, "sh", range(n + 1), _min(lz, top - fmt.emin))
         m2 = _sig(m, "m2", n, (mag << sh)[:n])
         q, carry = _round_fixed(m, "rnd", m2, n, p, rne)
-        e_top = _sig(m, "e_top", EXP, top - sh + carry)
+        e_max = ahi - B + nm  # sh <= top - emin keeps e_top >= emin
+        e_top = _exp(m, "e_top", fmt.emin, e_max, top - sh + carry)
         all_neg = sc
         for s, *_ in prods:
             all_neg = all_neg & s
         sign = _sig(m, "sign", 1, Mux(mag == 0, all_neg, neg))
-        packed = _pack_ieee(m, "pk", sign, q, e_top, p, fmt, rne, renormalize=False)
+        packed = _pack_ieee(m, "pk", sign, q, e_top, e_max, p, fmt, rne, renormalize=False)
 
         # specials
         pos_inf = infc & ~sc

@@ -149,6 +149,8 @@ class SystemGeometry:
             field = "pe.terms" if pe.terms > 1 else "pe.align_bits"
             allowed = "1" if pe.terms > 1 else "null"
             raise ConfigError(field, f"{allowed} on the accelerator top (system:)", getattr(pe, field[3:]))
+        if config.family == "fma" and pe.pipeline_stages != 1:  # EXEC timing assumes a combinational PE
+            raise ConfigError("pe.pipeline_stages", "1 on the accelerator top (system:)", pe.pipeline_stages)
         return cls(
             kind=kind,
             fp=config.family == "fma",
