@@ -64,7 +64,8 @@ def _with(section, key, value):
         ("pe", "dataflow", "rs", "pe.dataflow", "'os', 'ws'"),
         ("pe", "act_signed", "yes", "pe.act_signed", "true or false"),
         ("pe", "type", "tpu", "pe.type", "'mac'"),
-        ("pe", "multiplier", "booth", "pe.multiplier", "act_bits"),
+        ("pe", "multiplier", "booth", "pe.multiplier", "'array', 'booth_r4', 'en_t'"),
+        ("pe", "booth", True, "pe.booth", "act_bits"),
         (None, "arrays", {}, "arrays", "pe, array"),
     ],
 )

@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.pe.mac_params import MacPEParams
+from tpegen.hw.pe.radix4 import Radix4Encoder, Radix4MultiplyAdd
 
 
 class MacDatapath(wiring.Component):
@@ -15,6 +16,11 @@ class MacDatapath(wiring.Component):
     Ports: ``a`` (act operand), ``w`` (weight operand), ``acc_in`` / ``acc_out`` (signed
     ``acc_bits``). Latency: combinational; the enclosing cell registers the result.
     The product ``a * w`` is exact (``act_bits + weight_bits`` wide); only the sum wraps.
+    ``params.multiplier`` picks how the product is formed: ``array`` writes ``a * w`` and leaves
+    the multiplier to synthesis; ``booth_r4`` and ``en_t`` recode the weight inside the PE
+    (submodule ``encoder``, :class:`~tpegen.hw.pe.radix4.Radix4Encoder`) and add the selected
+    partial products and ``acc_in`` in one adder tree (submodule ``multiply_add``,
+    :class:`~tpegen.hw.pe.radix4.Radix4MultiplyAdd`). Same ports, latency and results either way.
     """
 
     def __init__(self, params: MacPEParams):
@@ -30,5 +36,17 @@ class MacDatapath(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.d.comb += self.acc_out.eq(self.acc_in + self.a * self.w)
+        p = self.params
+        if p.multiplier == "array":
+            m.d.comb += self.acc_out.eq(self.acc_in + self.a * self.w)
+            return m
+        m.submodules.encoder = encoder = Radix4Encoder(p.w_shape, p.multiplier)
+        m.submodules.multiply_add = mac = Radix4MultiplyAdd(p.a_shape, p.w_shape, p.acc_shape)
+        m.d.comb += [
+            encoder.w.eq(self.w),
+            mac.a.eq(self.a),
+            mac.digits.eq(encoder.digits),
+            mac.acc_in.eq(self.acc_in),
+            self.acc_out.eq(mac.acc_out),
+        ]
         return m
