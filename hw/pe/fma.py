@@ -390,9 +390,9 @@ class FmaDatapath(wiring.Component):
     ``P``-bit significand multiplier (``multiplier='lmul'``: one fraction adder, see
     :func:`_lmul_significand`); one exponent subtractor ``Tp - Tc`` whose sign picks the operand
     to shift and the shift amount; right-shift alignment into a ``W``-bit window with the sticky
-    bit OR-ed from the shifted-out bits; an effective-subtraction adder (only the product is
-    conditionally negated, then the magnitude taken); a log-depth leading-zero counter (full, or
-    windowed when approximate) and left shifter (coarse steps when approximate); a fixed-position
+    bit OR-ed from the shifted-out bits; the sum's magnitude picked from ``c + p``, ``c - p`` and ``p - c``); a log-depth leading-zero
+    counter (full, or windowed when approximate) stopped at the subnormal limit by a one OR-ed into
+    its input, and a left shifter (coarse steps when approximate); a fixed-position
     rounder (RNE or truncation); and in approximate IEEE mode a short ``p``-bit renormalizer.
     Exponents are only as wide as the formats' ranges need (:func:`top_range`, ``RelaxedFormat``).
     Bit-exact with :func:`tpegen.sim.fp.fma` for ``params.fma``.
@@ -464,14 +464,20 @@ class FmaDatapath(wiring.Component):
         t = _exp(m, "t", clo + 1, max(phi, chi) + 1, Mux(ahead, tp, tc) + 1)  # weight of the sum's MSB
         xp = _sig(m, "xp", W + 1, _shr_sticky(m, "alp", Cat(C(0, W - P), sigp), dp, W))
         xc = _sig(m, "xc", W + 1, _shr_sticky(m, "alc", Cat(C(0, W - Q), sigc), dc, W))
-        # add: c + (-1)**(sp ^ sc) * p, then the magnitude; the sum's sign is sc, flipped if negative
+        # add: |c + (-1)**(sp ^ sc) * p| from three adders side by side (c + p, c - p, p - c), the
+        # difference picked by the borrow of c - p (no negation after the adder); the sum's sign is
+        # sc, flipped when p outweighs c in a subtraction
         sub = _sig(m, "sub", 1, sp ^ sc)
-        total = _sig(m, "total", signed(W + 3), xc + Mux(sub, -xp, xp))
-        mag = _sig(m, "mag", N, Mux(total[-1], -total, total))
-        # normalize
-        lz = _clz(m, "lz", mag, N, cfg.norm_window)
+        plus = _sig(m, "plus", W + 2, xc + xp)
+        c_minus_p = _sig(m, "c_minus_p", signed(W + 2), xc - xp)
+        p_minus_c = _sig(m, "p_minus_c", W + 1, xp - xc)
+        borrow = c_minus_p[-1]
+        mag = _sig(m, "mag", N, Mux(sub, Mux(borrow, p_minus_c, c_minus_p[: W + 1]), plus))
+        # normalize: shift out the leading zeros, but at most lim = t - out_emin (then the result is
+        # subnormal): a one OR-ed into mag at position N-1-lim stops the count there
         lim = _exp(m, "lim", 1, max(phi, chi) + 1 - cfg.out_emin, t - cfg.out_emin)
-        sh = _sig(m, "sh", range(N + 1), _min(lz, lim))
+        stop = _sig(m, "stop", N, C(1 << (N - 1), N) >> lim)
+        sh = _clz(m, "sh", mag | stop, N, cfg.norm_window)
         if cfg.shift_granularity > 1:
             k = cfg.shift_granularity.bit_length() - 1
             sh = _sig(m, "sh_coarse", range(N + 1), Cat(C(0, k), sh[k:]))
@@ -480,7 +486,7 @@ class FmaDatapath(wiring.Component):
         q, carry = _round_fixed(m, "rnd", m2, N, p, rne)
         e_max = max(phi, chi) + 2
         e_top = _exp(m, "e_top", cfg.out_emin, e_max, t - sh + carry)
-        sign = _sig(m, "sign", 1, Mux(mag == 0, sp & sc, sc ^ total[-1]))
+        sign = _sig(m, "sign", 1, Mux(mag == 0, sp & sc, sc ^ (sub & borrow)))
         # specials
         infp = prod.inf
         nan = _sig(m, "nan", 1, prod.nan | nanc | (infp & infc & sub))
