@@ -17,7 +17,7 @@ digit per bit pair, so a product ``a * w`` is the sum of ``D`` partial products 
 needs one digit more than its pairs when its width is even). A digit travels as :data:`DIGIT`:
 ``(-1)**neg * (one + 2 * two)`` -- the form a shared encoder would send to the PEs in place of
 the raw weight. :class:`Radix4Encoder` turns a weight into digits, :class:`Radix4MultiplyAdd`
-selects the partial products and adds them and the accumulator in a balanced adder tree. A
+selects the partial products, sums them in a balanced adder tree and adds the accumulator. A
 negative partial product is the one's complement of the selected multiple plus one; the ones go
 into the tree as one extra word (bit ``2 i`` for digit ``i``), as in a Booth multiplier's array.
 """
@@ -98,9 +98,10 @@ class Radix4Encoder(wiring.Component):
                 digit.two.eq(code1 & ~code0),
                 digit.neg.eq((code1 & code0) ^ sign),
             ]
-            carry_out = Signal(name=f"carry{i + 1}")
-            m.d.comb += carry_out.eq(p1 & (p0 | carry))  # pair + carry >= 3
-            carry = carry_out
+            if i + 1 < len(self.digits):
+                carry_out = Signal(name=f"carry{i + 1}")
+                m.d.comb += carry_out.eq(p1 & (p0 | carry))  # pair + carry >= 3
+                carry = carry_out
 
 
 class Radix4MultiplyAdd(wiring.Component):
@@ -109,7 +110,8 @@ class Radix4MultiplyAdd(wiring.Component):
     Ports: ``a`` (in, activation), ``digits`` (in, the weight's :func:`digits_layout`), ``acc_in``
     / ``acc_out`` (signed ``acc_shape``). Each digit selects 0, a or 2a (``sel_i``), its one's
     complement when the digit is negative (``pp_i``, ``act_bits + 2`` bits, exact for signed and
-    unsigned ``a``); the tree adds ``pp_i << 2 i``, the word of negation ones and ``acc_in``.
+    unsigned ``a``); a tree adds ``pp_i << 2 i`` and the word of negation ones at the width of
+    the product (``product``, wide enough for any ``a * w``), and one adder adds ``acc_in``.
     Latency: combinational.
     """
 
@@ -141,8 +143,12 @@ class Radix4MultiplyAdd(wiring.Component):
             ]
             terms.append(pp.shift_left(2 * i))
             ones += [neg, Const(0, 1)]
-        terms += [Cat(*ones), self.acc_in]
-        m.d.comb += self.acc_out.eq(_tree_sum(m, terms, len(self.acc_out)))
+        terms.append(Cat(*ones))
+        product = Signal(signed(len(self.a) + len(self.digits) * 2 + 1), name="product")
+        m.d.comb += [
+            product.eq(_tree_sum(m, terms, len(product))),
+            self.acc_out.eq(self.acc_in + product),
+        ]
         return m
 
 
