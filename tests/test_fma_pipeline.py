@@ -169,3 +169,32 @@ def test_gemm_rtl_equals_cycle_backend(gemm_cli, tmp_path):
     base, c_base = gemm_cli(hw[1], a, w, "golden")
     assert c_rtl.tobytes() == c_cyc.tobytes() == c_base.tobytes()
     assert rtl["cycles"] == cyc["cycles"] == base["cycles"] + 1
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("pe", "array"),
+    [
+        ({"acc_format": "bf16", "norm_window": 8}, {"rows": 3, "cols": 2, "os_cell": "two_register"}),
+        (
+            {"normalize_in_pe": False, "norm_window": 8},
+            {
+                "rows": 2,
+                "cols": 3,
+                "backpressure": "queue",
+                "operand_gating": True,
+                "reset_less_datapath": True,
+            },
+        ),
+    ],
+)
+def test_verify_pipelined_cell_variants(pe, array):
+    """``tpegen verify`` (edge cases, random GEMMs, random stalls: outputs and timing-model cycles)
+    with a registered product in the two-register cell and in a queued, gated, reset-less array."""
+    from tpegen.sw.verify import verify
+
+    cfg = config_from_dict({**_raw(pipeline_stages=2, **pe), "array": array})
+    report = verify(cfg.accelerator(), cases=3, seed=3)
+    bad = [c for c in report.cases if not c.passed]
+    assert not bad and report.passed, bad

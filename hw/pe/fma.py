@@ -195,8 +195,9 @@ class FmaPEParams:
         return float_layout(self.fma.acc_fmt)
 
     def datapath(self) -> wiring.Component:
-        """The combinational PE datapath: :class:`FmaDatapath`, or the dot-product PE's
-        :class:`~tpegen.hw.pe.fp_dot.DotDatapath` when ``align_bits`` is set."""
+        """The PE datapath: :class:`FmaDatapath` (its product registered with ``pipeline_stages: 2``),
+        or the dot-product PE's combinational :class:`~tpegen.hw.pe.fp_dot.DotDatapath` when
+        ``align_bits`` is set."""
         if self.fma.dot:
             from tpegen.hw.pe.fp_dot import DotDatapath  # it builds on this module's blocks
 
@@ -244,7 +245,7 @@ def _clz(m: Module, name: str, value, width: int, window: int | None = None):
         m.d.comb += n.eq(~bits[0])
         return n
     pad = size - look
-    nodes = [(b, None) for b in Cat(C(-1, pad), bits)] if pad else [(b, None) for b in bits]
+    nodes = [(b, None) for b in (Cat(C(-1, pad), bits) if pad else bits)]  # (any one, count), LSB first
     level = 0
     while len(nodes) > 1:
         nxt = []
