@@ -19,6 +19,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.errors import ConfigError
+from tpegen.hw.pe.datapath import Datapath
 from tpegen.hw.pe.fp_formats import FloatFormat, FmaConfig, RelaxedFormat, format_by_name
 
 __all__ = ["FmaPEParams", "FmaDatapath", "FmaNormalizer", "float_layout", "relaxed_layout"]
@@ -382,7 +383,7 @@ class _Product:
     nan: Value
 
 
-class FmaDatapath(wiring.Component):
+class FmaDatapath(Datapath):
     """Floating-point multiply-add ``acc_out = fl(acc_in + a*w)``: combinational, or with the
     product registered (``pipeline_stages = 2``).
 
@@ -404,17 +405,6 @@ class FmaDatapath(wiring.Component):
     (alignment against the accumulator's exponent, addition, normalization, rounding) cannot be cut
     without changing the numerics, so only the multiply stage is pipelined. One FMA per cycle.
     """
-
-    def __init__(self, params: FmaPEParams):
-        self.params = params
-        super().__init__(
-            {
-                "a": In(params.a_shape),
-                "w": In(params.w_shape),
-                "acc_in": In(params.acc_shape),
-                "acc_out": Out(params.acc_shape),
-            }
-        )
 
     def elaborate(self, platform):
         m = Module()

@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from amaranth.hdl import C, Cat, Module, Mux, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
+from tpegen.hw.pe.datapath import Datapath
 from tpegen.hw.pe.fma import _clz, _exp, _ieee_fields, _min, _pack_ieee, _round_fixed, _sig, top_range
 
 if TYPE_CHECKING:
-    from tpegen.hw.pe.fma import FmaPEParams
+    pass
 
 __all__ = ["DotDatapath"]
 
@@ -47,7 +46,7 @@ def _truncate_aligned(m: Module, name: str, sig, sig_width: int, d, keep: int):
     return _sig(m, f"{name}_x", keep, shifted[frame - keep :])
 
 
-class DotDatapath(wiring.Component):
+class DotDatapath(Datapath):
     """Combinational ``acc_out = fl(acc_in + sum_t a[t] * w[t])``, ``terms`` products (latency 0).
 
     Ports: ``a`` (``terms`` lanes of the input format), ``w`` (``terms`` lanes of the weight
@@ -58,17 +57,6 @@ class DotDatapath(wiring.Component):
     a leading-zero counter and left shifter, one RNE/truncation rounder, overflow and special
     handling. Parameters: :class:`~tpegen.hw.pe.fma.FmaPEParams` with ``align_bits`` set.
     """
-
-    def __init__(self, params: FmaPEParams):
-        self.params = params
-        super().__init__(
-            {
-                "a": In(params.a_shape),
-                "w": In(params.w_shape),
-                "acc_in": In(params.acc_shape),
-                "acc_out": Out(params.acc_shape),
-            }
-        )
 
     def elaborate(self, platform) -> Module:
         cfg = self.params.fma

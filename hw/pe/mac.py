@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from amaranth import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from tpegen.hw.pe.mac_params import MacPEParams
+from tpegen.hw.pe.datapath import Datapath
 from tpegen.hw.pe.radix4 import Radix4Encoder, Radix4MultiplyAdd
 
 
-class MacDatapath(wiring.Component):
+class MacDatapath(Datapath):
     """Combinational integer multiply-add: ``acc_out = wrap(acc_in + a * w, acc_bits)``.
 
     Ports: ``a`` (act operand), ``w`` (weight operand), ``acc_in`` / ``acc_out`` (signed
@@ -22,17 +20,6 @@ class MacDatapath(wiring.Component):
     partial products and ``acc_in`` in one adder tree (submodule ``multiply_add``,
     :class:`~tpegen.hw.pe.radix4.Radix4MultiplyAdd`). Same ports, latency and results either way.
     """
-
-    def __init__(self, params: MacPEParams):
-        self.params = params
-        super().__init__(
-            {
-                "a": In(params.a_shape),
-                "w": In(params.w_shape),
-                "acc_in": In(params.acc_shape),
-                "acc_out": Out(params.acc_shape),
-            }
-        )
 
     def elaborate(self, platform) -> Module:
         m = Module()
