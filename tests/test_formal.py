@@ -17,7 +17,8 @@ from conftest import CONFIGS
 from tpegen.config import config_from_dict, load_config
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.hw.pe import lut as lut_hw
-from tpegen.hw.pe.mac import MacDatapath, MacPEParams
+from tpegen.hw.pe.mac import MacDatapath
+from tpegen.hw.pe.mac_params import MacPEParams
 from tpegen.synth import formal, yosys
 from tpegen.synth.formal import formal_verify
 

@@ -548,11 +548,11 @@ def scale_rows() -> list[str]:
             f"{r['verilog_modules']} | {_cell(r.get('replay_build_s'), '{:.0f} s')} | "
             f"{_cell(r.get('replay_cycles_per_s'), '{:,.0f}')} | {_cell(r.get('cocotb_cycles_per_s'), '{:,.0f}')} | "
             f"{_cell(r.get('synth_s'), '{:.0f} s')} | {_cell(area, '{:.3f}')} | {_cell(r.get('delay_ns'), '{:.2f}')} | "
-            f"{_cell(r.get('pj_per_mac'), '{:.3f}')} |"
+            f"{_cell(r.get('energy_s'), '{:.0f} s')} | {_cell(r.get('pj_per_mac'), '{:.3f}')} |"
         )
     g = s["growth_exponents"]
     keys = ["gen_s", "gen_peak_mb", "verilog_bytes", None, "replay_build_s", "replay_cycles_per_s"]
-    keys += ["cocotb_cycles_per_s", "synth_s", "area_um2", None, None]
+    keys += ["cocotb_cycles_per_s", "synth_s", "area_um2", None, "energy_s", None]
     out.append(
         "| growth N^k | " + " | ".join("" if k is None or k not in g else f"{g[k]:.2f}" for k in keys) + " |"
     )
