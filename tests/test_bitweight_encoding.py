@@ -209,11 +209,11 @@ def test_default_multiplier_leaves_existing_designs_alone():
 
 # ------------------------------------------------------------------------------ RTL arrays
 
-# Each encoding and each dataflow in the default run (a Verilator build is ~20 s of CPU); all four
-# under -m slow.
+# One array in the default run (a Verilator build is ~20 s of CPU; the datapath tests above cover
+# both encodings); all four under -m slow.
 BITWEIGHT = [
-    "bitweight/systolic_os_booth_r4_4x4",
     "bitweight/systolic_ws_en_t_4x4",
+    pytest.param("bitweight/systolic_os_booth_r4_4x4", marks=pytest.mark.slow),
     pytest.param("bitweight/systolic_os_en_t_4x4", marks=pytest.mark.slow),
     pytest.param("bitweight/systolic_ws_booth_r4_4x4", marks=pytest.mark.slow),
 ]
