@@ -40,11 +40,8 @@ SHIPPED = [
 # The exact PE and the relaxed one (which adds the edge normalizers) on Verilator by default; every
 # approximate mode is checked at the datapath level (tests/test_fma_datapath.py) and every shipped
 # config under -m slow (test_shipped_configs_verify_slow).
-RTL_DEFAULT = [
-    "bf16_exact",
-    "bf16_approx_relaxed_w8",
-    pytest.param("bf16_approx_w16_g4", marks=pytest.mark.slow),
-]
+RTL_DEFAULT = ["bf16_exact", "bf16_approx_relaxed_w8"]
+RTL_SLOW = ["bf16_approx_w16_g4"]
 
 
 def small(name: str, rows: int = 4, cols: int = 4) -> dict:
@@ -235,7 +232,7 @@ def test_approximate_modes_change_results_and_equal_the_coarse_grid_reference():
 # RTL (Verilator)
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.rtl
-@pytest.mark.parametrize("name", RTL_DEFAULT)
+@pytest.mark.parametrize("name", RTL_DEFAULT + [pytest.param(n, marks=pytest.mark.slow) for n in RTL_SLOW])
 def test_cli_rtl_equals_golden_and_verify(gemm_cli, tmp_path, name):
     raw = small(name)
     hw = tmp_path / f"{name}.yaml"
