@@ -876,7 +876,7 @@ def measure_energy(
     period = period_ns or report.period_ns or report.delay_ns or 10.0
     gn = load_gates(report.netlist_json_path, report.top, lib)
     lap("load")
-    kinds = {m.cell_type: _memory_kind(report, m.cell_type) for m in report.memories}
+    kinds = _memory_kinds(report)
     sim = None
     accesses: dict[str, tuple[int, int]] = {}
     if method == "levelized" or (method == "auto" and keep_vcd is None):
@@ -943,12 +943,14 @@ def measure_energy(
     return out
 
 
-def _memory_kind(report: SynthReport, cell_type: str) -> dict[str, Any]:
-    """The synthesis plan's entry of memory type ``cell_type`` (ports, depth, read kind)."""
+def _memory_kinds(report: SynthReport) -> dict[str, dict[str, Any]]:
+    """The synthesis plan's entry (ports, depth, read kind) of each black-boxed memory type."""
     import json
 
+    if not report.memories:
+        return {}
     plan = json.loads((report.work_dir / "memories.json").read_text())
-    return next(e for e in plan if e.get("cell_type") == cell_type)
+    return {e["cell_type"]: e for e in plan if e.get("blackbox")}
 
 
 def _instances(report: SynthReport) -> dict[str, int]:

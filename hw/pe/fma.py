@@ -337,6 +337,19 @@ def _lmul_significand(m: Module, siga, sigw, cfg: FmaConfig):
     return Mux(siga[ma] & sigw[mw], s << (ma + mw - f), 0)
 
 
+def _select_special(m: Module, out, fmt: FloatFormat, nan, inf, inf_sign, zero, zero_sign, packed) -> None:
+    """Drive ``out`` (an IEEE-like word of ``fmt``) with NaN, a signed infinity, a signed zero or
+    ``packed``, in that priority."""
+    with m.If(nan):
+        m.d.comb += out.eq(fmt.nan_bits)
+    with m.Elif(inf):
+        m.d.comb += out.eq(Cat(C(fmt.inf_bits, fmt.width - 1), inf_sign))
+    with m.Elif(zero):
+        m.d.comb += out.eq(Cat(C(0, fmt.width - 1), zero_sign))
+    with m.Else():
+        m.d.comb += out.eq(packed)
+
+
 def _pack_ieee(
     m: Module,
     name: str,
@@ -549,13 +562,5 @@ class FmaNormalizer(wiring.Component):
         e_max = max(rf.emax, fmt.emin) + 1
         e_top = _exp(m, "e_top", fmt.emin, e_max, Mux(under, fmt.emin, lead) + carry)
         packed = _pack_ieee(m, "pk", s, q, e_top, e_max, p, fmt, rne, renormalize=False)
-        out = self.acc_out.as_value()
-        with m.If(nan):
-            m.d.comb += out.eq(fmt.nan_bits)
-        with m.Elif(inf):
-            m.d.comb += out.eq(Cat(C(fmt.inf_bits, fmt.width - 1), s))
-        with m.Elif(q == 0):
-            m.d.comb += out.eq(Cat(C(0, fmt.width - 1), s))
-        with m.Else():
-            m.d.comb += out.eq(packed)
+        _select_special(m, self.acc_out.as_value(), fmt, nan, inf, s, q == 0, s, packed)
         return m

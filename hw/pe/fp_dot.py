@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING
 from amaranth.hdl import C, Cat, Module, Mux, signed
 
 from tpegen.hw.pe.datapath import Datapath
-from tpegen.hw.pe.fma import _clz, _exp, _ieee_fields, _min, _pack_ieee, _round_fixed, _sig, top_range
+from tpegen.hw.pe.fma import (
+    _clz,
+    _exp,
+    _ieee_fields,
+    _min,
+    _pack_ieee,
+    _round_fixed,
+    _select_special,
+    _sig,
+    top_range,
+)
 
 if TYPE_CHECKING:
     pass
@@ -126,13 +136,7 @@ class DotDatapath(Datapath):
             any_nan = any_nan | nan
         pos_inf, neg_inf = _sig(m, "pos_inf", 1, pos_inf), _sig(m, "neg_inf", 1, neg_inf)
         nan = _sig(m, "nan", 1, any_nan | (pos_inf & neg_inf))
-        out = self.acc_out.as_value()
-        with m.If(nan):
-            m.d.comb += out.eq(fmt.nan_bits)
-        with m.Elif(pos_inf | neg_inf):
-            m.d.comb += out.eq(Cat(C(fmt.inf_bits, fmt.width - 1), neg_inf))
-        with m.Elif(q == 0):
-            m.d.comb += out.eq(Cat(C(0, fmt.width - 1), sign))
-        with m.Else():
-            m.d.comb += out.eq(packed)
+        _select_special(
+            m, self.acc_out.as_value(), fmt, nan, pos_inf | neg_inf, neg_inf, q == 0, sign, packed
+        )
         return m
