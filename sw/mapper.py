@@ -210,7 +210,7 @@ def _check_compatible(acc, family: str, scheme) -> None:
         )
     if not floating and family not in INT_FAMILIES:
         raise ConfigError(
-            "--quant", f"a floating-point format for the {family!r} hardware (BF16 or FP8)", scheme.name
+            "--quant", f"a floating-point format for the {family!r} hardware (BF16, FP16 or FP8)", scheme.name
         )
     refused = _refused_codes(acc, scheme)
     if refused is not None:

@@ -41,6 +41,7 @@ W4A16    INT4                                    INT16
 W1A8     binary {-1, +1}, scale mean abs(w)      INT8
 W1.58A8  ternary {-1, 0, +1}, scale mean abs(w)  INT8
 BF16     bfloat16, no scaling                    bfloat16, no scaling
+FP16     IEEE half, no scaling, clipped at 65504 IEEE half, no scaling
 FP8      OCP e4m3fn (``FP8_E5M2``: e5m2),        the same FP8 format, scale max abs(x) /
          scale max abs(w) / max of the format    max of the format (per token or tensor)
 ======== ======================================= =====================================
@@ -86,33 +87,42 @@ __all__ = [
     "operand_ranges",
 ]
 
-FORMATS = ("W8A8", "W4A8", "W4A16", "W3A8", "W2A8", "W1A8", "W1.58A8", "BF16", "FP8")
-WEIGHT_KINDS = ("int", "binary", "ternary", "bf16", "fp8_e4m3fn", "fp8_e5m2")
-ACT_KINDS = ("int", "bf16", "fp8_e4m3fn", "fp8_e5m2")
+FORMATS = ("W8A8", "W4A8", "W4A16", "W3A8", "W2A8", "W1A8", "W1.58A8", "BF16", "FP16", "FP8")
+WEIGHT_KINDS = ("int", "binary", "ternary", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2")
+ACT_KINDS = ("int", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2")
 GRANULARITIES = ("tensor", "channel", "group")
 ACT_MODES = ("static", "dynamic")
 
-_FLOAT_DTYPES = {"bf16": "bfloat16", "fp8_e4m3fn": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+_FLOAT_DTYPES = {
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "fp8_e4m3fn": "float8_e4m3fn",
+    "fp8_e5m2": "float8_e5m2",
+}
 
 
 def _float_dtype(kind: str):
     """The ml_dtypes type of a float format (imported here: ml_dtypes takes most of a second to load,
     which integer formats need not pay)."""
+    if kind == "fp16":
+        return np.float16
     import ml_dtypes
 
     return getattr(ml_dtypes, _FLOAT_DTYPES[kind])
 
 
 def float_code_values(kind: str) -> np.ndarray:
-    """Every finite value (float64) of the float code kind ``kind`` (``bf16``, ``fp8_e4m3fn``, ``fp8_e5m2``)."""
-    width = 16 if kind == "bf16" else 8
+    """Every finite value (float64) of the float code kind ``kind`` (``bf16``, ``fp16``, ``fp8_e4m3fn``,
+    ``fp8_e5m2``)."""
+    width = 16 if kind in _UNSCALED_FLOATS else 8
     codes = np.arange(1 << width, dtype=np.uint16 if width == 16 else np.uint8)
     with np.errstate(invalid="ignore"):  # the NaN codes
         values = codes.view(_float_dtype(kind)).astype(np.float64)
     return values[np.isfinite(values)]
 
 
-_SCALED_FLOATS = ("fp8_e4m3fn", "fp8_e5m2")  # scaled into the format's range; bf16 is not scaled
+_SCALED_FLOATS = ("fp8_e4m3fn", "fp8_e5m2")  # scaled into the format's range
+_UNSCALED_FLOATS = ("bf16", "fp16")  # rounded as they are
 
 # upper-case name -> (weight, weight_bits, act, act_bits); the FP8_* names select the FP8 variant
 _FORMAT_TABLE: dict[str, tuple[str, int | None, str, int | None]] = {
@@ -124,6 +134,7 @@ _FORMAT_TABLE: dict[str, tuple[str, int | None, str, int | None]] = {
     "W1A8": ("binary", 1, "int", 8),
     "W1.58A8": ("ternary", 2, "int", 8),
     "BF16": ("bf16", None, "bf16", None),
+    "FP16": ("fp16", None, "fp16", None),
     "FP8": ("fp8_e4m3fn", None, "fp8_e4m3fn", None),
     "FP8_E4M3FN": ("fp8_e4m3fn", None, "fp8_e4m3fn", None),
     "FP8_E4M3": ("fp8_e4m3fn", None, "fp8_e4m3fn", None),
@@ -142,7 +153,7 @@ def _code_range(bits: int, symmetric: bool) -> tuple[int, int]:
 class QuantScheme:
     """How the operands of every GEMM of a model are quantized (see the module docstring).
 
-    ``weight``/``act`` are the code kinds (``int``, ``binary``, ``ternary``, ``bf16``, ``fp8_e4m3fn``,
+    ``weight``/``act`` are the code kinds (``int``, ``binary``, ``ternary``, ``bf16``, ``fp16``, ``fp8_e4m3fn``,
     ``fp8_e5m2``; activations not binary/ternary), ``weight_bits``/``act_bits`` their integer
     widths (binary 1, ternary 2 -- stored on 2 bits --, ``None`` for float kinds). ``granularity``
     and ``group_size`` set the weight scales, ``symmetric`` the weight zero points, ``act_mode`` and
@@ -180,8 +191,10 @@ class QuantScheme:
             check_int(f + "group_size", self.group_size, 1, 1 << 30)
         elif self.group_size is not None:
             raise ConfigError(f + "group_size", "None unless granularity is 'group'", self.group_size)
-        if self.weight == "bf16" and self.granularity != "tensor":
-            raise ConfigError(f + "granularity", "'tensor' for bf16 weights (not scaled)", self.granularity)
+        if self.weight in _UNSCALED_FLOATS and self.granularity != "tensor":
+            raise ConfigError(
+                f + "granularity", f"'tensor' for {self.weight} weights (not scaled)", self.granularity
+            )
         check_bool(f + "symmetric", self.symmetric)
         if not self.symmetric and self.weight != "int":
             raise ConfigError(f + "symmetric", f"true for {self.weight} weights (no zero point)", False)
@@ -217,8 +230,8 @@ def parse_scheme(
     weight, wbits, act, abits = _FORMAT_TABLE[key]
     if group is not None:
         check_int("--group", group, 1, 1 << 30)
-        if weight == "bf16":
-            raise ConfigError("--group", f"omitted for {fmt} (BF16 is not scaled)", group)
+        if weight in _UNSCALED_FLOATS:
+            raise ConfigError("--group", f"omitted for {fmt} (not scaled)", group)
         if granularity not in (None, "group"):
             raise ConfigError("--granularity", "'group' (or omitted) when --group is given", granularity)
         granularity = "group"
@@ -319,7 +332,7 @@ def _scale_zero(
         import ml_dtypes
 
         scale = amax / float(ml_dtypes.finfo(_float_dtype(kind)).max)
-    else:  # bf16: not scaled
+    else:  # bf16, fp16: not scaled
         scale = np.ones(amax.shape)
     scale = np.asarray(scale, dtype=np.float32)
     scale[~(scale > 0)] = 1.0  # all-zero block (or a scale below float32's range)

@@ -100,13 +100,14 @@ def test_every_format_parses_with_the_documented_defaults():
         "W1A8": ("binary", 1, "int", 8),
         "W1.58A8": ("ternary", 2, "int", 8),
         "BF16": ("bf16", None, "bf16", None),
+        "FP16": ("fp16", None, "fp16", None),
         "FP8": ("fp8_e4m3fn", None, "fp8_e4m3fn", None),
     }
     assert set(kinds) == set(FORMATS)
     for fmt in FORMATS:
         s = parse_scheme(fmt.lower())
         assert (s.weight, s.weight_bits, s.act, s.act_bits) == kinds[fmt]
-        assert s.granularity == ("tensor" if fmt in ("BF16", "FP8") else "channel")
+        assert s.granularity == ("tensor" if fmt in ("BF16", "FP16", "FP8") else "channel")
         assert s.group_size is None and s.symmetric and s.act_mode == "dynamic"
     assert parse_scheme("FP8_E5M2").weight == "fp8_e5m2" == parse_scheme("fp8-e5m2").act
     g = parse_scheme("W4A8", group=128)
@@ -130,6 +131,8 @@ def test_every_format_parses_with_the_documented_defaults():
         (lambda: parse_scheme("W1A8", symmetric=False), "symmetric"),
         (lambda: parse_scheme("W8A8", act_mode="per-token"), "act_mode"),
         (lambda: parse_scheme("BF16", granularity="channel"), "granularity"),
+        (lambda: parse_scheme("FP16", group=64), "--group"),
+        (lambda: parse_scheme("FP16", granularity="channel"), "granularity"),
         (lambda: QuantScheme("x", "int", 9, "int", 8), "weight_bits"),
         (lambda: QuantScheme("x", "ternary", 1, "int", 8), "weight_bits"),
         (lambda: QuantScheme("x", "binary", 1, "ternary", 8), "act"),
@@ -148,7 +151,7 @@ def test_bad_schemes_are_one_line_config_errors(call, field):
 
 def test_unknown_format_lists_the_formats():
     with pytest.raises(
-        ConfigError, match=r"--quant: must be one of W8A8, W4A8, .*W1\.58A8, BF16, FP8.*got 'W5A8'"
+        ConfigError, match=r"--quant: must be one of W8A8, W4A8, .*W1\.58A8, BF16, FP16, FP8.*got 'W5A8'"
     ):
         parse_scheme("W5A8")
 
@@ -286,6 +289,17 @@ def test_bf16_weights_are_ml_dtypes_casts_without_scaling():
     qw = quantize_weight(w, parse_scheme("BF16"))
     assert qw.q.dtype == np.float32 and (qw.scale == 1).all() and not qw.zero.any()
     np.testing.assert_array_equal(qw.q, w.astype(ml_dtypes.bfloat16).astype(np.float32))
+    assert not np.array_equal(qw.q, w)
+
+
+def test_fp16_weights_are_numpy_half_casts_clipped_to_the_range():
+    w = _weights() * np.float32(1 + 2**-12)  # values that need rounding to 11 significant bits
+    w[0, 0], w[1, 0] = 1e6, -7e4  # beyond fp16's range: clipped to +-65504, not inf
+    qw = quantize_weight(w, parse_scheme("FP16"))
+    assert qw.q.dtype == np.float32 and (qw.scale == 1).all() and not qw.zero.any()
+    expect = np.clip(w.astype(np.float64), -65504, 65504).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(qw.q, expect)
+    assert (qw.q[0, 0], qw.q[1, 0]) == (65504, -65504)
     assert not np.array_equal(qw.q, w)
 
 

@@ -1066,7 +1066,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hw with the chosen backend, all other ops on the host in float32, and report per layer the GEMM "
         "shape, cycles, PE utilization, host work, energy (with --ppa) and the relative RMS error of the "
         "layer output against the float32 model; with labels, top-1 accuracy of both.",
-        epilog="formats: W8A8 W4A8 W4A16 W3A8 W2A8 W1A8 W1.58A8 (integer hardware: mac, lut), BF16 FP8 (fma). "
+        epilog="formats: W8A8 W4A8 W4A16 W3A8 W2A8 W1A8 W1.58A8 (integer hardware: mac, lut), BF16 FP16 FP8 (fma). "
         "Weights are quantized per output channel (per group along K with --group G); activations per token "
         "(dynamic) or per tensor from the first 32 inputs (--act static). Group scales and zero points are "
         "applied on the host and counted as host ops.",
