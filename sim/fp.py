@@ -32,7 +32,8 @@ Numeric policy of :func:`fma` (``c + a*w``, one rounding)
 Datapath (shared by the model and the RTL)
 ------------------------------------------
 ``P = (Ma+1) + (Mw+1)`` bits of exact product significand, ``Q`` bits of addend significand
-(``Mc+1`` for an IEEE accumulator, the relaxed mantissa width otherwise). Each significand is
+(``Mc+1`` for an IEEE accumulator, the relaxed significand width otherwise, see "Relaxed
+significand width"). Each significand is
 placed at the top of a ``W = P + Q + 1``-bit window whose MSB has weight ``2**anchor``, where
 ``anchor = max(Tp, Tc)`` (``Tc`` if the product is zero; ``T`` = weight exponent of a field's MSB).
 The smaller operand is shifted right by the exponent difference (clamped to ``W``); bits shifted
@@ -94,6 +95,20 @@ bounded by one coarse ulp; ``q`` itself is then an exactly representable value.
   zeros allowed) with ``E``; see :class:`RelaxedFormat`. The chain's last value goes through
   :func:`normalize_relaxed` (the ``FmaNormalizer`` at the array edge), which rounds it correctly
   (exact normalization, one rounding) to the accumulator format.
+
+Relaxed significand width
+-------------------------
+The relaxed format has ``Ec + 2`` exponent bits and ``p = Q = relaxed_man_bits`` significand bits
+(:attr:`FmaConfig.relaxed`; ``Mc + 1 + relaxed_guard_bits`` when ``relaxed_man_bits`` is None),
+chosen independently of the accumulator format. Every step above then rounds to ``Q`` bits at its
+fixed position, on the relaxed grid, whatever ``Mc`` is: wider than ``Mc + 1`` keeps guard bits
+between PEs, narrower (e.g. 12 bits for an fp32 output) makes every PE round the partial sum to
+``Q`` bits (and shrinks the alignment window ``W = P + Q + 1``). The edge normalizer is the same
+correct rounding of the relaxed value in both cases: when ``Q < Mc + 1`` a normal result is the
+relaxed significand zero-padded (exact), and only results in the output's subnormal range or beyond
+its largest finite value round (or overflow). Relaxed exponents (``Ec + 2`` bits) cover the output's
+range with room on both sides, so a relaxed partial sum underflows only far below the output's
+smallest subnormal.
 """
 
 from __future__ import annotations

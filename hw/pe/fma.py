@@ -12,6 +12,7 @@ to match.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed
@@ -57,7 +58,14 @@ class FmaPEParams:
     normalize_in_pe : ``True``: every PE packs its partial sum into ``acc_format``; ``False``: the
         partial sums stay in the relaxed internal format and one :class:`FmaNormalizer` per column
         rounds them to ``acc_format`` at the array edge.
-    relaxed_guard_bits : extra mantissa bits of the relaxed format (``normalize_in_pe: false``).
+    relaxed_guard_bits : extra mantissa bits of the relaxed format (``normalize_in_pe: false``): its
+        significand has the accumulator's ``man_bits + 1 + relaxed_guard_bits`` bits.
+    relaxed_man_bits : ``null`` (default: the rule above) or ``4..40``: the relaxed partial sum's
+        significand width (explicit leading bit included) chosen independently of ``acc_format``,
+        narrower than the accumulator's significand (e.g. ``12`` with fp32 output: every PE rounds
+        its partial sum to 12 bits, the edge normalizer only pads) or wider. Only with
+        ``normalize_in_pe: false`` and not together with ``relaxed_guard_bits``; the top of the range
+        is lower when the datapath would exceed 61 bits (``36`` with fp16 inputs).
     multiplier : ``exact`` (default: the exact significand multiplier) or ``lmul``: L-Mul of Luo &
         Sun (arXiv:2410.00907, Sec. 2.2), ``(1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)`` with
         ``l(m) = m, 3, 4`` for ``m <= 3, = 4, > 4`` mantissa bits: one adder instead of the
@@ -100,8 +108,20 @@ class FmaPEParams:
     terms: int = 1
     align_bits: int | None = None
     pipeline_stages: int = 1
+    relaxed_man_bits: int | None = None
 
     kind = "fma"
+
+    def __repr__(self) -> str:
+        """The dataclass repr without ``relaxed_man_bits`` when it is None: the repr names the shared
+        Verilog modules of an array (:func:`tpegen.hw.hierarchy.shared_module_name`), so designs that
+        predate the field keep byte-identical Verilog."""
+        shown = [
+            f
+            for f in dataclasses.fields(self)
+            if f.name != "relaxed_man_bits" or self.relaxed_man_bits is not None
+        ]
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     def __post_init__(self):
         given = self.input_format
@@ -119,6 +139,7 @@ class FmaPEParams:
                 ("multiplier", cfg.multiplier),
                 ("terms", cfg.terms),
                 ("align_bits", cfg.align_bits),
+                ("relaxed_man_bits", cfg.relaxed_man_bits),
             ):
                 object.__setattr__(self, name, value)
         else:
@@ -140,6 +161,7 @@ class FmaPEParams:
                 multiplier=self.multiplier,
                 terms=self.terms,
                 align_bits=self.align_bits,
+                relaxed_man_bits=self.relaxed_man_bits,
             )
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(
@@ -537,8 +559,9 @@ class FmaNormalizer(wiring.Component):
     Ports: ``acc_in`` (relaxed layout), ``acc_out`` (``out_shape``, the accumulator format).
     Hardware: log-depth leading-zero count and left shift of the relaxed mantissa, right shift with
     sticky into the subnormal range, one RNE/truncation rounding, overflow and special handling,
-    exponents at the relaxed format's width. Matches :func:`tpegen.sim.fp.normalize_relaxed`
-    (correct rounding of the relaxed value).
+    exponents at the relaxed format's width. A relaxed significand narrower than the output's
+    (``relaxed_man_bits``) is zero-padded below, so only subnormal results round. Matches
+    :func:`tpegen.sim.fp.normalize_relaxed` (correct rounding of the relaxed value).
     """
 
     def __init__(self, params: FmaPEParams):
@@ -557,8 +580,12 @@ class FmaNormalizer(wiring.Component):
         lead = _exp(m, "lead", rf.emin - R, rf.emax, top - lzm)
         under = lead < fmt.emin
         rs = _exp(m, "rs", 0, max(0, fmt.emin - (rf.emin - R)), Mux(under, fmt.emin - lead, 0))
-        frame = _sig(m, "frame", R + 2, _shr_sticky(m, "sub", Cat(C(0, 1), mn), rs, R + 1))
-        q, carry = _round_fixed(m, "rnd", frame, R + 2, p, rne)
+        # the normalized mantissa at the top of an F-bit field with a guard position below the p
+        # result bits (zero-padded when the relaxed significand is narrower than the output's), shifted
+        # into the subnormal range with the sticky bit appended
+        F = max(R, p) + 1
+        frame = _sig(m, "frame", F + 1, _shr_sticky(m, "sub", Cat(C(0, F - R), mn), rs, F))
+        q, carry = _round_fixed(m, "rnd", frame, F + 1, p, rne)
         e_max = max(rf.emax, fmt.emin) + 1
         e_top = _exp(m, "e_top", fmt.emin, e_max, Mux(under, fmt.emin, lead) + carry)
         packed = _pack_ieee(m, "pk", s, q, e_top, e_max, p, fmt, rne, renormalize=False)

@@ -27,6 +27,7 @@ __all__ = [
     "MULTIPLIERS",
     "TERMS",
     "ALIGN_BITS",
+    "RELAXED_MAN_BITS",
     "ROUNDINGS",
     "FloatFormat",
     "FmaConfig",
@@ -189,6 +190,7 @@ ROUNDINGS = ("rne", "trunc")
 MULTIPLIERS = ("exact", "lmul")
 TERMS = (1, 2, 4, 8)  # products per step of a multi-term dot-product PE (pe.terms)
 ALIGN_BITS = (0, 48)  # range of pe.align_bits: bits kept below the largest exponent of a step
+RELAXED_MAN_BITS = (4, 40)  # range of pe.relaxed_man_bits (the 61-bit datapath may lower the top)
 
 
 def lmul_offset_exponent(man_bits: int) -> int:
@@ -204,8 +206,12 @@ class FmaConfig:
 
     ``norm_window`` (``S``, None = exact) and ``shift_granularity`` (``G``, a power of two, 1 = exact)
     describe the normalizer (see the module docstring); ``normalize_in_pe=False`` makes the PE emit
-    the :attr:`relaxed` format (``Mc + 1 + relaxed_guard_bits`` mantissa bits, ``Ec + 2`` exponent
-    bits), normalized and rounded to ``acc_fmt`` once at the array edge.
+    the :attr:`relaxed` format (``Ec + 2`` exponent bits), normalized and rounded to ``acc_fmt`` once
+    at the array edge. Its significand (explicit leading bit) has ``relaxed_man_bits`` bits
+    (:data:`RELAXED_MAN_BITS`, independent of ``acc_fmt``: narrower than the accumulator's
+    significand, e.g. 12 bits with fp32 output, or wider), or with ``relaxed_man_bits=None``
+    ``Mc + 1 + relaxed_guard_bits`` bits; the two knobs exclude each other and need
+    ``normalize_in_pe=False``.
 
     ``multiplier='lmul'`` replaces the exact significand product by the L-Mul approximation
     ``(1 + x_m + y_m + 2**-l(m)) * 2**(x_e + y_e)`` (:func:`lmul_offset_exponent`, ``m`` the wider
@@ -230,6 +236,7 @@ class FmaConfig:
     multiplier: str = "exact"
     terms: int = 1
     align_bits: int | None = None
+    relaxed_man_bits: int | None = None
 
     def __post_init__(self):
         for name in ("a_fmt", "w_fmt", "acc_fmt"):
@@ -247,6 +254,7 @@ class FmaConfig:
         check_choice("pe.multiplier", self.multiplier, MULTIPLIERS)
         check_bool("pe.normalize_in_pe", self.normalize_in_pe)
         check_int("pe.relaxed_guard_bits", self.relaxed_guard_bits, 0, 16)
+        self._check_relaxed_man_bits()
         check_int("pe.shift_granularity", self.shift_granularity, 1, 64)
         if self.shift_granularity & (self.shift_granularity - 1):
             raise ConfigError("pe.shift_granularity", "a power of two in 1..64", self.shift_granularity)
@@ -260,11 +268,39 @@ class FmaConfig:
                 )
         self._check_dot()
         if self.sum_width + 2 > 63:
+            if self.relaxed_man_bits is not None:  # N = P + Q + 3 <= 61
+                raise ConfigError(
+                    "pe.relaxed_man_bits",
+                    f"an integer in {RELAXED_MAN_BITS[0]}..{61 - 3 - self.prod_width} with "
+                    f"{self.a_fmt.name} x {self.w_fmt.name} inputs (the datapath fits 61 bits)",
+                    self.relaxed_man_bits,
+                )
             raise ConfigError(
                 "pe.acc_fmt",
                 "formats whose datapath fits 61 bits (e.g. bf16/fp16/fp8 "
                 f"inputs with up to fp32 accumulation); needs {self.sum_width} bits",
                 self.acc_fmt.name,
+            )
+
+    def _check_relaxed_man_bits(self) -> None:
+        """``relaxed_man_bits``: in range, only for relaxed partial sums, not with ``relaxed_guard_bits``."""
+        if self.relaxed_man_bits is None:
+            return
+        check_int("pe.relaxed_man_bits", self.relaxed_man_bits, *RELAXED_MAN_BITS)
+        if self.normalize_in_pe:
+            raise ConfigError(
+                "pe.relaxed_man_bits",
+                "null when pe.normalize_in_pe is true (it sizes the relaxed partial sums of "
+                "pe.normalize_in_pe: false)",
+                self.relaxed_man_bits,
+            )
+        default_guard = self.__dataclass_fields__["relaxed_guard_bits"].default
+        if self.relaxed_guard_bits != default_guard:
+            raise ConfigError(
+                "pe.relaxed_man_bits",
+                f"null when pe.relaxed_guard_bits is given (got {self.relaxed_guard_bits}; give one of "
+                "the two: relaxed_man_bits replaces acc mantissa + 1 + relaxed_guard_bits)",
+                self.relaxed_man_bits,
             )
 
     def _check_dot(self) -> None:
@@ -310,7 +346,12 @@ class FmaConfig:
 
     @property
     def relaxed(self) -> RelaxedFormat:
-        return RelaxedFormat(self.acc_fmt.exp_bits + 2, self.acc_fmt.man_bits + 1 + self.relaxed_guard_bits)
+        """The relaxed partial-sum format: ``Ec + 2`` exponent bits, ``relaxed_man_bits`` significand
+        bits (``Mc + 1 + relaxed_guard_bits`` when None)."""
+        man = self.relaxed_man_bits
+        if man is None:
+            man = self.acc_fmt.man_bits + 1 + self.relaxed_guard_bits
+        return RelaxedFormat(self.acc_fmt.exp_bits + 2, man)
 
     @property
     def prod_width(self) -> int:
