@@ -727,6 +727,49 @@ def _print_map_report(report, output: str | None) -> None:
         console.print(f"wrote {Path(output) / 'report.md'}, report.json and layers.png")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tpegen.sweep import run_sweep
+
+    kwargs = dict(serial=args.serial, workers=args.workers, scheduler=args.scheduler, force=args.force)
+    if args.json or sys.stderr is None or not sys.stderr.isatty():
+        result = run_sweep(args.spec, args.output, **kwargs)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("sweep tasks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=_console(), transient=True,
+        )  # fmt: skip
+
+        def show(state) -> None:
+            eta = "-" if state.eta_seconds is None else f"{state.eta_seconds:.0f} s"
+            text = f"cached {state.cached}, failed {state.failed}, ETA {eta}"
+            bar.update(task, completed=state.done, total=state.total, description=text)
+
+        with bar:
+            task = bar.add_task("", total=None)
+            result = run_sweep(args.spec, args.output, progress=show, **kwargs)
+    stats = result.stats()
+    if args.json:
+        print(
+            json.dumps({"out_dir": str(result.out_dir), "files": result.files, **stats, "rows": result.rows})
+        )
+        return 0
+    ok = sum(r["status"] == "ok" for r in result.rows)
+    done = "all cached" if result.all_cached else f"{result.computed} computed, {result.cached} cached"
+    print(
+        f"{result.spec.name}: {stats['points']} points, {stats['rows']} rows ({ok} ok, {stats['rows'] - ok} failed); "
+        f"{result.tasks} tasks ({done}, {result.failed} failed) in {result.seconds:.1f} s"
+    )
+    for f in result.fronts:
+        print(
+            f"Pareto front {f['objective']} ({f['workload']}): points "
+            + ", ".join(str(result.rows[i]["point"]) for i in f["front"])
+        )
+    print(f"wrote {result.out_dir}: " + ", ".join(result.files))
+    return 0
+
+
 def cmd_configs(args: argparse.Namespace) -> int:
     from tpegen.config import load_config, shipped_configs
 
@@ -1100,6 +1143,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_force(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_map)
+    p = sub.add_parser(
+        "sweep",
+        help="design-space sweep: configs x workloads -> table, Pareto fronts, plots (Dask)",
+        description="Evaluate every point of the sweep SPEC (a YAML file or a shipped sweep's name: "
+        "array_size, lut_vs_mac, approx_fp) -- design configs made from a base config and axes of config "
+        "fields -- on its workloads: area, delay and energy per op from synthesis, cycles and utilization "
+        "from the timing model, accuracy from model mapping. Writes results.csv/.json, pareto.csv, "
+        "summary.md and plots into DIR. Results are cached in DIR/cache by content (config, workload, tool "
+        "versions): a re-run computes nothing new and an interrupted sweep resumes. A point that fails is "
+        "recorded with its one-line error. Spec format: python -m pydoc tpegen.sweep.",
+        epilog="tasks run on Dask (pip install 'tpegen[sweep]'): by default a local cluster with one "
+        "single-threaded worker process per core. On a cluster, start a scheduler ('dask scheduler --port "
+        "8786') and workers on machines with the same tpegen installed ('dask worker tcp://HOST:8786 "
+        "--nthreads 1 --nworkers N'), then pass --scheduler tcp://HOST:8786. Workers need no shared files.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="sweep spec: a YAML path or a shipped sweep's name")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="output folder (also holds the cache)"
+    )
+    p.add_argument(
+        "--workers", type=int, help="worker processes of the local Dask cluster (default: one per core)"
+    )
+    p.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="run on the existing Dask cluster of this scheduler"
+    )
+    p.add_argument("--serial", action="store_true", help="run every task in this process, without Dask")
+    _add_force(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (counts, files and rows)")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser(
         "configs",
         help="list the shipped design configs (usable by name wherever a config is taken)",

@@ -228,13 +228,18 @@ def parse_yaml(text: str, where: str) -> Any:
         ) from None
 
 
+SWEEPS_FOLDER = "sweeps"  # configs/sweeps/ holds sweep specs (tpegen.sweep), not design configs
+
+
 def shipped_configs() -> dict[str, Path]:
     """The configs that ship with tpegen (package data), by name: ``int8_os_16x16``,
-    ``compare/lut_w2a8_128``, ... (the path below the configs folder without ``.yaml``)."""
+    ``compare/lut_w2a8_128``, ... (the path below the configs folder without ``.yaml``; the sweep
+    specs in ``configs/sweeps/`` are not design configs)."""
     from importlib.resources import files
 
     root = Path(str(files("tpegen.configs")))
-    return {str(p.relative_to(root).with_suffix("")): p for p in sorted(root.rglob("*.yaml"))}
+    paths = [p for p in sorted(root.rglob("*.yaml")) if p.relative_to(root).parts[0] != SWEEPS_FOLDER]
+    return {str(p.relative_to(root).with_suffix("")): p for p in paths}
 
 
 def resolve_config_path(path: str | Path) -> Path:

@@ -1,0 +1,446 @@
+"""Sweep specs: load and validate the YAML that describes a design-space sweep, and expand its points.
+
+The format is documented in :mod:`tpegen.sweep`. Every mistake is a one-line
+:class:`~tpegen.errors.ConfigError` naming the field (``axes.array.rows``, ``metrics[2]``,
+``constraints[0]``, ...) and the allowed values, as for design configs (:mod:`tpegen.config`). A
+point whose design config is invalid is not a spec error: :func:`point_config` raises it per point
+and the sweep records that point as failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tpegen.config import DesignConfig, config_from_dict, parse_yaml, resolve_config_path
+from tpegen.errors import ConfigError, TpegenError
+
+SPEC_KEYS = ("name", "description", "base", "fixed", "axes", "mode", "workloads", "metrics", "period_ns")
+SPEC_KEYS += ("constraints", "objectives")
+MODES = ("product", "zip")
+# metric -> (columns it adds to a row, whether it depends on the workload)
+METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "area": (("area",), False),
+    "delay": (("delay",), False),
+    "energy_per_op": (("energy_per_op",), False),
+    "cycles": (("cycles",), True),
+    "utilization": (("utilization",), True),
+    "accuracy": (("accuracy", "accuracy_float", "accuracy_drop"), True),
+}
+UNITS = {
+    "area": "um^2",
+    "delay": "ns",
+    "energy_per_op": "pJ per MAC",
+    "cycles": "cycles",
+    "utilization": "fraction of peak",
+    "accuracy": "top-1, mapped",
+    "accuracy_float": "top-1, float32",
+    "accuracy_drop": "float - mapped",
+}
+SENSES = ("min", "max")
+OPERATORS = ("<=", ">=", "<", ">", "==")
+BASE_AXIS = "base"
+MAX_POINTS = 100_000
+MAX_SPEC_BYTES = 1 << 20
+_GEMM = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*$")
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload of a sweep: a GEMM ``M x K x N``, a built-in model mapped at a quantization
+    format, or a SCALE-Sim topology (its GEMM shapes, read when the spec is loaded)."""
+
+    label: str
+    kind: str  # "gemm" | "model" | "topology"
+    shape: tuple[int, int, int] | None = None
+    model: str | None = None
+    quant: str | None = None
+    layers: tuple[tuple[str, int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``column op value``, e.g. ``accuracy_drop <= 0.01``; a point must satisfy it in every row
+    that has the column."""
+
+    column: str
+    op: str
+    value: float
+    text: str
+
+    def holds(self, x: float) -> bool:
+        return {
+            "<=": x <= self.value,
+            ">=": x >= self.value,
+            "<": x < self.value,
+            ">": x > self.value,
+            "==": x == self.value,
+        }[self.op]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep spec (see :mod:`tpegen.sweep` for the YAML format).
+
+    ``bases`` maps a base label to its raw config dict; ``axes`` maps a dotted config field (or
+    ``base``) to its values; ``fixed`` holds dotted fields set on every point.
+    """
+
+    name: str
+    description: str
+    bases: dict[str, dict[str, Any]]
+    fixed: dict[str, Any]
+    axes: dict[str, list[Any]]
+    mode: str
+    workloads: tuple[Workload, ...]
+    metrics: tuple[str, ...]
+    period_ns: float | None
+    constraints: tuple[Constraint, ...]
+    objectives: tuple[tuple[tuple[str, str], tuple[str, str]], ...]
+    source: str = "spec"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def columns(self) -> list[str]:
+        """The metric columns of a result row, in order."""
+        return [c for m in self.metrics for c in METRICS[m][0]]
+
+    def points(self) -> list[dict[str, Any]]:
+        """The axis values of every point, in sweep order (``product``: the last axis fastest)."""
+        names = list(self.axes)
+        if self.mode == "zip":
+            combos = zip(*self.axes.values(), strict=True)
+        else:
+            combos = itertools.product(*self.axes.values())
+        return [dict(zip(names, combo, strict=True)) for combo in combos]
+
+
+def _fail(where: str, field_name: str, allowed: str, got: Any = None) -> ConfigError:
+    return ConfigError(field_name, allowed, got, where=where)
+
+
+def _set_dotted(raw: dict[str, Any], path: str, value: Any) -> None:
+    section, key = path.split(".", 1)
+    if not isinstance(raw.get(section), dict):
+        raw[section] = {}
+    raw[section][key] = value
+
+
+def point_config(spec: SweepSpec, values: dict[str, Any]) -> DesignConfig:
+    """The design config of one point: its base, then ``fixed``, then its axis values.
+
+    Raises :class:`ConfigError` (one line naming the field) if that config is invalid."""
+    base = values.get(BASE_AXIS, next(iter(spec.bases)))
+    raw = copy.deepcopy(spec.bases[base])
+    for path, value in [*spec.fixed.items(), *values.items()]:
+        if path != BASE_AXIS:
+            _set_dotted(raw, path, value)
+    return config_from_dict(raw, default_name=Path(base).stem)
+
+
+def _load_base(where: str, name: Any, field_name: str, root: Path | None) -> tuple[str, dict[str, Any]]:
+    """``(name, raw config)`` of a base: a path (relative to the working directory, else to the
+    spec's folder ``root``) or a shipped config's name."""
+    from tpegen._io import read_text_file
+    from tpegen.config import MAX_CONFIG_BYTES
+
+    if not isinstance(name, str) or not name:
+        raise _fail(where, field_name, "a config path or a shipped config name (tpegen configs)", name)
+    beside_spec = root / name if root is not None else None
+    try:
+        path = beside_spec if beside_spec and not Path(name).exists() and beside_spec.is_file() else None
+        path = path or resolve_config_path(name)
+        raw = parse_yaml(read_text_file(path, "config file", limit=MAX_CONFIG_BYTES), str(path))
+        config_from_dict(raw, default_name=Path(path).stem)  # the base itself must be valid
+    except TpegenError as exc:
+        raise TpegenError(f"{where}: {field_name}: {exc}") from None
+    raw = dict(raw)
+    raw.setdefault("name", Path(path).stem)
+    raw.pop("description", None)  # not part of the design (nor of the cache keys)
+    return name, raw
+
+
+def _known_fields(bases: dict[str, dict[str, Any]]) -> set[str]:
+    """Dotted fields a point may set: every field of a base's family, ``pe.type`` and ``system.*``."""
+    from tpegen.hw.system.params import SystemParams
+
+    known = {"pe.type"} | {f"system.{k}" for k in SystemParams().to_dict()}
+    for raw in bases.values():
+        cfg = config_from_dict(raw).to_dict()
+        known |= {f"{section}.{k}" for section in ("pe", "array") for k in cfg[section]}
+    return known
+
+
+def _check_field(where: str, what: str, path: Any, known: set[str]) -> str:
+    if not isinstance(path, str) or path not in known:
+        allowed = "a config field of the base: " + ", ".join(sorted(known)) + " (unknown field)"
+        raise _fail(where, what, allowed, path)
+    return path
+
+
+def _number(where: str, field_name: str, value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(where, field_name, "a finite number", value)
+    return value
+
+
+def _axis_values(where: str, name: str, values: Any) -> list[Any]:
+    what = f"axes.{name}"
+    if isinstance(values, list):
+        if not values:
+            raise _fail(where, what, "a non-empty list of values or a range {start, stop, step|factor}", [])
+        return values
+    if not isinstance(values, dict):
+        raise _fail(where, what, "a non-empty list of values or a range {start, stop, step|factor}", values)
+    unknown = set(values) - {"start", "stop", "step", "factor"}
+    if unknown:
+        raise _fail(
+            where, f"{what}.{sorted(map(str, unknown))[0]}", "one of start, stop, step, factor (unknown key)"
+        )
+    if "start" not in values or "stop" not in values or ("step" in values) == ("factor" in values):
+        raise _fail(
+            where, what, "a range with start, stop (inclusive) and exactly one of step or factor", values
+        )
+    start = _number(where, f"{what}.start", values["start"])
+    stop = _number(where, f"{what}.stop", values["stop"])
+    ints = all(isinstance(v, int) for v in values.values())
+    out: list[Any] = []
+    if "step" in values:
+        step = _number(where, f"{what}.step", values["step"])
+        if step <= 0:
+            raise _fail(where, f"{what}.step", "a number above 0", step)
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        if count > MAX_POINTS:
+            raise _fail(where, what, f"a range of at most {MAX_POINTS:,} values", values)
+        out = [start + i * step if ints else round(start + i * step, 12) for i in range(max(count, 0))]
+    else:
+        factor = _number(where, f"{what}.factor", values["factor"])
+        if factor <= 1 or start <= 0:
+            raise _fail(where, what, "a geometric range with start above 0 and factor above 1", values)
+        x = start
+        while x <= stop * (1 + 1e-12) and len(out) <= MAX_POINTS:
+            out.append(x if ints else round(x, 12))
+            x *= factor
+    if not out:
+        raise _fail(where, what, "a range with at least one value (start <= stop)", values)
+    return out
+
+
+def _workload(where: str, i: int, item: Any) -> Workload:
+    from tpegen.sw.models import builtin_models
+
+    what = f"workloads[{i}]"
+    models = builtin_models()
+    allowed = (
+        "a GEMM shape 'MxKxN', a built-in model name (" + ", ".join(models) + "), "
+        "{model: NAME, quant: FORMAT} or {topology: NAME_OR_CSV}"
+    )
+    if isinstance(item, str) and _GEMM.match(item):
+        m, k, n = (int(x) for x in _GEMM.match(item).groups())
+        for dim, value in zip("MKN", (m, k, n), strict=True):
+            if not 1 <= value <= 1 << 24:
+                raise _fail(where, f"{what}.{dim}", "an integer in 1..2^24", value)
+        return Workload(label=f"{m}x{k}x{n}", kind="gemm", shape=(m, k, n))
+    if isinstance(item, str):
+        if item not in models:
+            raise _fail(where, what, allowed, item)
+        item = {"model": item}
+    if not isinstance(item, dict):
+        raise _fail(where, what, allowed, item)
+    if "topology" in item:
+        if set(item) != {"topology"}:
+            raise _fail(where, what, "{topology: NAME_OR_CSV} with no other key", item)
+        from tpegen.sim.topology import load_topology
+
+        try:
+            layers = load_topology(item["topology"]) if isinstance(item["topology"], str) else None
+        except TpegenError as exc:
+            raise TpegenError(f"{where}: {what}.topology: {exc}") from None
+        if layers is None:
+            raise _fail(where, f"{what}.topology", "a topology CSV path or a shipped topology name", item)
+        shapes = tuple((layer.name, layer.m, layer.k, layer.n) for layer in layers)
+        return Workload(label=f"topology:{Path(item['topology']).stem}", kind="topology", layers=shapes)
+    unknown = set(item) - {"model", "quant"}
+    if unknown or "model" not in item:
+        raise _fail(where, what, allowed, item)
+    if item["model"] not in models:
+        raise _fail(where, f"{what}.model", "a built-in model: " + ", ".join(models), item["model"])
+    from tpegen.sw.quant import parse_scheme
+
+    quant = item.get("quant", "W8A8")
+    try:
+        quant = parse_scheme(quant).name
+    except ConfigError as exc:
+        raise _fail(where, f"{what}.quant", exc.allowed, quant) from None
+    return Workload(label=f"{item['model']}:{quant}", kind="model", model=item["model"], quant=quant)
+
+
+def _objective(where: str, i: int, item: Any, columns: list[str]) -> tuple[tuple[str, str], tuple[str, str]]:
+    what = f"objectives[{i}]"
+    allowed = "a mapping of two metric columns to min or max, e.g. {area: min, cycles: min}"
+    if not isinstance(item, dict) or len(item) != 2:
+        raise _fail(where, what, allowed, item)
+    pair = []
+    for column, sense in item.items():
+        if column not in columns:
+            raise _fail(where, f"{what}.{column}", "a metric column of this sweep: " + ", ".join(columns))
+        if sense not in SENSES:
+            raise _fail(where, f"{what}.{column}", "min or max", sense)
+        pair.append((column, sense))
+    return pair[0], pair[1]
+
+
+def _constraint(where: str, i: int, item: Any, columns: list[str]) -> Constraint:
+    what = f"constraints[{i}]"
+    match = _CONSTRAINT.match(item) if isinstance(item, str) else None
+    if match is None:
+        raise _fail(where, what, "'COLUMN OP NUMBER' with OP one of " + " ".join(OPERATORS), item)
+    column, op, number = match.groups()
+    if column not in columns:
+        raise _fail(
+            where, what, "a constraint on a metric column of this sweep: " + ", ".join(columns), column
+        )
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise _fail(where, what, "a finite number after the operator", number)
+    return Constraint(column=column, op=op, value=value, text=f"{column} {op} {number}")
+
+
+def parse_sweep_spec(raw: Any, where: str = "sweep spec", root: Path | None = None) -> SweepSpec:
+    """Validate a parsed sweep spec (a mapping, as loaded from YAML) into a :class:`SweepSpec`;
+    ``root`` is the spec's folder (base config paths are also looked up there)."""
+    if not isinstance(raw, dict):
+        raise _fail(where, "spec", "a mapping with keys " + ", ".join(SPEC_KEYS), type(raw).__name__)
+    for key in raw:
+        if key not in SPEC_KEYS:
+            raise _fail(where, str(key), "one of the keys " + ", ".join(SPEC_KEYS) + " (unknown key)")
+    name = raw.get("name", Path(where).stem)
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        raise _fail(where, "name", "a string of 1..64 characters", name)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(where, "description", "a string", description)
+
+    base = raw.get("base")
+    names = base if isinstance(base, list) else [base]
+    if not names or base is None:
+        raise _fail(where, "base", "a config path or shipped config name, or a non-empty list of them", base)
+    bases = dict(
+        _load_base(where, b, "base" if len(names) == 1 else f"base[{i}]", root) for i, b in enumerate(names)
+    )
+    if len(bases) != len(names):
+        raise _fail(where, "base", "a list of distinct configs", base)
+    known = _known_fields(bases)
+
+    fixed_raw = raw.get("fixed", {}) or {}
+    if not isinstance(fixed_raw, dict):
+        raise _fail(where, "fixed", "a mapping of dotted config fields to values", fixed_raw)
+    fixed = {_check_field(where, f"fixed.{k}", k, known): v for k, v in fixed_raw.items()}
+
+    axes_raw = raw.get("axes", {}) or {}
+    if not isinstance(axes_raw, dict):
+        raise _fail(where, "axes", "a mapping of dotted config fields (e.g. array.rows) to values", axes_raw)
+    axes: dict[str, list[Any]] = {}
+    if isinstance(base, list):
+        axes[BASE_AXIS] = list(bases)
+    for key, values in axes_raw.items():
+        _check_field(where, f"axes.{key}", key, known)
+        if key in fixed:
+            raise _fail(where, f"axes.{key}", "a field not also in fixed", key)
+        axes[key] = _axis_values(where, key, values)
+    mode = raw.get("mode", "product")
+    if mode not in MODES:
+        raise _fail(where, "mode", "product or zip", mode)
+    if mode == "zip" and len({len(v) for v in axes.values()}) > 1:
+        lengths = ", ".join(f"{k}: {len(v)}" for k, v in axes.items())
+        raise _fail(where, "axes", f"axes of one length with mode zip ({lengths})")
+    count = (
+        math.prod(len(v) for v in axes.values()) if mode == "product" else len(next(iter(axes.values()), [0]))
+    )
+    if count > MAX_POINTS:
+        raise _fail(where, "axes", f"at most {MAX_POINTS:,} points", count)
+
+    metrics_raw = raw.get("metrics")
+    if not isinstance(metrics_raw, list) or not metrics_raw:
+        raise _fail(where, "metrics", "a non-empty list of " + ", ".join(METRICS), metrics_raw)
+    for i, m in enumerate(metrics_raw):
+        if m not in METRICS:
+            raise _fail(where, f"metrics[{i}]", "one of " + ", ".join(METRICS), m)
+    metrics = tuple(m for m in METRICS if m in metrics_raw)  # canonical order, no duplicates
+
+    workloads_raw = raw.get("workloads", []) or []
+    if not isinstance(workloads_raw, list):
+        raise _fail(where, "workloads", "a list of workloads", workloads_raw)
+    workloads = tuple(_workload(where, i, w) for i, w in enumerate(workloads_raw))
+    if len({w.label for w in workloads}) != len(workloads):
+        raise _fail(where, "workloads", "a list of distinct workloads", [w.label for w in workloads])
+    needs = [m for m in metrics if METRICS[m][1]]
+    if needs and not workloads:
+        raise _fail(
+            where, "workloads", f"given for the metrics {', '.join(needs)} (a GEMM 'MxKxN' or a model)"
+        )
+    if "accuracy" in metrics and not any(w.kind == "model" for w in workloads):
+        raise _fail(where, "workloads", "a model workload (e.g. digits_cnn) for the metric accuracy")
+
+    from tpegen.synth.yosys import check_period
+
+    period_ns = check_period(raw.get("period_ns"), "period_ns")
+    columns = [c for m in metrics for c in METRICS[m][0]]
+    constraints_raw = raw.get("constraints", []) or []
+    if not isinstance(constraints_raw, list):
+        raise _fail(where, "constraints", "a list of 'COLUMN OP NUMBER' strings", constraints_raw)
+    constraints = tuple(_constraint(where, i, c, columns) for i, c in enumerate(constraints_raw))
+    objectives_raw = raw.get("objectives", []) or []
+    if not isinstance(objectives_raw, list):
+        raise _fail(
+            where, "objectives", "a list of metric pairs, e.g. [{area: min, cycles: min}]", objectives_raw
+        )
+    objectives = tuple(_objective(where, i, o, columns) for i, o in enumerate(objectives_raw))
+    return SweepSpec(
+        name=name,
+        description=description,
+        bases=bases,
+        fixed=fixed,
+        axes=axes,
+        mode=mode,
+        workloads=workloads,
+        metrics=metrics,
+        period_ns=period_ns,
+        constraints=constraints,
+        objectives=objectives,
+        source=where,
+        raw=raw,
+    )
+
+
+def shipped_sweeps() -> dict[str, Path]:
+    """The sweep specs that ship with tpegen (``configs/sweeps/*.yaml``), by name."""
+    from importlib.resources import files
+
+    root = Path(str(files("tpegen.configs"))) / "sweeps"
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def load_sweep_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
+    """A :class:`SweepSpec` from a YAML path, a shipped sweep's name (``array_size``), a mapping
+    or a spec; a relative base config path is looked up in the working directory, then beside the spec."""
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_sweep_spec(spec)
+    from tpegen._io import read_text_file
+
+    path = Path(spec)
+    if not path.exists() and path.suffix == "" and str(spec) in shipped_sweeps():
+        path = shipped_sweeps()[str(spec)]
+    text = read_text_file(path, "sweep spec", limit=MAX_SPEC_BYTES)
+    return parse_sweep_spec(parse_yaml(text, str(path)), str(path), path.parent)
