@@ -58,7 +58,7 @@ def _table(folder: Path) -> list[dict[str, str]]:
 )
 def test_spec_error_is_one_line_naming_the_field(run_cli, tmp_path, change, field):
     path = _spec(tmp_path, {**TINY, **change})
-    code, out, err = run_cli("sweep", path, "-o", tmp_path / "out", "--serial")
+    code, out, err = run_cli("sweep", path, "-o", tmp_path / "out", "--serial", "--no-plots")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("tpegen: error: ") and f"{field}: must be" in err, err
     assert not (tmp_path / "out").exists()
@@ -101,8 +101,15 @@ def test_serial_sweep_cycles_failure_and_cached_rerun(run_cli, tmp_path):
         assert row["status"] == "failed" and row["cycles"] == "" and row["feasible"] == "false"
         assert row["error"] == "array.rows: must be an integer in 1..128, got 200"
     assert "4 computed, 0 cached" in out
-    for name in ("results.json", "pareto.csv", "summary.md"):
-        assert (tmp_path / "out" / name).is_file()
+    plots = [
+        "pareto_0_cycles_utilization_5x7x6.png",
+        "pareto_1_cycles_utilization_9x3x4.png",
+        "sensitivity.png",
+    ]
+    for name in ["results.json", "pareto.csv", "summary.md"] + (
+        plots if importlib.util.find_spec("matplotlib") else []
+    ):
+        assert (tmp_path / "out" / name).is_file(), name
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["cycles"] for r in doc["rows"]] == [int(r["cycles"]) if r["cycles"] else None for r in rows]
     t0 = time.perf_counter()
@@ -111,9 +118,20 @@ def test_serial_sweep_cycles_failure_and_cached_rerun(run_cli, tmp_path):
     assert _table(tmp_path / "out") == rows
 
 
+def test_extended_sweep_computes_only_the_new_points(tmp_path):
+    first = run_sweep({**TINY, "axes": {"array.rows": [2, 3]}}, tmp_path / "o", serial=True, plots=False)
+    assert (first.computed, first.cached) == (4, 0)
+    more = run_sweep({**TINY, "axes": {"array.rows": [2, 3, 4]}}, tmp_path / "o", serial=True, plots=False)
+    assert (more.computed, more.cached) == (2, 4)
+    assert more.rows[:4] == first.rows
+
+
 def test_pareto_front_is_the_nondominated_feasible_rows(tmp_path):
     res = run_sweep(
-        {**TINY, "axes": {"array.rows": [1, 2, 3, 4], "array.cols": [1, 2]}}, tmp_path / "o", serial=True
+        {**TINY, "axes": {"array.rows": [1, 2, 3, 4], "array.cols": [1, 2]}},
+        tmp_path / "o",
+        serial=True,
+        plots=False,
     )
     for f in res.fronts:
         cand = [(res.rows[i]["cycles"], -res.rows[i]["utilization"]) for i in f["candidates"]]
@@ -130,8 +148,8 @@ def test_pareto_front_is_the_nondominated_feasible_rows(tmp_path):
 def test_local_dask_cluster_gives_the_serial_table(run_cli, tmp_path):
     pytest.importorskip("distributed", reason="pip install -e '.[sweep]'")
     path = _spec(tmp_path, TINY)
-    assert run_cli("sweep", path, "-o", tmp_path / "serial", "--serial")[0] == 0
-    code, out, err = run_cli("sweep", path, "-o", tmp_path / "dask", "--workers", "2")
+    assert run_cli("sweep", path, "-o", tmp_path / "serial", "--serial", "--no-plots")[0] == 0
+    code, out, err = run_cli("sweep", path, "-o", tmp_path / "dask", "--workers", "2", "--no-plots")
     assert code == 0, err
     assert (tmp_path / "dask" / "results.csv").read_text() == (
         tmp_path / "serial" / "results.csv"
@@ -148,7 +166,7 @@ def test_external_scheduler_gives_the_serial_table(run_cli, tmp_path):
     """A `dask scheduler` and one `dask worker`, as a user starts them, run the sweep."""
     pytest.importorskip("distributed", reason="pip install -e '.[sweep]'")
     path = _spec(tmp_path, TINY)
-    assert run_cli("sweep", path, "-o", tmp_path / "serial", "--serial")[0] == 0
+    assert run_cli("sweep", path, "-o", tmp_path / "serial", "--serial", "--no-plots")[0] == 0
     dask = str(Path(sys.executable).parent / "dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -163,7 +181,9 @@ def test_external_scheduler_gives_the_serial_table(run_cli, tmp_path):
         procs.append(
             subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"], **quiet)
         )
-        code, out, err = run_cli("sweep", path, "-o", tmp_path / "remote", "--scheduler", address)
+        code, out, err = run_cli(
+            "sweep", path, "-o", tmp_path / "remote", "--scheduler", address, "--no-plots"
+        )
         assert code == 0, err
         assert "4 computed" in out
         assert (tmp_path / "remote" / "results.csv").read_text() == (
@@ -186,7 +206,7 @@ def test_tiny_synthesis_point(tmp_path):
 
     spec = {**TINY, "axes": {"array.rows": [2], "array.cols": [2]}, "metrics": ["area", "delay", "cycles"]}
     spec.pop("constraints"), spec.pop("objectives")
-    res = run_sweep(spec, tmp_path / "o", serial=True)
+    res = run_sweep(spec, tmp_path / "o", serial=True, plots=False)
     assert res.tasks == 3 and [r["status"] for r in res.rows] == ["ok", "ok"]
     raw = load_config("int8_os_8x8").to_dict()
     raw["array"].update(rows=2, cols=2)
@@ -202,3 +222,23 @@ def test_shipped_sweeps_load():
     for name in names:
         spec = load_sweep_spec(name)
         assert spec.points() and spec.objectives
+
+
+@pytest.mark.slow
+def test_synthesis_sweep_on_two_workers_equals_serial(tmp_path):
+    """Area, delay and gate-level energy of three small arrays: the same table on 2 Dask workers."""
+    pytest.importorskip("distributed", reason="pip install -e '.[sweep]'")
+    spec = {
+        "base": "int8_os_8x8",
+        "axes": {"array.rows": [2, 3, 4], "array.cols": [2]},
+        "workloads": ["16x16x16"],
+        "metrics": ["area", "delay", "energy_per_op", "cycles"],
+        "objectives": [{"area": "min", "energy_per_op": "min"}],
+    }
+    serial = run_sweep(spec, tmp_path / "serial", serial=True, plots=False)
+    dask = run_sweep(spec, tmp_path / "dask", workers=2, plots=False)
+    assert all(r["status"] == "ok" for r in serial.rows)
+    assert (tmp_path / "dask" / "results.csv").read_text() == (
+        tmp_path / "serial" / "results.csv"
+    ).read_text()
+    assert dask.computed == serial.computed == 6

@@ -730,7 +730,13 @@ def _print_map_report(report, output: str | None) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from tpegen.sweep import run_sweep
 
-    kwargs = dict(serial=args.serial, workers=args.workers, scheduler=args.scheduler, force=args.force)
+    kwargs = dict(
+        serial=args.serial,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        force=args.force,
+        plots=not args.no_plots,
+    )
     if args.json or sys.stderr is None or not sys.stderr.isatty():
         result = run_sweep(args.spec, args.output, **kwargs)
     else:
@@ -1169,6 +1175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="tcp://HOST:PORT", help="run on the existing Dask cluster of this scheduler"
     )
     p.add_argument("--serial", action="store_true", help="run every task in this process, without Dask")
+    p.add_argument("--no-plots", action="store_true", help="draw no plots (they need matplotlib)")
     _add_force(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (counts, files and rows)")
     p.set_defaults(func=cmd_sweep)

@@ -134,6 +134,7 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     force: bool = False,
+    plots: bool = True,
     progress: Callable[[Progress], None] | None = None,
 ) -> SweepResult:
     """Run the sweep ``spec`` (a YAML path, a shipped sweep's name, a mapping or a
@@ -141,7 +142,8 @@ def run_sweep(
 
     ``serial=True`` runs every task in this process; otherwise on Dask: a local cluster of
     ``workers`` processes (default one per core) or the cluster at ``scheduler``
-    (``tcp://HOST:PORT``). ``progress(state)`` is called as tasks finish. ``out_dir`` must be new,
+    (``tcp://HOST:PORT``). ``plots=False`` draws no plots. ``progress(state)`` is called as tasks
+    finish. ``out_dir`` must be new,
     empty or written by tpegen (``force``: any folder; only tpegen's files are replaced)."""
     t0 = time.perf_counter()
     spec = load_sweep_spec(spec)
@@ -202,5 +204,5 @@ def run_sweep(
     from tpegen._io import atomic_dir
 
     with atomic_dir(out, force=True) as scratch:
-        result.files = write_results(spec, rows, fronts_, result.stats(), scratch)
+        result.files = write_results(spec, rows, fronts_, result.stats(), scratch, previous=out, plots=plots)
     return result

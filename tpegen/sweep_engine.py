@@ -90,20 +90,26 @@ def check_execution(serial: bool, workers: Any, scheduler: Any) -> None:
         raise ConfigError("--workers", "omitted with --scheduler (the cluster has its workers)", workers)
     if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
         raise ConfigError("--scheduler", "a scheduler address such as tcp://HOST:8786", scheduler)
+    if not serial:
+        _require_dask()
+
+
+def _require_dask() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise TpegenError("Dask is not installed: pip install 'tpegen[sweep]' (or run with --serial)")
 
 
 @contextmanager
 def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     """A ``distributed.Client``: on the cluster at ``scheduler``, or on a new local cluster of
     ``workers`` single-threaded processes (default: one per core), closed on exit."""
-    try:
-        import logging
+    import logging
 
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise TpegenError(
-            "Dask is not installed: pip install 'tpegen[sweep]' (or run with --serial)"
-        ) from None
+    _require_dask()
+    from distributed import Client, LocalCluster
+
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout=20)

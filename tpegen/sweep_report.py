@@ -129,20 +129,35 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "all"
 
 
+def _pareto_plot_name(k: int, f: dict[str, Any]) -> str:
+    cx, cy = f["columns"]
+    return f"pareto_{k}_{_slug(cx)}_{_slug(cy)}_{_slug(f['workload'])}.png"
+
+
+def _sensitivity(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The axes with more than one value and the metric columns with a value: the sensitivity grid."""
+    axes = [a for a, values in spec.axes.items() if len(values) > 1]
+    columns = [c for c in spec.columns if any(isinstance(r.get(c), (int, float)) for r in rows)]
+    return (axes, columns) if axes and columns else ([], [])
+
+
+def plot_names(spec: SweepSpec, rows: list[dict[str, Any]], fronts_: list[dict[str, Any]]) -> list[str]:
+    """The plot files of these results: one scatter per front, and ``sensitivity.png``."""
+    names = [_pareto_plot_name(k, f) for k, f in enumerate(fronts_)]
+    return names + (["sensitivity.png"] if _sensitivity(spec, rows)[0] else [])
+
+
 def write_plots(
     spec: SweepSpec, rows: list[dict[str, Any]], fronts_: list[dict[str, Any]], folder: Path
-) -> list[str]:
-    """Scatter plots with the front highlighted (one per objective and workload group) and
-    ``sensitivity.png`` (each metric's mean over the other axes, per axis value and workload).
-    Returns the file names written; none without matplotlib."""
-    try:
-        import matplotlib
+) -> None:
+    """Draw :func:`plot_names` into ``folder`` (matplotlib): scatter plots with the front
+    highlighted (one per objective and workload group) and the sensitivity grid (each metric's mean
+    over the other axes, per axis value and workload)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    names = []
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     for k, f in enumerate(fronts_):
         (cx, cy), (sx, sy) = f["columns"], f["senses"]
         fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -160,39 +175,36 @@ def write_plots(
         ax.set_title(f"{spec.name}: {f['workload']}", fontsize=10)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        name = f"pareto_{k}_{_slug(cx)}_{_slug(cy)}_{_slug(f['workload'])}.png"
-        fig.savefig(folder / name, dpi=110)
+        fig.savefig(folder / _pareto_plot_name(k, f), dpi=110)
         plt.close(fig)
-        names.append(name)
-    axes = [a for a, values in spec.axes.items() if len(values) > 1]
-    columns = [c for c in spec.columns if any(isinstance(r.get(c), (int, float)) for r in rows)]
-    if axes and columns:
-        fig, grid = plt.subplots(
-            len(columns), len(axes), figsize=(3.6 * len(axes), 2.6 * len(columns)), squeeze=False
-        )
-        for r, c in enumerate(columns):
-            per_workload = c not in SYNTH_COLUMNS
-            for j, a in enumerate(axes):
-                ax = grid[r][j]
-                labels = [_axis_cell(v) for v in spec.axes[a]]
-                for workload in sorted({row["workload"] for row in rows}) if per_workload else [None]:
-                    means = []
-                    for v in spec.axes[a]:
-                        vals = [row[c] for row in rows if row[a] == v and row.get(c) is not None
-                                and (workload is None or row["workload"] == workload)]  # fmt: skip
-                        means.append(float(np.mean(vals)) if vals else np.nan)
-                    ax.plot(range(len(labels)), means, "-o", ms=4, label=workload)
-                ax.set_xticks(range(len(labels)), labels, fontsize=7)
-                ax.set_xlabel(a, fontsize=8)
-                ax.set_ylabel(c, fontsize=8)
-                if per_workload and j == 0 and len({row["workload"] for row in rows}) > 1:
-                    ax.legend(fontsize=6)
-        fig.suptitle(f"{spec.name}: mean over the other axes", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(folder / "sensitivity.png", dpi=100)
-        plt.close(fig)
-        names.append("sensitivity.png")
-    return names
+    axes, columns = _sensitivity(spec, rows)
+    if not axes:
+        return
+    workloads = sorted({row["workload"] for row in rows})
+    fig, grid = plt.subplots(
+        len(columns), len(axes), figsize=(3.6 * len(axes), 2.6 * len(columns)), squeeze=False
+    )
+    for r, c in enumerate(columns):
+        per_workload = c not in SYNTH_COLUMNS
+        for j, a in enumerate(axes):
+            ax = grid[r][j]
+            labels = [_axis_cell(v) for v in spec.axes[a]]
+            for workload in workloads if per_workload else [None]:
+                means = []
+                for v in spec.axes[a]:
+                    vals = [row[c] for row in rows if row[a] == v and row.get(c) is not None
+                            and (workload is None or row["workload"] == workload)]  # fmt: skip
+                    means.append(float(np.mean(vals)) if vals else np.nan)
+                ax.plot(range(len(labels)), means, "-o", ms=4, label=workload)
+            ax.set_xticks(range(len(labels)), labels, fontsize=7)
+            ax.set_xlabel(a, fontsize=8)
+            ax.set_ylabel(c, fontsize=8)
+            if per_workload and j == 0 and len(workloads) > 1:
+                ax.legend(fontsize=6)
+    fig.suptitle(f"{spec.name}: mean over the other axes", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(folder / "sensitivity.png", dpi=100)
+    plt.close(fig)
 
 
 def _md_table(head: list[str], body: list[list[str]]) -> str:
@@ -211,7 +223,7 @@ def summary_markdown(
     rows: list[dict[str, Any]],
     fronts_: list[dict[str, Any]],
     stats: dict[str, Any],
-    plots: list[str],
+    plots: str,
 ) -> str:
     ok = sum(r["status"] == "ok" for r in rows)
     parts = [f"# Sweep {spec.name}", ""]
@@ -247,7 +259,7 @@ def summary_markdown(
         if len(failed) > 50:
             parts += [f"... and {len(failed) - 50} more (results.csv)", ""]
     parts += [
-        "Plots: " + (", ".join(plots) if plots else "none (install matplotlib: pip install 'tpegen[plot]')"),
+        "Plots: " + plots,
         "",
     ]
     return "\n".join(parts)
@@ -259,9 +271,17 @@ def write_results(
     fronts_: list[dict[str, Any]],
     stats: dict[str, Any],
     folder: Path,
+    *,
+    previous: Path | None = None,
+    plots: bool = True,
 ) -> list[str]:
-    """Write results.csv, results.json, pareto.csv, summary.md and the plots into ``folder``."""
-    (folder / "results.csv").write_text(to_csv(spec, rows))
+    """Write results.csv, results.json, pareto.csv, summary.md and (``plots``, with matplotlib) the
+    plots into ``folder``. Plots that ``previous`` (the output folder) holds for the same results.csv
+    are kept instead of drawn again (drawing takes longer than a cached re-run)."""
+    import importlib.util
+
+    table = to_csv(spec, rows)
+    (folder / "results.csv").write_text(table)
     doc = {
         "spec": spec.raw,
         "rows": rows,
@@ -275,8 +295,16 @@ def write_results(
         ],
         "stats": stats,
     }
-    (folder / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (folder / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     (folder / "pareto.csv").write_text(pareto_csv(spec, rows, fronts_))
-    plots = write_plots(spec, rows, fronts_, folder)
-    (folder / "summary.md").write_text(summary_markdown(spec, rows, fronts_, stats, plots))
-    return ["results.csv", "results.json", "pareto.csv", "summary.md", *plots]
+    names = plot_names(spec, rows, fronts_) if plots and importlib.util.find_spec("matplotlib") else []
+    old = previous / "results.csv" if previous is not None else None
+    drawn = old is not None and old.is_file() and old.read_text() == table
+    if names and not (drawn and all((previous / n).is_file() for n in names)):
+        write_plots(spec, rows, fronts_, folder)
+    if names:
+        listed = ", ".join(names)
+    else:
+        listed = "none (install matplotlib: pip install 'tpegen[plot]')" if plots else "none (turned off)"
+    (folder / "summary.md").write_text(summary_markdown(spec, rows, fronts_, stats, listed))
+    return ["results.csv", "results.json", "pareto.csv", "summary.md", *names]
