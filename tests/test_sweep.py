@@ -126,6 +126,18 @@ def test_extended_sweep_computes_only_the_new_points(tmp_path):
     assert more.rows[:4] == first.rows
 
 
+def test_interrupted_sweep_resumes(tmp_path):
+    def stop_after_two(state):
+        if state.done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(TINY, tmp_path / "o", serial=True, plots=False, progress=stop_after_two)
+    resumed = run_sweep(TINY, tmp_path / "o", serial=True, plots=False)
+    assert (resumed.computed, resumed.cached) == (2, 2)
+    assert resumed.rows == run_sweep(TINY, tmp_path / "fresh", serial=True, plots=False).rows
+
+
 def test_pareto_front_is_the_nondominated_feasible_rows(tmp_path):
     res = run_sweep(
         {**TINY, "axes": {"array.rows": [1, 2, 3, 4], "array.cols": [1, 2]}},

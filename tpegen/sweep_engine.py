@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -67,7 +67,8 @@ class ResultCache:
     def put(self, key: str, task: dict[str, Any], result: dict[str, Any]) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        tmp = path.parent / f".{key[:16]}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the user's umask applies
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump({"task": task, "result": result}, fh)
@@ -125,7 +126,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: the scheduler serves HTTP even without a dashboard
         silence_logs=logging.ERROR,
         memory_limit=0,  # synthesis runs in the worker's process; let the OS judge its memory
     )
