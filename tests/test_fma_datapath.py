@@ -211,12 +211,14 @@ class _AllModesTop(wiring.Component):
         return m
 
 
-def _verilator_check(n: int, seed: int):
+def _verilator_check(n: int, seed: int, modes: dict[str, FmaConfig] = MODES, make=make_inputs):
+    """``n`` beats of ``make(cfg, n, seed)`` inputs per mode through every mode's datapath (and edge
+    normalizer) on Verilator, each output against the model."""
     from tpegen.sim.packing import pack_fields, unpack_lanes
     from tpegen.sim.verilator import StreamProgram, build
 
-    top = _AllModesTop(MODES)
-    data = {k: make_inputs(cfg, n, seed + i) for i, (k, cfg) in enumerate(MODES.items())}
+    top = _AllModesTop(modes)
+    data = {k: make(cfg, n, seed + i) for i, (k, cfg) in enumerate(modes.items())}
     fields = []
     for k, port, width in top.in_fields:
         vals = data[k][("a", "w", "acc_in").index(port)]
@@ -230,7 +232,7 @@ def _verilator_check(n: int, seed: int):
     for k, port, width in top.out_fields:
         got = unpack_lanes(out, width, 1, signed=False, offset=off)[:, 0]
         off += width
-        cfg = MODES[k]
+        cfg = modes[k]
         a, w, c = data[k]
         want = fp.fma(a, w, c, cfg) if port == "acc_out" else fp.normalize_relaxed(c, cfg)
         bad = np.flatnonzero(got != want)
