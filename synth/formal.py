@@ -10,6 +10,10 @@ simulation. The checks:
   extension of both operands to ``acc_bits`` and a sum that wraps modulo ``2**acc_bits`` (README:
   "the product is exact, only the sum wraps"). Proved at the config's widths and, at 4-bit
   operands with a 10-bit accumulator (so that the wrap matters), for all four signedness pairs.
+  A carry-save PE (``pe.accumulation: carry_save``) is checked as one step of its datapath
+  followed by its array-edge adder, against ``acc_in.sum + acc_in.carry + a * w``: for every
+  incoming pair the new pair's sum is the binary PE's result, so any chain of steps ending at the
+  edge adder equals the binary accumulation.
 * ``lut``: one LUT dot-product unit as the core wires it (``tile_k`` table-precompute units, the
   row-sum correction and one bit-serial :class:`tpegen.hw.pe.lut.LutDotProduct`) equals
   ``acc + sum_i a_i * w_i``. The weights enter as plain signed integers; the offline encoding the
@@ -28,10 +32,10 @@ simulation. The checks:
   SAT miter of the gate netlist runs for many minutes.
 
 Widths: a check runs at the config's own widths when they are known to prove in seconds (integer
-operands up to 8 bits, FP inputs up to fp16), otherwise at reduced widths with the same structure;
-the report says which. The LUT identity is always proved for one group of 2-bit activations
-(and ``g <= 3`` for W3/W4; plain SAT does not scale to it, see ``_reduced_lut``); the LUT
-gate-level check (table precompute unit) is at full width. Every Yosys run has a
+operands up to 8 bits, 5 with carry-save accumulation, FP inputs up to fp16), otherwise at reduced
+widths with the same structure; the report says which. The LUT identity is always proved for one
+group of 2-bit activations (and ``g <= 3`` for W3/W4; plain SAT does not scale to it, see
+``_reduced_lut``); the LUT gate-level check (table precompute unit) is at full width. Every Yosys run has a
 timeout; a check that exceeds it is reported as not proved (``status == "timeout"``). A Yosys
 error raises :class:`~tpegen.errors.TpegenError`.
 """
@@ -56,6 +60,9 @@ __all__ = ["CheckResult", "Counterexample", "FormalReport", "formal_verify"]
 
 DEFAULT_TIMEOUT_S = 300.0
 MAX_MAC_OPERAND_BITS = 8  # 8x8 proves in ~2 s (RTL vs reference) and ~5 s (gate level)
+# A carry-save PE's compressor tree shares no structure with the reference's multiplier, so plain
+# SAT must prove the multiplier itself: ~12 s at 5x5 bits, ~110 s at 6x6, no result in 300 s at 8x8.
+MAX_CARRY_SAVE_OPERAND_BITS = 5
 LUT_ACT_BITS = 2  # the LUT identity is proved for one group of 2-bit activations (SAT cost)
 MAX_FMA_MAN_BITS = 10  # input significands up to fp16's
 
@@ -254,15 +261,26 @@ def _convert(component, top: str) -> str:
 
 
 def mac_reference_verilog(
-    name: str, act_bits: int, weight_bits: int, act_signed: bool, weight_signed: bool, acc_bits: int
+    name: str,
+    act_bits: int,
+    weight_bits: int,
+    act_signed: bool,
+    weight_signed: bool,
+    acc_bits: int,
+    *,
+    carry_save: bool = False,
 ) -> str:
     """Behavioural reference ``acc_out = wrap(acc_in + ext(a) * ext(w), acc_bits)`` as Verilog text.
 
     Written from the README's definition only: both operands are extended to ``acc_bits`` (sign
     extension for a signed operand, zero extension otherwise), multiplied and added as unsigned
     ``acc_bits``-wide vectors, so the arithmetic is modulo ``2**acc_bits``; the product itself is
-    exact because ``acc_bits >= act_bits + weight_bits``.
+    exact because ``acc_bits >= act_bits + weight_bits``. With ``carry_save`` the input is a
+    carry-save pair, ``acc_in`` = {carry, sum} (``2 * acc_bits`` bits), whose value is the sum of
+    its halves.
     """
+
+    acc = f"acc_in[{acc_bits - 1}:0] + acc_in[{2 * acc_bits - 1}:{acc_bits}]" if carry_save else "acc_in"
 
     def ext(port: str, bits: int, signed: bool) -> str:
         pad = acc_bits - bits
@@ -272,11 +290,11 @@ def mac_reference_verilog(
     return f"""module {name} (a, w, acc_in, acc_out);
   input [{act_bits - 1}:0] a;
   input [{weight_bits - 1}:0] w;
-  input [{acc_bits - 1}:0] acc_in;
+  input [{(2 if carry_save else 1) * acc_bits - 1}:0] acc_in;
   output [{acc_bits - 1}:0] acc_out;
   wire [{acc_bits - 1}:0] a_ext = {ext("a", act_bits, act_signed)};
   wire [{acc_bits - 1}:0] w_ext = {ext("w", weight_bits, weight_signed)};
-  assign acc_out = acc_in + a_ext * w_ext;
+  assign acc_out = {acc} + a_ext * w_ext;
 endmodule
 """
 
@@ -287,10 +305,57 @@ def _mac_widths(p) -> str:
     return f"a {sa}{p.act_bits} x w {sw}{p.weight_bits}, acc {p.acc_bits}"
 
 
+def _mac_dut(p):
+    """The MAC checks' design: the PE datapath, or for a carry-save PE its datapath followed by the
+    array-edge adder (ports ``a``, ``w``, ``acc_in`` the pair, ``acc_out`` the result)."""
+    if not p.carry_save:
+        return p.datapath()
+    from amaranth import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class CarrySaveStep(wiring.Component):
+        def __init__(self):
+            super().__init__(
+                {
+                    "a": In(p.a_shape),
+                    "w": In(p.w_shape),
+                    "acc_in": In(p.acc_shape),
+                    "acc_out": Out(p.out_shape),
+                }
+            )
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.datapath = dp = p.datapath()
+            m.submodules.edge_adder = edge = p.normalizer()
+            m.d.comb += [
+                dp.a.eq(self.a),
+                dp.w.eq(self.w),
+                dp.acc_in.eq(self.acc_in),
+                edge.acc_in.eq(dp.acc_out),
+                self.acc_out.eq(edge.acc_out),
+            ]
+            return m
+
+    return CarrySaveStep()
+
+
 def _check_mac_reference(p, timeout: float, *, reduced: bool, name: str) -> CheckResult:
-    rtl = _convert(p.datapath(), "mac_dp")
+    rtl = _convert(_mac_dut(p), "mac_dp")
     ref = mac_reference_verilog(
-        "mac_ref", p.act_bits, p.weight_bits, p.act_signed, p.weight_signed, p.acc_bits
+        "mac_ref",
+        p.act_bits,
+        p.weight_bits,
+        p.act_signed,
+        p.weight_signed,
+        p.acc_bits,
+        carry_save=p.carry_save,
+    )
+    statement = (
+        "edge_adder(CarrySaveMacDatapath(acc_in)).acc_out == wrap(acc_in.sum + acc_in.carry + ext(a) * ext(w))"
+        if p.carry_save
+        else "MacDatapath acc_out == wrap(acc_in + ext(a) * ext(w), acc_bits)"
     )
     script = _miter(
         _side("gold", ["read_verilog -sv ref.v"], "mac_ref", []),
@@ -300,7 +365,7 @@ def _check_mac_reference(p, timeout: float, *, reduced: bool, name: str) -> Chec
     pr = _run_proof({"ref.v": ref, "rtl.v": rtl}, script, timeout)
     return CheckResult(
         name=name,
-        statement="MacDatapath acc_out == wrap(acc_in + ext(a) * ext(w), acc_bits) for all a, w, acc_in",
+        statement=f"{statement} for all a, w, acc_in",
         proved=pr.proved,
         seconds=pr.seconds,
         status=pr.status,
@@ -312,9 +377,10 @@ def _check_mac_reference(p, timeout: float, *, reduced: bool, name: str) -> Chec
 
 
 def _reduced_mac(p):
-    if p.act_bits <= MAX_MAC_OPERAND_BITS and p.weight_bits <= MAX_MAC_OPERAND_BITS:
+    limit = MAX_CARRY_SAVE_OPERAND_BITS if p.carry_save else MAX_MAC_OPERAND_BITS
+    if p.act_bits <= limit and p.weight_bits <= limit:
         return p, False
-    ab, wb = min(p.act_bits, MAX_MAC_OPERAND_BITS), min(p.weight_bits, MAX_MAC_OPERAND_BITS)
+    ab, wb = min(p.act_bits, limit), min(p.weight_bits, limit)
     margin = min(p.acc_bits - p.act_bits - p.weight_bits, 16)
     return dataclasses.replace(p, act_bits=ab, weight_bits=wb, acc_bits=ab + wb + margin), True
 
@@ -339,7 +405,7 @@ def _mac_checks(cfg, timeout: float) -> tuple[list[CheckResult], list[str]]:
             )
     checks.append(
         _check_gate_level(
-            p.datapath(), "mac_dp", "mac datapath", _mac_widths(p), reduced, timeout, coarse_fraig=False
+            _mac_dut(p), "mac_dp", "mac datapath", _mac_widths(p), reduced, timeout, coarse_fraig=False
         )
     )
     return checks, notes

@@ -146,6 +146,13 @@ def config_from_dict(raw: Any, *, default_name: str = "design") -> DesignConfig:
     pe_raw = dict(raw["pe"])
     family = pe_raw.pop("type", None)
     fam = family_entries(family)[0]  # the family's parameter classes (shared by its organizations)
+    if "accumulation" in pe_raw and family != "mac":
+        raise ConfigError(
+            "pe.accumulation",
+            f"left out for pe.type {family!r} (carry-save accumulation needs a systolic column's edge "
+            "adder: pe.type 'mac' only)",
+            pe_raw["accumulation"],
+        )
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
         raise ConfigError(

@@ -109,8 +109,9 @@ class SystolicArray(wiring.Component):
     too, so results leave d cycles later (latency ``L + rows + cols + d + q``), throughput unchanged.
 
     Arithmetic: exactly the datapath's (integer MACs wrap at ``acc_bits``). A PE whose partial
-    sums travel in an internal format (``pe.out_shape != pe.acc_shape``) gets one combinational
-    ``pe.normalizer()`` per column at the array edge; latency is unchanged.
+    sums travel in an internal format (``pe.out_shape != pe.acc_shape``: an FMA PE's relaxed
+    format, an integer MAC PE's carry-save pair) gets one combinational ``pe.normalizer()`` per
+    column at the array edge (the FMA normalizer, the carry-propagate adder); latency is unchanged.
     """
 
     def __init__(self, params: SystolicParams):

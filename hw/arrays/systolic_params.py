@@ -142,7 +142,8 @@ class SystolicParams:
     @property
     def out_shape(self):
         """Shape of one result lane: the PE's ``out_shape`` if it has one (e.g. an FMA PE whose
-        partial sums travel in a relaxed format), else its accumulator shape."""
+        partial sums travel in a relaxed format, a MAC PE with carry-save pairs), else its
+        accumulator shape."""
         return getattr(self.pe, "out_shape", self.pe.acc_shape)
 
     @property

@@ -12,11 +12,17 @@ from tpegen.errors import ConfigError, check_bool, check_choice, check_int
 
 if TYPE_CHECKING:
     from amaranth import Shape
+    from amaranth.lib import data
 
-    from tpegen.hw.pe.mac import MacDatapath
+    from tpegen.hw.pe.carry_save import CarryPropagateAdder
+    from tpegen.hw.pe.datapath import Datapath
 
 DATAFLOWS = ("os", "ws")
 MULTIPLIERS = ("array", "booth_r4", "en_t")
+ACCUMULATIONS = ("binary", "carry_save")
+# Fields left out of the repr at their default (the first value): designs from before they existed
+# keep the repr, which names their shared Verilog modules.
+_REPR_DEFAULTS = {"multiplier": MULTIPLIERS[0], "accumulation": ACCUMULATIONS[0]}
 
 
 @dataclass(frozen=True, repr=False)
@@ -37,6 +43,14 @@ class MacPEParams:
         Booth digits in {-2..2}. ``"en_t"``: the weight in EN-T digits (sign and magnitude, magnitude
         digits in {-1, 0, 1, 2}; Wu et al., ICCD 2024). Both select partial products +-a, +-2a per
         digit and sum them with the accumulator in an adder tree; the encoder sits in each PE.
+    accumulation : how the PE keeps its running sum (:mod:`tpegen.hw.pe.carry_save`). ``"binary"``
+        (default): one ``acc_bits`` word, a carry-propagate add in every PE every cycle.
+        ``"carry_save"`` (compressed accumulation, Wu et al., HPCA 2025, OPT1): a (sum, carry) pair
+        of ``acc_bits`` words (:attr:`acc_shape`) that a compressor tree of 3:2 carry-save adders
+        updates with the multiplier's partial products, and one carry-propagate adder per column at
+        the systolic array's edge (:meth:`normalizer`) turns into the result (:attr:`out_shape`),
+        combinationally: same results and cycles. It applies to the systolic arrays (``pe.type
+        mac``, both dataflows) only; the other families reject ``pe.accumulation`` at config load.
     """
 
     act_bits: int = 8
@@ -46,14 +60,19 @@ class MacPEParams:
     acc_bits: int = 32
     dataflow: str = "os"
     multiplier: str = "array"
+    accumulation: str = "binary"
 
     kind = "mac"
 
     def __repr__(self) -> str:
-        """The dataclass repr without ``multiplier`` when it is the default ``"array"``: the repr
+        """The dataclass repr without ``multiplier`` and ``accumulation`` at their defaults: the repr
         names the shared Verilog modules of an array (:func:`tpegen.hw.hierarchy.shared_module_name`),
-        so designs that predate the field keep byte-identical Verilog."""
-        shown = [f for f in dataclasses.fields(self) if f.name != "multiplier" or self.multiplier != "array"]
+        so designs that predate the fields keep byte-identical Verilog."""
+        shown = [
+            f
+            for f in dataclasses.fields(self)
+            if f.name not in _REPR_DEFAULTS or getattr(self, f.name) != _REPR_DEFAULTS[f.name]
+        ]
         return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     def __post_init__(self) -> None:
@@ -71,6 +90,11 @@ class MacPEParams:
             )
         check_choice("pe.dataflow", self.dataflow, DATAFLOWS)
         check_choice("pe.multiplier", self.multiplier, MULTIPLIERS)
+        check_choice("pe.accumulation", self.accumulation, ACCUMULATIONS)
+
+    @property
+    def carry_save(self) -> bool:
+        return self.accumulation == "carry_save"
 
     @property
     def a_shape(self) -> Shape:
@@ -81,13 +105,38 @@ class MacPEParams:
         return _shape(self.weight_bits, self.weight_signed)
 
     @property
-    def acc_shape(self) -> Shape:
+    def acc_shape(self) -> Shape | data.StructLayout:
+        """What a PE keeps and passes on: the signed ``acc_bits`` accumulator, or with carry-save
+        accumulation its (``sum``, ``carry``) pair (:func:`~tpegen.hw.pe.carry_save.pair_layout`)."""
+        if self.carry_save:
+            from tpegen.hw.pe.carry_save import pair_layout
+
+            return pair_layout(self.acc_bits)
+        return self.out_shape
+
+    @property
+    def out_shape(self) -> Shape:
+        """One result: the signed ``acc_bits`` accumulator (what the array's edge emits)."""
         return _shape(self.acc_bits, True)
 
-    def datapath(self) -> MacDatapath:
+    def datapath(self) -> Datapath:
+        """:class:`~tpegen.hw.pe.mac.MacDatapath`, or with carry-save accumulation
+        :class:`~tpegen.hw.pe.carry_save.CarrySaveMacDatapath`."""
+        if self.carry_save:
+            from tpegen.hw.pe.carry_save import CarrySaveMacDatapath
+
+            return CarrySaveMacDatapath(self)
         from tpegen.hw.pe.mac import MacDatapath
 
         return MacDatapath(self)
+
+    def normalizer(self) -> CarryPropagateAdder:
+        """The array-edge carry-propagate adder of a carry-save PE (pair -> result)."""
+        if not self.carry_save:
+            raise ConfigError("pe.accumulation", "'carry_save' for an array-edge adder", self.accumulation)
+        from tpegen.hw.pe.carry_save import CarryPropagateAdder
+
+        return CarryPropagateAdder(self.acc_bits)
 
 
 def radix4_digits(bits: int, signed: bool) -> int:

@@ -127,20 +127,9 @@ class Radix4MultiplyAdd(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        width = len(self.a) + 2  # 2a for an unsigned a, and the one's complement of either
-        a = Signal(signed(width), name="a_ext")
-        m.d.comb += a.eq(self.a)
         terms: list[Value] = []
         ones = []
-        for i, digit in enumerate(self.digits):
-            sel = Signal(signed(width), name=f"sel{i}")
-            pp = Signal(signed(width), name=f"pp{i}")
-            neg = Signal(name=f"neg{i}")
-            m.d.comb += [
-                sel.eq(Mux(digit.two, a.shift_left(1), Mux(digit.one, a, 0))),
-                neg.eq(digit.neg & (digit.one | digit.two)),
-                pp.eq(sel ^ neg.replicate(width).as_signed()),
-            ]
+        for i, (pp, neg) in enumerate(partial_products(m, self.a, self.digits)):
             terms.append(pp.shift_left(2 * i))
             ones += [neg, Const(0, 1)]
         terms.append(Cat(*ones))
@@ -150,6 +139,28 @@ class Radix4MultiplyAdd(wiring.Component):
             self.acc_out.eq(self.acc_in + product),
         ]
         return m
+
+
+def partial_products(m: Module, a: Value, digits) -> list[tuple[Signal, Signal]]:
+    """Per digit ``i`` of ``digits`` (:func:`digits_layout`), the pair (``pp_i``, ``neg_i``): ``pp_i``
+    is 0, a or 2a (``sel_i``), one's-complemented when the digit is negative, signed ``len(a) + 2``
+    bits (exact for signed and unsigned ``a``); ``neg_i`` is the one that completes the negation.
+    ``digit_i * a == pp_i + neg_i``; the product is ``sum_i (pp_i + neg_i) * 4**i``."""
+    width = len(a) + 2  # 2a for an unsigned a, and the one's complement of either
+    a_ext = Signal(signed(width), name="a_ext")
+    m.d.comb += a_ext.eq(a)
+    out = []
+    for i, digit in enumerate(digits):
+        sel = Signal(signed(width), name=f"sel{i}")
+        pp = Signal(signed(width), name=f"pp{i}")
+        neg = Signal(name=f"neg{i}")
+        m.d.comb += [
+            sel.eq(Mux(digit.two, a_ext.shift_left(1), Mux(digit.one, a_ext, 0))),
+            neg.eq(digit.neg & (digit.one | digit.two)),
+            pp.eq(sel ^ neg.replicate(width).as_signed()),
+        ]
+        out.append((pp, neg))
+    return out
 
 
 def _tree_sum(m: Module, terms: list[Value], width: int) -> Value:
