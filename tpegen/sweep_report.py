@@ -240,7 +240,7 @@ def summary_markdown(
         "- constraints: " + ("; ".join(c.text for c in spec.constraints) or "none"),
         "",
     ]
-    cols = [*spec.axes, "workload", *spec.columns]
+    cols = ["point", *spec.axes, "workload", *spec.columns]
     for f in fronts_:
         parts += [f"## Pareto front: {f['objective']} ({f['workload']})", ""]
         if not f["front"]:
