@@ -114,7 +114,7 @@ class SweepSpec:
     def points(self) -> list[dict[str, Any]]:
         """The axis values of every point, in sweep order (``product``: the last axis fastest)."""
         names = list(self.axes)
-        if self.mode == "zip":
+        if self.mode == "zip" and self.axes:
             combos = zip(*self.axes.values(), strict=True)
         else:
             combos = itertools.product(*self.axes.values())
