@@ -32,9 +32,9 @@ Numeric policy of :func:`fma` (``c + a*w``, one rounding)
 Datapath (shared by the model and the RTL)
 ------------------------------------------
 ``P = (Ma+1) + (Mw+1)`` bits of exact product significand, ``Q`` bits of addend significand
-(``Mc+1`` for an IEEE accumulator, the relaxed significand width otherwise, see "Relaxed
-significand width"). Each significand is
-placed at the top of a ``W = P + Q + 1``-bit window whose MSB has weight ``2**anchor``, where
+(``Mc+1`` for an IEEE accumulator, the relaxed significand width otherwise, see "Relaxed significand
+width"). Each significand is placed at the top of a ``W = P + Q + 1``-bit window whose MSB has
+weight ``2**anchor``, where
 ``anchor = max(Tp, Tc)`` (``Tc`` if the product is zero; ``T`` = weight exponent of a field's MSB).
 The smaller operand is shifted right by the exponent difference (clamped to ``W``); bits shifted
 out of the window are OR-ed into one extra *sticky bit* appended below the window. The two signed

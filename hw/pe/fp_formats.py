@@ -298,8 +298,8 @@ class FmaConfig:
         if self.relaxed_guard_bits != default_guard:
             raise ConfigError(
                 "pe.relaxed_man_bits",
-                f"null when pe.relaxed_guard_bits is given (got {self.relaxed_guard_bits}; give one of "
-                "the two: relaxed_man_bits replaces acc mantissa + 1 + relaxed_guard_bits)",
+                f"null when pe.relaxed_guard_bits is given (pe.relaxed_guard_bits: {self.relaxed_guard_bits}; "
+                "give only one: relaxed_man_bits replaces acc mantissa + 1 + relaxed_guard_bits)",
                 self.relaxed_man_bits,
             )
 
