@@ -10,10 +10,11 @@ in-order FMA chain of :func:`tpegen.sim.fp.gemm_chain` (k = 0..K-1, one rounding
 relaxed partial sums and one edge normalization when configured).
 Everything else (embeddings, bias adds, softmax, GELU, LayerNorm, mean pooling) is float32.
 
-The chain is evaluated by a numba kernel that transcribes :func:`tpegen.sim.fp.fma` step by step
-(~100x faster than the vectorized numpy model); before any measurement the kernel is checked bit
-for bit against :func:`tpegen.sim.fp.gemm_chain` on random and special-value GEMMs of every config,
-and the run aborts on any difference.
+The chain is evaluated by the compiled kernel :func:`tpegen.sim.fp_fast.fast_gemm` (numba, a
+scalar transcription of :func:`tpegen.sim.fp.fma`, and of :func:`tpegen.sim.fp_dot.dot_step` for a
+dot-product PE); before any measurement :func:`tpegen.sim.fp_fast.self_check` compares it bit for
+bit with the numpy model on random and special-value GEMMs of every config, and the run aborts on
+any difference.
 
 Metrics per configuration, against the float32 model (numpy float32 matmuls):
 
@@ -49,6 +50,7 @@ from provenance import write_result
 from tpegen.config import load_config
 from tpegen.errors import TpegenError
 from tpegen.sim import fp
+from tpegen.sim.fp_fast import fast_gemm, self_check
 from tpegen.sw.models.minilm import SENTENCES, load_minilm, token_ids
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,237 +63,6 @@ CONFIGS = [  # every shipped FP config, in the README's order
     "bf16_exact_bf16acc",
     "bf16_approx_relaxed_w8",
 ]
-
-
-# ------------------------------------------------------------------------------------------------
-# the engine's FMA chain, compiled (a transcription of tpegen.sim.fp.fma; checked against it)
-# ------------------------------------------------------------------------------------------------
-def _chain_kernel():
-    import numba
-
-    @numba.njit(cache=False, inline="always")
-    def clz(x, width):
-        if x <= 0:
-            return width
-        pos = 0
-        v = x
-        for s in (32, 16, 8, 4, 2, 1):
-            if v >= (1 << s):
-                v >>= s
-                pos += s
-        return width - 1 - pos
-
-    @numba.njit(inline="always")
-    def shr_sticky(v, d, width):
-        if d > width:
-            d = width
-        kept = v >> d
-        lost = 1 if (v - (kept << d)) != 0 else 0
-        return (kept << 1) | lost
-
-    @numba.njit(inline="always")
-    def round_fixed(m, width, p, rne):
-        q = m >> (width - p)
-        if rne:
-            g = (m >> (width - p - 1)) & 1
-            st = (m & ((1 << (width - p - 1)) - 1)) != 0
-            if g == 1 and (st or (q & 1) == 1):
-                q += 1
-        carry = q >> p
-        if carry != 0:
-            q >>= 1
-        return q, carry
-
-    @numba.njit(inline="always")
-    def ieee(bits, eb, mb):
-        width = 1 + eb + mb
-        allones = (1 << eb) - 1
-        s = (bits >> (width - 1)) & 1
-        e = (bits >> mb) & allones
-        f = bits & ((1 << mb) - 1)
-        special = e == allones
-        sig = 0 if special else (f if e == 0 else f | (1 << mb))
-        top = max(e, 1) - ((1 << (eb - 1)) - 1)
-        return s, sig, top, special and f == 0, special and f != 0
-
-    @numba.njit(inline="always")
-    def relaxed(bits, reb, rmb):
-        rbias = (1 << (reb - 1)) - 1
-        man = bits & ((1 << rmb) - 1)
-        e = (bits >> rmb) & ((1 << reb) - 1)
-        s = (bits >> (rmb + reb)) & 1
-        inf = ((bits >> (rmb + reb + 1)) & 1) == 1
-        nan = ((bits >> (rmb + reb + 2)) & 1) == 1
-        special = inf or nan
-        return s, 0 if special else man, e - rbias, inf and not nan, nan
-
-    @numba.njit(inline="always")
-    def fma1(a, w, c, prm):
-        (
-            aeb,
-            amb,
-            web,
-            wmb,
-            ceb,
-            cmb,
-            reb,
-            rmb,
-            P,
-            Q,
-            W,
-            N,
-            p,
-            out_emin,
-            window,
-            gran,
-            rne,
-            in_pe,
-            renorm,
-        ) = prm
-        sa, siga, ta, infa, nana = ieee(a, aeb, amb)
-        sw, sigw, tw, infw, nanw = ieee(w, web, wmb)
-        if in_pe:
-            sc, sigc, tc, infc, nanc = ieee(c, ceb, cmb)
-        else:
-            sc, sigc, tc, infc, nanc = relaxed(c, reb, rmb)
-        sp = sa ^ sw
-        sigp = siga * sigw
-        tp = ta + tw + 1
-        anchor = tc if sigp == 0 else max(tp, tc)
-        xp = shr_sticky(sigp << (W - P), max(anchor - tp, 0), W)
-        xc = shr_sticky(sigc << (W - Q), anchor - tc, W)
-        total = (-xp if sp else xp) + (-xc if sc else xc)
-        neg = 1 if total < 0 else 0
-        mag = -total if total < 0 else total
-        t = anchor + 1
-        lz = clz(mag, N)
-        lim = t - out_emin
-        if window > 0:
-            lz = min(lz, window)
-        sh = min(lz, lim)
-        if gran > 1:
-            sh = sh & ~(gran - 1)
-        m2 = mag << sh
-        e_top = t - sh
-        q, carry = round_fixed(m2, N, p, rne)
-        e_top += carry
-        sign = (sp & sc) if mag == 0 else neg
-        infp = (infa or infw) and not nana and not nanw
-        nan = (
-            nana
-            or nanw
-            or nanc
-            or (infa and sigw == 0 and not infw)
-            or (infw and siga == 0 and not infa)
-            or (infp and infc and sp != sc)
-        )
-        if in_pe:
-            cw = 1 + ceb + cmb
-            callones = (1 << ceb) - 1
-            emin = 1 - ((1 << (ceb - 1)) - 1)
-            inf_bits = callones << cmb
-            if nan:
-                return inf_bits | (1 << (cmb - 1))
-            if infp:
-                return (sp << (cw - 1)) | inf_bits
-            if infc:
-                return (sc << (cw - 1)) | inf_bits
-            if q == 0:
-                return sign << (cw - 1)
-            if renorm:
-                rs = min(clz(q, p), e_top - emin)
-                q = q << rs
-                e_top = e_top - rs
-            biased = e_top - emin + 1 if (q >> (p - 1)) & 1 else 0
-            if biased >= callones:
-                bits = inf_bits if rne else ((callones - 1) << cmb) | ((1 << cmb) - 1)
-            else:
-                bits = (biased << cmb) | (q & ((1 << cmb) - 1))
-            return bits | (sign << (cw - 1))
-        rbias = (1 << (reb - 1)) - 1
-        s_off = rmb + reb
-        if nan:
-            return 1 << (s_off + 2)
-        if infp:
-            return (sp << s_off) | (1 << (s_off + 1))
-        if infc:
-            return (sc << s_off) | (1 << (s_off + 1))
-        if q == 0:
-            return sign << s_off
-        ef = e_top + rbias
-        if ef > (1 << reb) - 1:
-            bits = (1 << (s_off + 1)) if rne else (((1 << reb) - 1) << rmb) | ((1 << rmb) - 1)
-        else:
-            bits = (ef << rmb) | q
-        return bits | (sign << s_off)
-
-    @numba.njit(parallel=True)
-    def chain(A, Wm, prm):
-        M, K = A.shape
-        N = Wm.shape[1]
-        out = np.zeros((M, N), dtype=np.int64)
-        for i in numba.prange(M):  # k outer, j inner: N independent chains per row (ILP)
-            for k in range(K):
-                a = A[i, k]
-                for j in range(N):
-                    out[i, j] = fma1(a, Wm[k, j], out[i, j], prm)
-        return out
-
-    return chain
-
-
-_CHAIN = None
-
-
-def _params(cfg: fp.FmaConfig) -> tuple:
-    rf = cfg.relaxed
-    return (
-        cfg.a_fmt.exp_bits,
-        cfg.a_fmt.man_bits,
-        cfg.w_fmt.exp_bits,
-        cfg.w_fmt.man_bits,
-        cfg.acc_fmt.exp_bits,
-        cfg.acc_fmt.man_bits,
-        rf.exp_bits,
-        rf.man_bits,
-        cfg.prod_width,
-        cfg.addend_width,
-        cfg.window,
-        cfg.sum_width,
-        cfg.out_sig_width,
-        cfg.out_emin,
-        cfg.norm_window or 0,
-        cfg.shift_granularity,
-        cfg.rounding == "rne",
-        cfg.normalize_in_pe,
-        not cfg.exact,
-    )
-
-
-def fast_gemm_chain(a_bits: np.ndarray, w_bits: np.ndarray, cfg: fp.FmaConfig) -> np.ndarray:
-    """Same result as :func:`tpegen.sim.fp.gemm_chain` (accumulator-format bits), compiled."""
-    global _CHAIN
-    if _CHAIN is None:
-        _CHAIN = _chain_kernel()
-    acc = _CHAIN(np.ascontiguousarray(a_bits, np.int64), np.ascontiguousarray(w_bits, np.int64), _params(cfg))
-    return acc if cfg.normalize_in_pe else fp.normalize_relaxed(acc, cfg)
-
-
-def self_check(cfgs: dict[str, fp.FmaConfig], seed: int = 0) -> None:
-    """Abort unless the compiled chain equals ``fp.gemm_chain`` bit for bit on every config."""
-    rng = np.random.default_rng(seed)
-    for name, cfg in cfgs.items():
-        a = rng.standard_normal((9, 70)) * np.exp2(rng.integers(-20, 20, (9, 70)))
-        w = rng.standard_normal((70, 11)) * np.exp2(rng.integers(-20, 20, (70, 11)))
-        a[:, 1::2] = -a[:, 0::2] * (1 + rng.standard_normal((9, 35)) * 2.0**-7)
-        specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -3e38, 2.0**-133]
-        a[0, :8], w[:8, 0] = specials, specials[::-1]
-        with np.errstate(all="ignore"):
-            ab, wb = fp.quantize(a, cfg.a_fmt), fp.quantize(w, cfg.w_fmt)
-        want = fp.gemm_chain(ab, wb, cfg)
-        got = fast_gemm_chain(ab, wb, cfg)
-        if not np.array_equal(got, want):
-            raise SystemExit(f"self-check failed for {name}: compiled chain != tpegen.sim.fp.gemm_chain")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -379,7 +150,7 @@ def engine_gemm(cfg: fp.FmaConfig, counter: list[int]):
     def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ab, bb = rounded(a, cfg.a_fmt), rounded(b, cfg.w_fmt)
         counter[0] += a.shape[0] * a.shape[1] * b.shape[1]
-        return fp.decode(fast_gemm_chain(ab, bb, cfg), cfg.acc_fmt).astype(np.float32)
+        return fp.decode(fast_gemm(ab, bb, cfg), cfg.acc_fmt).astype(np.float32)
 
     return gemm
 
@@ -467,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ids = token_ids(tok, sentences)
     cfgs = {name: load_config(REPO / "configs" / f"{name}.yaml").pe.fma for name in args.configs}
     t0 = time.perf_counter()
-    self_check(cfgs)
+    try:
+        self_check(cfgs)
+    except TpegenError as exc:  # numba missing, or the compiled GEMM differs from the model
+        raise SystemExit(f"self-check failed: {exc}") from None
     console.print(
         f"compiled chain == tpegen.sim.fp.gemm_chain on all {len(cfgs)} configs ({time.perf_counter() - t0:.1f} s)"
     )
