@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tpegen.errors import ConfigError
+from tpegen.errors import ConfigError, TpegenError
 from tpegen.sweep_engine import Progress, ResultCache, check_execution, execute
 from tpegen.sweep_report import fronts, mark_feasible, write_results
 from tpegen.sweep_spec import SweepSpec, load_sweep_spec, point_config, shipped_sweeps
@@ -142,9 +142,10 @@ def run_sweep(
 
     ``serial=True`` runs every task in this process; otherwise on Dask: a local cluster of
     ``workers`` processes (default one per core) or the cluster at ``scheduler``
-    (``tcp://HOST:PORT``). ``plots=False`` draws no plots. ``progress(state)`` is called as tasks
-    finish. ``out_dir`` must be new,
-    empty or written by tpegen (``force``: any folder; only tpegen's files are replaced)."""
+    (``tcp://HOST:PORT``); a script that starts a local cluster must call this under
+    ``if __name__ == "__main__":`` (its worker processes import the main module). ``plots=False``
+    draws no plots. ``progress(state)`` is called as tasks finish. ``out_dir`` must be new, empty or
+    written by tpegen (``force``: any folder; only tpegen's files are replaced)."""
     t0 = time.perf_counter()
     spec = load_sweep_spec(spec)
     check_execution(serial, workers, scheduler)
@@ -158,8 +159,8 @@ def run_sweep(
             config = point_config(spec, values).to_dict()
             config.pop("description", None)
             error = ""
-        except ConfigError as exc:
-            config, error = None, str(exc)
+        except TpegenError as exc:  # an invalid config: this point fails, the sweep goes on
+            config, error = None, str(exc).splitlines()[0]
         for workload in spec.workloads or (None,):
             row = {"point": i, **values, "workload": workload.label if workload else ""}
             row.update(dict.fromkeys(spec.columns), status="failed" if error else "ok", error=error)
