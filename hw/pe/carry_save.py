@@ -151,7 +151,10 @@ class CarryPropagateAdder(wiring.Component):
 
     Ports: ``acc_in`` (:func:`pair_layout`), ``acc_out`` (signed ``acc_bits``, the binary PE's
     accumulator). Latency: combinational. One per column of a systolic array of carry-save PEs
-    (the array's edge normalizer, :meth:`~tpegen.hw.pe.mac_params.MacPEParams.normalizer`).
+    (the array's edge normalizer, :meth:`~tpegen.hw.pe.mac_params.MacPEParams.normalizer`), on the
+    results' path, so it is a Kogge-Stone parallel-prefix adder: ``ceil(log2 acc_bits)`` levels of
+    (generate, propagate) prefixes (signals ``g<level>``, ``p<level>``) instead of the ripple
+    chain synthesis makes of ``+`` (a 32-bit ripple adder here is as slow as the PE's whole loop).
     """
 
     def __init__(self, acc_bits: int):
@@ -159,5 +162,17 @@ class CarryPropagateAdder(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.d.comb += self.acc_out.eq(self.acc_in.sum + self.acc_in.carry)
+        x, y = self.acc_in.sum, self.acc_in.carry
+        width = len(x)
+        half_sum = x ^ y
+        generate, propagate = x & y, half_sum  # bit i generates / propagates a carry
+        distance, level = 1, 0
+        while distance < width:  # after this level: (g, p) of the span of 2 * distance bits ending at i
+            g, p = Signal(width, name=f"g{level}"), Signal(width, name=f"p{level}")
+            m.d.comb += [
+                g.eq(generate | (propagate & (generate << distance)[:width])),
+                p.eq(propagate & (propagate << distance)[:width]),
+            ]
+            generate, propagate, distance, level = g, p, 2 * distance, level + 1
+        m.d.comb += self.acc_out.eq(half_sum ^ Cat(Const(0, 1), generate[: width - 1]))
         return m
