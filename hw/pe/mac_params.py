@@ -39,10 +39,12 @@ class MacPEParams:
         (weight-stationary: the PE keeps a weight, partial sums flow through it).
     multiplier : how the PE forms ``a * w`` (:mod:`tpegen.hw.pe.radix4`); the product is exact in
         every case, so the numeric and timing models do not depend on it. ``"array"`` (default): the
-        ``*`` operator, left to synthesis. ``"booth_r4"``: the weight recoded into modified (radix-4)
-        Booth digits in {-2..2}. ``"en_t"``: the weight in EN-T digits (sign and magnitude, magnitude
-        digits in {-1, 0, 1, 2}; Wu et al., ICCD 2024). Both select partial products +-a, +-2a per
-        digit and sum them with the accumulator in an adder tree; the encoder sits in each PE.
+        ``*`` operator, left to synthesis (an explicit AND array with carry-save accumulation).
+        ``"booth_r4"``: the weight recoded into modified (radix-4) Booth digits in {-2..2}.
+        ``"en_t"``: the weight in EN-T digits (sign and magnitude, magnitude digits in {-1, 0, 1, 2};
+        Wu et al., ICCD 2024). Both select partial products +-a, +-2a per digit and sum them with
+        the accumulator in an adder tree (a compressor tree with carry-save accumulation); the
+        encoder sits in each PE.
     accumulation : how the PE keeps its running sum (:mod:`tpegen.hw.pe.carry_save`). ``"binary"``
         (default): one ``acc_bits`` word, a carry-propagate add in every PE every cycle.
         ``"carry_save"`` (compressed accumulation, Wu et al., HPCA 2025, OPT1): a (sum, carry) pair
