@@ -214,7 +214,7 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
     return "null" if value is None else str(value)
 
 
