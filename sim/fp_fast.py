@@ -131,8 +131,15 @@ def _params(cfg: FmaConfig) -> _Params:
 # the kernels (built on first use: numba is imported there)
 # ------------------------------------------------------------------------------------------------
 class _Kernels(NamedTuple):
-    chain: object  # (A (M,K), W (K,N), params) -> acc (M,N): the FMA chain's last partial sums
-    dot: object  # (A (M,K'), W3 (K'/T, N, T), params) -> C (M,N) of the dot-product PE
+    """Each a pair (serial, parallel over the rows of ``C``) of compiled functions."""
+
+    chain: tuple  # (A (M,K), W (K,N), params) -> acc (M,N): the FMA chain's last partial sums
+    dot: tuple  # (A (M,K'), W3 (K'/T, N, T), params) -> C (M,N) of the dot-product PE
+
+
+# GEMMs of fewer multiply-adds run on one thread: starting the thread pool costs more than they
+# take, and much more on an oversubscribed machine.
+_PARALLEL_MACS = 1 << 16
 
 
 _KERNELS: _Kernels | None = None
@@ -353,12 +360,20 @@ def _build(numba) -> _Kernels:
     def unflatten(flat):  # numba's parallel loops take flat tuples only
         return _Params(_Format(*flat[:10]), _Format(*flat[10:20]), _Format(*flat[20:30]), *flat[30:])
 
-    @njit(parallel=True)
-    def chain(A, Wm, flat):
-        out = np.zeros((A.shape[0], Wm.shape[1]), dtype=np.int64)
-        for i in numba.prange(A.shape[0]):
-            chain_row(A[i], Wm, out[i], flat)
-        return out
+    def over_rows(row):
+        """(serial, parallel) kernels running ``row`` on every row of ``C``."""
+
+        def build(loop, parallel):
+            @njit(parallel=parallel)
+            def run(A, B, flat):
+                out = np.zeros((A.shape[0], B.shape[1]), dtype=np.int64)
+                for i in loop(A.shape[0]):
+                    row(A[i], B, out[i], flat)
+                return out
+
+            return run
+
+        return build(range, False), build(numba.prange, True)
 
     @njit
     def chain_row(a_row, Wm, out_row, flat):
@@ -368,13 +383,6 @@ def _build(numba) -> _Kernels:
             for j in range(len(out_row)):
                 out_row[j] = fma(a, Wm[k, j], out_row[j], pr)
 
-    @njit(parallel=True)
-    def dot(A, W3, flat):
-        out = np.zeros((A.shape[0], W3.shape[1]), dtype=np.int64)
-        for i in numba.prange(A.shape[0]):
-            dot_row(A[i], W3, out[i], flat)
-        return out
-
     @njit
     def dot_row(a_row, W3, out_row, flat):
         pr = unflatten(flat)
@@ -383,7 +391,7 @@ def _build(numba) -> _Kernels:
             for j in range(len(out_row)):
                 out_row[j] = dot_step(a_row, W3, b, j, out_row[j], pr, terms)
 
-    return _Kernels(chain, dot)
+    return _Kernels(over_rows(chain_row), over_rows(dot_row))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -403,12 +411,13 @@ def fast_gemm(a_bits: np.ndarray, w_bits: np.ndarray, cfg: FmaConfig) -> np.ndar
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
         raise ValueError(f"fast_gemm: incompatible shapes {a.shape} x {w.shape}")
     kernels = _kernels()
+    parallel = int(a.shape[0] > 1 and a.size * w.shape[1] >= _PARALLEL_MACS)
     prm = tuple(v for field in _params(cfg) for v in (field if isinstance(field, tuple) else (field,)))
     if cfg.dot:
         T = cfg.terms
         w3 = np.ascontiguousarray(pad_k(w, T, 0).reshape(-1, T, w.shape[1]).transpose(0, 2, 1))
-        return kernels.dot(np.ascontiguousarray(pad_k(a, T, 1)), w3, prm)
-    acc = kernels.chain(a, w, prm)
+        return kernels.dot[parallel](np.ascontiguousarray(pad_k(a, T, 1)), w3, prm)
+    acc = kernels.chain[parallel](a, w, prm)
     return acc if cfg.normalize_in_pe else normalize_relaxed(acc, cfg)
 
 

@@ -115,6 +115,14 @@ def test_check_cases_reach_every_kind_of_output(name):
     assert not [k for k, hit in kinds.items() if not hit.any()]
 
 
+def test_parallel_kernels(monkeypatch):
+    """Rows of C on numba's threads (every GEMM here is below the threshold otherwise)."""
+    monkeypatch.setattr(fp_fast, "_PARALLEL_MACS", 0)
+    self_check(
+        {n: CONFIGS[n] for n in ["bf16_exact", "lmul_bf16", "bf16_approx_relaxed_w2_g2", "tc_fp16_dot4"]}
+    )
+
+
 def test_a_wrong_kernel_is_caught(monkeypatch):
     """self_check raises when the kernel computes something else (here: the other rounding mode)."""
     params = fp_fast._params
