@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import ml_dtypes
 import numpy as np
