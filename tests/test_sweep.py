@@ -161,8 +161,14 @@ def test_local_dask_cluster_gives_the_serial_table(run_cli, tmp_path):
     pytest.importorskip("distributed", reason="pip install -e '.[sweep]'")
     path = _spec(tmp_path, TINY)
     assert run_cli("sweep", path, "-o", tmp_path / "serial", "--serial", "--no-plots")[0] == 0
-    code, out, err = run_cli("sweep", path, "-o", tmp_path / "dask", "--workers", "2", "--no-plots")
+    code, out, err = run_cli("sweep", path, "-o", tmp_path / "dask", "--workers", "2", "--no-plots", "--json")
     assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["points"], doc["rows"][4]["error"], doc["computed"]) == (
+        3,
+        "array.rows: must be an integer in 1..128, got 200",
+        4,
+    )
     assert (tmp_path / "dask" / "results.csv").read_text() == (
         tmp_path / "serial" / "results.csv"
     ).read_text()
@@ -226,6 +232,38 @@ def test_tiny_synthesis_point(tmp_path):
 
     synth, _ = synthesize_design(config_from_dict(raw), energy=False)
     assert {(r["area"], r["delay"]) for r in res.rows} == {(synth.area_um2, synth.delay_ns)}
+
+
+def test_model_and_topology_workloads(tmp_path):
+    """A topology's cycles are the sum of its GEMMs'; a model row has accuracy, a GEMM row none."""
+    topology = tmp_path / "two.csv"
+    topology.write_text("Layer, M, N, K,\nfc1, 5, 6, 7,\nfc2, 9, 4, 3,\n")
+    spec = {
+        "base": "int8_os_8x8",
+        "axes": {"array.rows": [2, 4]},
+        "workloads": [
+            "5x7x6",
+            "9x3x4",
+            {"topology": str(topology)},
+            "digits_mlp",
+            {"model": "digits_mlp", "quant": "W2A8"},
+        ],
+        "metrics": ["cycles", "accuracy"],
+        "constraints": ["accuracy_drop <= 0.02"],
+    }
+    res = run_sweep(spec, tmp_path / "o", serial=True, plots=False)
+    assert all(r["status"] == "ok" for r in res.rows)
+    for point in (0, 1):
+        rows = {r["workload"]: r for r in res.rows if r["point"] == point}
+        assert rows["topology:two"]["cycles"] == rows["5x7x6"]["cycles"] + rows["9x3x4"]["cycles"]
+        assert rows["5x7x6"]["accuracy"] is None and rows["topology:two"]["accuracy_drop"] is None
+        for label in ("digits_mlp:W8A8", "digits_mlp:W2A8"):
+            r = rows[label]
+            assert 0.5 < r["accuracy"] <= 1 and r["accuracy_drop"] == pytest.approx(
+                r["accuracy_float"] - r["accuracy"]
+            )
+        feasible = all(r["accuracy_drop"] <= 0.02 for r in rows.values() if r["accuracy_drop"] is not None)
+        assert {r["feasible"] for r in rows.values()} == {feasible}
 
 
 def test_shipped_sweeps_load():
