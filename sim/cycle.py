@@ -480,6 +480,6 @@ def simulate(
     a, w = acc.check_operands(a, w)
     m, k = a.shape
     n = w.shape[1]
-    result = simulate_shape(acc, m, k, n, bandwidth=bandwidth)
+    result = simulate_schedule(acc.operand_schedule(a, w), shape=(m, k, n), bandwidth=bandwidth)
     result.output = (numeric or acc.golden)(a, w)
     return result

@@ -137,6 +137,16 @@ class Accelerator(abc.ABC):
     def cycles(self, m: int, k: int, n: int) -> int:
         """Timing model: cycles the RTL takes for an M x K x N GEMM (as :meth:`program` tiles it)."""
 
+    def operand_cycles(self, a: np.ndarray, w: np.ndarray) -> int:
+        """Timing model for these operands (A, W as :meth:`check_operands` accepts them): :meth:`cycles`
+        of their shape, unless the design's latency depends on the values (the bit-serial tile)."""
+        return self.cycles(np.shape(a)[0], np.shape(a)[1], np.shape(w)[1])
+
+    def operand_schedule(self, a: np.ndarray, w: np.ndarray):
+        """:meth:`schedule` for these operands (checked ones): the shape's, unless the design's latency
+        depends on the values; its timeline's total equals :meth:`operand_cycles`."""
+        return self.schedule(np.shape(a)[0], np.shape(a)[1], np.shape(w)[1])
+
     @abc.abstractmethod
     def workload_shape(self) -> tuple[int, int, int]:
         """The default energy workload (M, K, N): a steady-state GEMM of many tiles back to back, so

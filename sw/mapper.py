@@ -195,9 +195,7 @@ class HardwareGemm:
         """``(C, cycles)`` of one GEMM; ``cycles`` equals ``tpegen gemm --backend B``'s."""
         backend = backend or self.backend
         result = self.acc.run_gemm(a, w, backend)
-        m, k = a.shape
-        n = w.shape[1]
-        cycles = result.cycles if result.cycles is not None else self.acc.cycles(m, k, n)
+        cycles = result.cycles if result.cycles is not None else self.acc.operand_cycles(a, w)
         return result.output, int(cycles)
 
 

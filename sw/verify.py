@@ -108,7 +108,7 @@ def verify(
                 shape=(m, k, n),
                 bit_exact=_same(r.output, gold),
                 cycles_rtl=r.cycles,
-                cycles_model=acc.cycles(m, k, n),
+                cycles_model=acc.operand_cycles(a_chk, w_chk),
                 stall_bit_exact=None if s is None else _same(s.output, gold),
             )
         )

@@ -334,8 +334,8 @@ def synthesize_design(
     program = acc.program(a, w)
     m, k, n = a.shape[0], a.shape[1], w.shape[1]
     ops = m * k * n
-    cycles = acc.cycles(m, k, n)
-    utilization = acc.workload_utilization(m, k, n)
+    cycles = acc.operand_cycles(a, w)  # the operands' (a bit-serial design's depend on them)
+    utilization = ops / (cycles * acc.macs_per_cycle)
     say(
         f"simulating the gate-level netlist on a {m}x{k}x{n} GEMM ({ops} MACs, {cycles} cycles, "
         f"utilization {utilization:.1%})"

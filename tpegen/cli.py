@@ -174,7 +174,7 @@ def cmd_gemm(args: argparse.Namespace) -> int:
         result = acc.run_gemm(a, w, args.backend, vcd_path=vcd)
     m, k = np.shape(a)
     n = np.shape(w)[1]
-    cycles = result.cycles if result.cycles is not None else acc.cycles(m, k, n)
+    cycles = result.cycles if result.cycles is not None else acc.operand_cycles(a, w)
     out = Path(args.output)
     with atomic_file(out) as tmp, open(tmp, "wb") as fh:
         np.save(fh, result.output)
