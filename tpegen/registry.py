@@ -145,6 +145,16 @@ ENTRIES: tuple[Entry, ...] = (
             ("cube3d", "3D-Cube: M x N x K multipliers, reduction trees over K"),
         )
     ),
+    Entry(
+        family="bitserial",
+        organization="tile",
+        pe_params="tpegen.hw.arrays.bitserial_params:BitSerialParams",
+        array_params=None,
+        generator="tpegen.hw.arrays.bitserial:BitSerialTile",
+        driver="tpegen.sw.bitserial:BitSerialAccelerator",
+        system=None,
+        description="bit-serial tile over radix-4 weight digits with zero skipping, columns synchronized",
+    ),
 )
 
 
