@@ -121,9 +121,8 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         with client:
             yield client
         return
-    n = workers or os.cpu_count() or 1
     cluster = LocalCluster(
-        n_workers=n,
+        n_workers=workers or os.cpu_count() or 1,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",  # any free port: the scheduler serves HTTP even without a dashboard
@@ -180,7 +179,8 @@ def execute(
         return results, state
     from distributed import as_completed
 
-    with dask_client(scheduler, workers) as client:
+    local = min(workers or os.cpu_count() or 1, len(todo))  # no idle workers to start
+    with dask_client(scheduler, None if scheduler else local) as client:
         futures = {
             client.submit(run_task, tasks[key], key=f"tpegen-sweep-{key}", retries=0): key for key in todo
         }
