@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 class BitSerialAccelerator(DotTileAccelerator):
     """Bit-serial tile behind the driver interface (numeric model, data-dependent timing model,
-    stream mapping). ``macs_per_cycle`` is the rate the shape-only bound guarantees,
-    ``tile_m * tile_n / max_nonzero_digits``; zero skipping runs faster (up to ``tile_m * tile_n``)."""
+    stream mapping). ``macs_per_cycle`` is the peak, ``tile_m * tile_n`` (every K step one cycle);
+    the shape-only bound runs at ``1 / dense_cycles_per_step`` of it."""
 
     family = "bitserial"
 
@@ -41,13 +41,14 @@ class BitSerialAccelerator(DotTileAccelerator):
         return BitSerialTile(self.params)
 
     @property
-    def _dense(self) -> int:
+    def dense_cycles_per_step(self) -> int:
+        """Cycles of a K step in the shape-only bound: the most non-zero digits of a weight (4 at int8)."""
         p = self.params
         return bs.max_nonzero_digits(p.encoding, p.weight_bits, p.weight_signed)
 
     @property
-    def macs_per_cycle(self) -> float:
-        return self.params.pes / self._dense
+    def macs_per_cycle(self) -> int:
+        return self.params.pes
 
     def latency(self) -> dict[str, Any]:
         p = self.params
@@ -56,13 +57,13 @@ class BitSerialAccelerator(DotTileAccelerator):
             "tile": [p.tile_m, 1, p.tile_n],
             "digits_per_weight": p.digits,
             "cycles_per_activation_beat": "max(1, most non-zero digits among the tile's weights of the K step)",
-            "max_cycles_per_activation_beat": self._dense,
+            "max_cycles_per_activation_beat": self.dense_cycles_per_step,
             "gemm_cycles": "3 + sum of the activation beats' cycles",
         }
 
     def workload_shape(self):
-        """``(4 tile_m, 8, 4 tile_n)``: 128 activation beats back to back; above 90% of the bound's
-        rate (:attr:`macs_per_cycle`) on the shape-only timing model."""
+        """``(4 tile_m, 8, 4 tile_n)``: 128 activation beats back to back; on the shape-only timing
+        model above 90% of the bound's rate, ``macs_per_cycle / dense_cycles_per_step``."""
         p = self.params
         return 4 * p.tile_m, 8, 4 * p.tile_n
 
@@ -91,10 +92,10 @@ class BitSerialAccelerator(DotTileAccelerator):
     # -- timing -----------------------------------------------------------------------------
     def cycles(self, m: int, k: int, n: int) -> int:
         """Bound without the operands: ``3 + J * max_nonzero_digits`` (J activation beats)."""
-        return 3 + dot_act_beats(self.params, m, k, n) * self._dense
+        return 3 + dot_act_beats(self.params, m, k, n) * self.dense_cycles_per_step
 
     def schedule(self, m: int, k: int, n: int):
-        c = np.full(dot_act_beats(self.params, m, k, n), self._dense, dtype=np.int64)
+        c = np.full(dot_act_beats(self.params, m, k, n), self.dense_cycles_per_step, dtype=np.int64)
         return bs.bitserial_schedule(self.params, m, k, n, c)
 
     def operand_cycles(self, a, w) -> int:

@@ -36,7 +36,7 @@ from tpegen.errors import ConfigError, TpegenError, check_choice
 
 BACKENDS = ("golden", "cycle", "rtl")
 WEIGHT_METHODS = ("rtn", "gptq")  # map_model(weight_method=...): round to nearest or GPTQ (sw/gptq.py)
-INT_FAMILIES = ("mac", "lut", "dot")
+INT_FAMILIES = ("mac", "lut", "dot", "bitserial")
 FLOAT_FAMILIES = ("fma",)
 
 

@@ -69,7 +69,7 @@ def test_shipped_config():
     assert cfg.family == "bitserial" and cfg.pe is cfg.array
     assert (p.encoding, p.tile_m, p.tile_n, p.digits, p.act_bits, p.acc_bits) == ("en_t", 4, 4, 4, 8, 32)
     acc = cfg.accelerator()
-    assert acc.macs_per_cycle == 16 / 4  # the guaranteed rate: 4 digits per int8 weight at most
+    assert acc.macs_per_cycle == 16 and acc.dense_cycles_per_step == 4  # 4 digits per int8 weight at most
     assert config_from_dict(cfg.to_dict()) == cfg
 
 
