@@ -14,6 +14,8 @@ simulation. The checks:
   followed by its array-edge adder, against ``acc_in.sum + acc_in.carry + a * w``: for every
   incoming pair the new pair's sum is the binary PE's result, so any chain of steps ending at the
   edge adder equals the binary accumulation.
+  A PE with a shared encoder (``pe.encoder: per_column``) is checked behind its array-edge
+  encoder: the datapath fed ``edge_encoder(w)`` equals the reference for every raw ``w``.
 * ``lut``: one LUT dot-product unit as the core wires it (``tile_k`` table-precompute units, the
   row-sum correction and one bit-serial :class:`tpegen.hw.pe.lut.LutDotProduct`) equals
   ``acc + sum_i a_i * w_i``. The weights enter as plain signed integers; the offline encoding the
@@ -32,7 +34,7 @@ simulation. The checks:
   SAT miter of the gate netlist runs for many minutes.
 
 Widths: a check runs at the config's own widths when they are known to prove in seconds (integer
-operands up to 8 bits, 5 with carry-save accumulation, FP inputs up to fp16), otherwise at reduced
+operands up to 8 bits, 5 with carry-save accumulation or a shared encoder, FP inputs up to fp16), otherwise at reduced
 widths with the same structure; the report says which. The LUT identity is always proved for one
 group of 2-bit activations (and ``g <= 3`` for W3/W4; plain SAT does not scale to it, see
 ``_reduced_lut``); the LUT gate-level check (table precompute unit) is at full width. Every Yosys run has a
@@ -63,6 +65,9 @@ MAX_MAC_OPERAND_BITS = 8  # 8x8 proves in ~2 s (RTL vs reference) and ~5 s (gate
 # A carry-save PE's compressor tree shares no structure with the reference's multiplier, so plain
 # SAT must prove the multiplier itself: ~12 s at 5x5 bits, ~110 s at 6x6, no result in 300 s at 8x8.
 MAX_CARRY_SAVE_OPERAND_BITS = 5
+# A PE behind a shared (array-edge) encoder, 8x8 EN-T on the loaded 2-core machine: 92 s against
+# the reference, gate level not proved in 300 s; at 5x5 bits a few seconds.
+MAX_SHARED_ENCODER_OPERAND_BITS = 5
 LUT_ACT_BITS = 2  # the LUT identity is proved for one group of 2-bit activations (SAT cost)
 MAX_FMA_MAN_BITS = 10  # input significands up to fp16's
 
@@ -306,15 +311,17 @@ def _mac_widths(p) -> str:
 
 
 def _mac_dut(p):
-    """The MAC checks' design: the PE datapath, or for a carry-save PE its datapath followed by the
-    array-edge adder (ports ``a``, ``w``, ``acc_in`` the pair, ``acc_out`` the result)."""
-    if not p.carry_save:
+    """The MAC checks' design: the PE datapath; for a PE with a shared encoder, the array-edge
+    encoder in front of it (the PE sees only the links that encoder makes); for a carry-save PE,
+    the array-edge adder after it. Ports ``a``, ``w`` (the raw weight), ``acc_in`` (the pair with
+    carry-save accumulation), ``acc_out`` (the result)."""
+    if not p.carry_save and not p.shared_encoder:
         return p.datapath()
     from amaranth import Module
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
-    class CarrySaveStep(wiring.Component):
+    class MacStep(wiring.Component):
         def __init__(self):
             super().__init__(
                 {
@@ -328,17 +335,20 @@ def _mac_dut(p):
         def elaborate(self, platform):
             m = Module()
             m.submodules.datapath = dp = p.datapath()
-            m.submodules.edge_adder = edge = p.normalizer()
-            m.d.comb += [
-                dp.a.eq(self.a),
-                dp.w.eq(self.w),
-                dp.acc_in.eq(self.acc_in),
-                edge.acc_in.eq(dp.acc_out),
-                self.acc_out.eq(edge.acc_out),
-            ]
+            m.d.comb += [dp.a.eq(self.a), dp.acc_in.eq(self.acc_in)]
+            if p.shared_encoder:
+                m.submodules.edge_encoder = encoder = p.edge_encoder()
+                m.d.comb += [encoder.w.eq(self.w), dp.w.eq(encoder.link)]
+            else:
+                m.d.comb += dp.w.eq(self.w)
+            if p.carry_save:
+                m.submodules.edge_adder = edge = p.normalizer()
+                m.d.comb += [edge.acc_in.eq(dp.acc_out), self.acc_out.eq(edge.acc_out)]
+            else:
+                m.d.comb += self.acc_out.eq(dp.acc_out)
             return m
 
-    return CarrySaveStep()
+    return MacStep()
 
 
 def _check_mac_reference(p, timeout: float, *, reduced: bool, name: str) -> CheckResult:
@@ -357,6 +367,8 @@ def _check_mac_reference(p, timeout: float, *, reduced: bool, name: str) -> Chec
         if p.carry_save
         else "MacDatapath acc_out == wrap(acc_in + ext(a) * ext(w), acc_bits)"
     )
+    if p.shared_encoder:
+        statement = f"with w = edge_encoder(w): {statement}"
     script = _miter(
         _side("gold", ["read_verilog -sv ref.v"], "mac_ref", []),
         _side("gate", ["read_verilog -sv rtl.v"], "mac_dp", []),
@@ -377,7 +389,11 @@ def _check_mac_reference(p, timeout: float, *, reduced: bool, name: str) -> Chec
 
 
 def _reduced_mac(p):
-    limit = MAX_CARRY_SAVE_OPERAND_BITS if p.carry_save else MAX_MAC_OPERAND_BITS
+    limit = MAX_MAC_OPERAND_BITS
+    if p.carry_save:
+        limit = MAX_CARRY_SAVE_OPERAND_BITS
+    elif p.shared_encoder:
+        limit = MAX_SHARED_ENCODER_OPERAND_BITS
     if p.act_bits <= limit and p.weight_bits <= limit:
         return p, False
     ab, wb = min(p.act_bits, limit), min(p.weight_bits, limit)

@@ -112,6 +112,10 @@ class SystolicArray(wiring.Component):
     sums travel in an internal format (``pe.out_shape != pe.acc_shape``: an FMA PE's relaxed
     format, an integer MAC PE's carry-save pair) gets one combinational ``pe.normalizer()`` per
     column at the array edge (the FMA normalizer, the carry-propagate adder); latency is unchanged.
+    A PE with a shared weight encoder (``pe.encoder: per_column``) gets one combinational
+    ``pe.edge_encoder()`` per column at the top edge, before the column's skew registers
+    (output-stationary) or load chain (weight-stationary), which then carry the encoded weight
+    (``pe.w_link_shape``); the ``operands``/``weights`` ports keep the raw weights and latency is unchanged.
     """
 
     def __init__(self, params: SystolicParams):
@@ -205,8 +209,9 @@ class SystolicArray(wiring.Component):
         for j in range(C):  # column skew: column j enters j cycles late
             # operand gating: stage n of column j holds beat k in cycle k + n, with cell (0, n)'s token
             enables = [_tok_into(mesh.tok_in[0], mesh.tok_top, n).valid for n in range(j)] if gating else None
+            w = self._edge_weight(m, j, ops.payload.w[j])
             m.d.comb += mesh.w_in[j].eq(
-                self._delay(m, ops.payload.w[j], j, f"skew_w{j}", "skew_w", reset_less=rl, enables=enables)
+                self._delay(m, w, j, f"skew_w{j}", "skew_w", reset_less=rl, enables=enables)
             )
         if two_register:
             self._os_shift(m, mesh)
@@ -287,7 +292,11 @@ class SystolicArray(wiring.Component):
         mesh = self._mesh(m, WeightStationaryCell, "ws_cell", advance)
         m.d.comb += mesh.load.eq(load.replicate(C))
         self._skew_rows(m, mesh, acts.payload.a, token)
-        m.d.comb += [mesh.load_in.eq(wts.payload), mesh.psum_in.eq(0)]
+        if self.params.pe_encodes_at_edge:
+            m.d.comb += [mesh.load_in[j].eq(self._edge_weight(m, j, wts.payload[j])) for j in range(C)]
+            m.d.comb += mesh.psum_in.eq(0)
+        else:
+            m.d.comb += [mesh.load_in.eq(wts.payload), mesh.psum_in.eq(0)]
 
         res = self._res
         corner = mesh.tok_out[C - 1]
@@ -347,6 +356,16 @@ class SystolicArray(wiring.Component):
             return _delay_stages(m, value, stages, lane, reset_less=reset_less, enables=enables)[-1]
         enable = None if self.params.queued else self._advance  # an array that never stalls: no enables
         return delayed(m, value, stages, name=lane, registers=registers, reset_less=reset_less, enable=enable)
+
+    def _edge_weight(self, m: Module, col: int, w: Value) -> Value:
+        """Column ``col``'s weight as it enters the column: ``w`` itself, or with a shared encoder
+        its link form from the column's edge encoder (submodule ``encode_<col>``, combinational,
+        before the skew or load registers, which then hold the encoded weight)."""
+        if not self.params.pe_encodes_at_edge:
+            return w
+        m.submodules[f"encode_{col}"] = encoder = self.params.pe.edge_encoder()
+        m.d.comb += encoder.w.eq(w)
+        return Value.cast(encoder.link)
 
     def _emit(self, m: Module, col: int, value) -> None:
         """Drive result lane ``col`` from a de-skewed accumulator, through the edge normalizer if any."""

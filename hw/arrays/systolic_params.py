@@ -147,6 +147,12 @@ class SystolicParams:
         return getattr(self.pe, "out_shape", self.pe.acc_shape)
 
     @property
+    def pe_encodes_at_edge(self) -> bool:
+        """True when weights enter the columns through the PE's ``edge_encoder()`` (a shared
+        encoder, ``pe.encoder: per_column``)."""
+        return getattr(self.pe, "shared_encoder", False)
+
+    @property
     def edge_normalized(self) -> bool:
         """True when partial sums leave the array through the PE's edge ``normalizer()``."""
         return self.out_shape != self.pe.acc_shape

@@ -37,7 +37,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.pe.datapath import Datapath
-from tpegen.hw.pe.radix4 import Radix4Encoder, partial_products
+from tpegen.hw.pe.radix4 import Radix4Encoder, link_digits, partial_products
 
 
 def pair_layout(acc_bits: int) -> data.StructLayout:
@@ -86,7 +86,8 @@ class CarrySaveMacDatapath(Datapath):
     Ports (:class:`~tpegen.hw.pe.datapath.Datapath`): ``a``, ``w``, and ``acc_in`` / ``acc_out`` of
     :func:`pair_layout` (``params.acc_shape``). Latency: combinational (the cell registers the
     pair); one operation per cycle. The partial products of ``params.multiplier`` (module
-    docstring; submodule ``encoder`` for the recoded ones), the negation ones, the sign-extension
+    docstring; submodule ``encoder`` for the recoded ones, none with a shared encoder, whose ``w``
+    is the weight's link form, :func:`~tpegen.hw.pe.radix4.link_digits`), the negation ones, the sign-extension
     constant and the incoming pair go through one :func:`compress` tree; no carry-propagate adder.
     """
 
@@ -138,9 +139,13 @@ class CarrySaveMacDatapath(Datapath):
     def _radix4_rows(self, m: Module) -> tuple[list[tuple[Value, bool, int]], list[tuple[Value, int]]]:
         """The recoded weight's rows: (pp_i, signed, 2 i) and the negation ones (neg_i, 2 i)."""
         p = self.params
-        m.submodules.encoder = encoder = Radix4Encoder(p.w_shape, p.multiplier)
-        m.d.comb += encoder.w.eq(self.w)
-        pps = partial_products(m, self.a, encoder.digits)
+        if p.shared_encoder:  # the weight arrives encoded from the array's edge
+            digits = link_digits(m, self.w, p.w_shape, p.multiplier)
+        else:
+            m.submodules.encoder = encoder = Radix4Encoder(p.w_shape, p.multiplier)
+            m.d.comb += encoder.w.eq(self.w)
+            digits = encoder.digits
+        pps = partial_products(m, self.a, digits)
         return [(pp, True, 2 * i) for i, (pp, _) in enumerate(pps)], [
             (neg, 2 * i) for i, (_, neg) in enumerate(pps)
         ]

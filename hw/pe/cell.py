@@ -3,7 +3,8 @@
 A *datapath* is any combinational component with the signature
 ``{"a": In(a_shape), "w": In(w_shape), "acc_in": In(acc_shape), "acc_out": Out(acc_shape)}``
 computing ``acc_out = acc_in (+) a (x) w`` (integer MAC, floating-point FMA, ...). Its parameters
-object provides ``a_shape``, ``w_shape``, ``acc_shape``, ``dataflow`` and ``datapath()``. The
+object provides ``a_shape``, ``w_shape``, ``acc_shape``, ``dataflow`` and ``datapath()`` (and
+``w_link_shape`` if weights travel encoded, :func:`~tpegen.hw.pe.datapath.w_link_shape`). The
 all-zero bit pattern of ``acc_shape`` is the empty accumulator (integer 0, floating-point +0).
 The cell adds what the dataflow needs, so every datapath serves both dataflows unchanged.
 
@@ -34,6 +35,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tpegen.hw.arrays.systolic_params import pe_latency
+from tpegen.hw.pe.datapath import w_link_shape
 
 if TYPE_CHECKING:
     from tpegen.hw.arrays.systolic_params import DatapathParams
@@ -93,8 +95,8 @@ class OutputStationaryCell(wiring.Component):
         return {
             "a_in": In(params.a_shape),
             "a_out": Out(params.a_shape),
-            "w_in": In(params.w_shape),
-            "w_out": Out(params.w_shape),
+            "w_in": In(w_link_shape(params)),
+            "w_out": Out(w_link_shape(params)),
             "tok_in": In(Token),
             "tok_out": Out(Token),
             "drain_in": In(params.acc_shape),
@@ -214,8 +216,8 @@ class WeightStationaryCell(wiring.Component):
                 "tok_out": Out(Token),
                 "psum_in": In(params.acc_shape),
                 "psum_out": Out(params.acc_shape),
-                "load_in": In(params.w_shape),
-                "load_out": Out(params.w_shape),
+                "load_in": In(w_link_shape(params)),
+                "load_out": Out(w_link_shape(params)),
                 "load": In(1),
             }
         )
@@ -224,7 +226,7 @@ class WeightStationaryCell(wiring.Component):
         m = Module()
         m.submodules.datapath = dp = self.params.datapath()
         rl = self.reset_less
-        active = Signal(self.params.w_shape, reset_less=rl)
+        active = Signal(w_link_shape(self.params), reset_less=rl)
         load_out = register_of(m, self.load_out, reset_less=rl, name="load_reg")
         psum_out = register_of(m, self.psum_out, reset_less=rl, name="psum_reg")
         a_out = register_of(m, self.a_out, reset_less=rl, name="a_reg")

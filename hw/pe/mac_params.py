@@ -16,13 +16,15 @@ if TYPE_CHECKING:
 
     from tpegen.hw.pe.carry_save import CarryPropagateAdder
     from tpegen.hw.pe.datapath import Datapath
+    from tpegen.hw.pe.radix4 import SharedEncoder
 
 DATAFLOWS = ("os", "ws")
 MULTIPLIERS = ("array", "booth_r4", "en_t")
 ACCUMULATIONS = ("binary", "carry_save")
+ENCODERS = ("per_pe", "per_row", "per_column")  # where a recoded multiplier's encoder sits (pe.encoder)
 # Fields left out of the repr at their default (the first value): designs from before they existed
 # keep the repr, which names their shared Verilog modules.
-_REPR_DEFAULTS = {"multiplier": MULTIPLIERS[0], "accumulation": ACCUMULATIONS[0]}
+_REPR_DEFAULTS = {"multiplier": MULTIPLIERS[0], "accumulation": ACCUMULATIONS[0], "encoder": ENCODERS[0]}
 
 
 @dataclass(frozen=True, repr=False)
@@ -43,8 +45,8 @@ class MacPEParams:
         ``"booth_r4"``: the weight recoded into modified (radix-4) Booth digits in {-2..2}.
         ``"en_t"``: the weight in EN-T digits (sign and magnitude, magnitude digits in {-1, 0, 1, 2};
         Wu et al., ICCD 2024). Both select partial products +-a, +-2a per digit and sum them with
-        the accumulator in an adder tree (a compressor tree with carry-save accumulation); the
-        encoder sits in each PE.
+        the accumulator in an adder tree (a compressor tree with carry-save accumulation); where
+        the encoder sits is ``encoder``.
     accumulation : how the PE keeps its running sum (:mod:`tpegen.hw.pe.carry_save`). ``"binary"``
         (default): one ``acc_bits`` word, a carry-propagate add in every PE every cycle.
         ``"carry_save"`` (compressed accumulation, Wu et al., HPCA 2025, OPT1): a (sum, carry) pair
@@ -53,6 +55,17 @@ class MacPEParams:
         the systolic array's edge (:meth:`normalizer`) turns into the result (:attr:`out_shape`),
         combinationally: same results and cycles. It applies to the systolic arrays (``pe.type
         mac``, both dataflows) only; the other families reject ``pe.accumulation`` at config load.
+    encoder : where the weight encoder of ``booth_r4`` / ``en_t`` sits (EN-T's encoder sharing,
+        :class:`~tpegen.hw.pe.radix4.SharedEncoder`). ``"per_pe"`` (default): in every PE, the
+        weight travels as its raw bits. ``"per_column"``: one encoder per column at the systolic
+        array's top edge, where the weight enters in both dataflows; the weight travels down the
+        column (output-stationary: through the skew and forwarding registers; weight-stationary:
+        through the load chain, and the PE holds it) in its link form (:attr:`w_link_shape`:
+        Booth digits, ``3 D`` bits; EN-T codes and sign, ``2 D + 1`` bits) and each PE only decodes
+        it and selects +-a, +-2a. The edge encoder is combinational and sits before the skew
+        registers: results and cycles are unchanged. ``"per_row"`` (the encoded operand flowing
+        along the rows) fits no shipped dataflow -- both send the weight down the columns -- and is
+        rejected; a shared encoder needs ``booth_r4`` or ``en_t``.
     """
 
     act_bits: int = 8
@@ -63,11 +76,12 @@ class MacPEParams:
     dataflow: str = "os"
     multiplier: str = "array"
     accumulation: str = "binary"
+    encoder: str = "per_pe"
 
     kind = "mac"
 
     def __repr__(self) -> str:
-        """The dataclass repr without ``multiplier`` and ``accumulation`` at their defaults: the repr
+        """The dataclass repr without ``multiplier``, ``accumulation`` and ``encoder`` at their defaults: the repr
         names the shared Verilog modules of an array (:func:`tpegen.hw.hierarchy.shared_module_name`),
         so designs that predate the fields keep byte-identical Verilog."""
         shown = [
@@ -93,10 +107,47 @@ class MacPEParams:
         check_choice("pe.dataflow", self.dataflow, DATAFLOWS)
         check_choice("pe.multiplier", self.multiplier, MULTIPLIERS)
         check_choice("pe.accumulation", self.accumulation, ACCUMULATIONS)
+        check_choice("pe.encoder", self.encoder, ENCODERS)
+        if self.encoder != "per_pe" and self.multiplier == "array":
+            raise ConfigError(
+                "pe.encoder",
+                "'per_pe' with pe.multiplier 'array' (a shared encoder needs pe.multiplier 'booth_r4' or 'en_t')",
+                self.encoder,
+            )
+        if self.encoder == "per_row":
+            raise ConfigError(
+                "pe.encoder",
+                f"'per_pe' or 'per_column' with pe.dataflow {self.dataflow!r} (the weight enters at the "
+                "top edge and flows down the columns in every dataflow)",
+                self.encoder,
+            )
 
     @property
     def carry_save(self) -> bool:
         return self.accumulation == "carry_save"
+
+    @property
+    def shared_encoder(self) -> bool:
+        """True when the weight is encoded at the array's edge (``encoder`` not ``per_pe``)."""
+        return self.encoder != "per_pe"
+
+    @property
+    def w_link_shape(self) -> Shape | data.Layout:
+        """The weight as it travels between PEs and enters the datapath: :attr:`w_shape`, or with a
+        shared encoder its link form (:func:`~tpegen.hw.pe.radix4.link_layout`)."""
+        if self.shared_encoder:
+            from tpegen.hw.pe.radix4 import link_layout
+
+            return link_layout(self.w_shape, self.multiplier)
+        return self.w_shape
+
+    def edge_encoder(self) -> SharedEncoder:
+        """The array-edge encoder of a shared-encoder PE (weight -> :attr:`w_link_shape`)."""
+        if not self.shared_encoder:
+            raise ConfigError("pe.encoder", "'per_column' for an array-edge encoder", self.encoder)
+        from tpegen.hw.pe.radix4 import SharedEncoder
+
+        return SharedEncoder(self.w_shape, self.multiplier)
 
     @property
     def a_shape(self) -> Shape:

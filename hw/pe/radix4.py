@@ -15,11 +15,21 @@ digit per bit pair, so a product ``a * w`` is the sum of ``D`` partial products 
 
 ``D`` is :func:`~tpegen.hw.pe.mac_params.radix4_digits` for either encoding (an unsigned weight
 needs one digit more than its pairs when its width is even). A digit travels as :data:`DIGIT`:
-``(-1)**neg * (one + 2 * two)`` -- the form a shared encoder would send to the PEs in place of
-the raw weight. :class:`Radix4Encoder` turns a weight into digits, :class:`Radix4MultiplyAdd`
-selects the partial products, sums them in a balanced adder tree and adds the accumulator. A
-negative partial product is the one's complement of the selected multiple plus one; the ones go
-into the tree as one extra word (bit ``2 i`` for digit ``i``), as in a Booth multiplier's array.
+``(-1)**neg * (one + 2 * two)``. :class:`Radix4Encoder` turns a weight into digits,
+:class:`Radix4MultiplyAdd` selects the partial products, sums them in a balanced adder tree and adds
+the accumulator. A negative partial product is the one's complement of the selected multiple plus
+one; the ones go into the tree as one extra word (bit ``2 i`` for digit ``i``), as in a Booth
+multiplier's array.
+
+**Shared encoders** (``pe.encoder: per_column``, EN-T's encoder sharing): one :class:`SharedEncoder`
+per column at the systolic array's edge encodes each weight once, and the weight travels through
+the column's registers (and is held by a weight-stationary PE) in its *link* form
+(:func:`link_layout`) instead of the raw bits; each PE only turns the link into digits
+(:func:`link_digits`) and selects +-a, +-2a. Modified Booth's link is its digits (``D`` x 3 bits,
+12 for int8: the Booth encoder is a few gates per digit, so sharing it buys little). EN-T's link is
+compact (:data:`EN_T_LINK`): the magnitude digits' codes, 2 bits each (``(pair + carry) mod 4``, 3
+meaning -1), and the weight's sign once, ``2 D + 1`` bits (9 for int8, one more than the raw
+weight); the PE's decode is two gates per digit.
 """
 
 from __future__ import annotations
@@ -40,6 +50,17 @@ def digits_layout(w_shape: ShapeLike) -> data.ArrayLayout:
     """The digits of one weight of shape ``w_shape``."""
     w_shape = Shape.cast(w_shape)
     return data.ArrayLayout(DIGIT, radix4_digits(w_shape.width, w_shape.signed))
+
+
+def link_layout(w_shape: ShapeLike, encoding: str) -> data.Layout:
+    """What a shared encoder sends to the PEs for one weight of shape ``w_shape``: the digits
+    (:func:`digits_layout`) for ``booth_r4``; for ``en_t`` a ``code`` per digit (2 bits, the
+    magnitude digit ``code`` if at most 2, else -1) and the weight's ``sign`` (signed weights only)."""
+    w_shape = Shape.cast(w_shape)
+    if encoding == "booth_r4":
+        return digits_layout(w_shape)
+    fields = {"code": data.ArrayLayout(2, radix4_digits(w_shape.width, w_shape.signed))}
+    return data.StructLayout(fields | ({"sign": 1} if w_shape.signed else {}))
 
 
 class Radix4Encoder(wiring.Component):
@@ -79,29 +100,87 @@ class Radix4Encoder(wiring.Component):
             ]
 
     def _en_t(self, m: Module) -> None:
-        width = self.w_shape.width
-        magnitude = Signal(width, name="magnitude")  # |w| <= 2**(width-1) fits in width bits
+        sign = _sign(self.w, self.w_shape)
+        for digit, (code0, code1) in zip(self.digits, _en_t_codes(m, self.w, self.w_shape), strict=True):
+            _en_t_digit(m, digit, code0, code1, sign)
+
+
+def _sign(w: Value, w_shape: Shape) -> Value:
+    """The sign bit of a weight (a constant 0 for an unsigned one)."""
+    return w[w_shape.width - 1] if w_shape.signed else Const(0, 1)
+
+
+def _en_t_codes(m: Module, w: Value, w_shape: Shape):
+    """Per EN-T digit of ``w``, least significant first, its code bits ``(code0, code1)``:
+    ``(pair + carry) mod 4`` of the magnitude's bit pair, 3 meaning -1. A generator: the carry into
+    the next pair is assigned (signal ``carry<i>``) after the consumer has used digit ``i - 1``."""
+    width = w_shape.width
+    magnitude = Signal(width, name="magnitude")  # |w| <= 2**(width-1) fits in width bits
+    m.d.comb += magnitude.eq(Mux(w[width - 1], -w, w) if w_shape.signed else w)
+    count = radix4_digits(width, w_shape.signed)
+    carry = Const(0, 1)
+    for i in range(count):
+        pair = magnitude[2 * i : 2 * i + 2]
+        p0 = pair[0] if len(pair) > 0 else Const(0, 1)
+        p1 = pair[1] if len(pair) > 1 else Const(0, 1)
+        yield p0 ^ carry, p1 ^ (p0 & carry)
+        if i + 1 < count:
+            carry_out = Signal(name=f"carry{i + 1}")
+            m.d.comb += carry_out.eq(p1 & (p0 | carry))  # pair + carry >= 3
+            carry = carry_out
+
+
+def _en_t_digit(m: Module, digit, code0: Value, code1: Value, sign: Value) -> None:
+    """Drive ``digit`` (:data:`DIGIT`) from an EN-T code and the weight's sign."""
+    m.d.comb += [
+        digit.one.eq(code0),
+        digit.two.eq(code1 & ~code0),
+        digit.neg.eq((code1 & code0) ^ sign),
+    ]
+
+
+class SharedEncoder(wiring.Component):
+    """Combinational shared weight encoder at the array's edge: ``w`` -> its ``link`` form.
+
+    Ports: ``w`` (in, the PE's weight shape), ``link`` (out, :func:`link_layout`). Parameters:
+    ``w_shape``, ``encoding`` (``"booth_r4"``: the :class:`Radix4Encoder` digits; ``"en_t"``: the
+    EN-T codes and the sign). Latency: combinational. ``link_digits(link)`` equals the
+    :class:`Radix4Encoder` digits of ``w``, so a PE fed the link computes what a PE with its own
+    encoder computes from ``w``.
+    """
+
+    def __init__(self, w_shape: ShapeLike, encoding: str):
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        self.w_shape = Shape.cast(w_shape)
+        self.encoding = encoding
+        super().__init__({"w": In(self.w_shape), "link": Out(link_layout(self.w_shape, encoding))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        if self.encoding == "booth_r4":
+            m.submodules.encoder = encoder = Radix4Encoder(self.w_shape, self.encoding)
+            m.d.comb += [encoder.w.eq(self.w), self.link.eq(encoder.digits)]
+            return m
+        for code, (code0, code1) in zip(self.link.code, _en_t_codes(m, self.w, self.w_shape), strict=True):
+            m.d.comb += code.eq(Cat(code0, code1))
         if self.w_shape.signed:
-            sign = self.w[width - 1]
-            m.d.comb += magnitude.eq(Mux(sign, -self.w, self.w))
-        else:
-            sign = Const(0, 1)
-            m.d.comb += magnitude.eq(self.w)
-        carry = Const(0, 1)
-        for i, digit in enumerate(self.digits):
-            pair = magnitude[2 * i : 2 * i + 2]
-            p0 = pair[0] if len(pair) > 0 else Const(0, 1)
-            p1 = pair[1] if len(pair) > 1 else Const(0, 1)
-            code0, code1 = p0 ^ carry, p1 ^ (p0 & carry)  # (pair + carry) mod 4: 3 means -1
-            m.d.comb += [
-                digit.one.eq(code0),
-                digit.two.eq(code1 & ~code0),
-                digit.neg.eq((code1 & code0) ^ sign),
-            ]
-            if i + 1 < len(self.digits):
-                carry_out = Signal(name=f"carry{i + 1}")
-                m.d.comb += carry_out.eq(p1 & (p0 | carry))  # pair + carry >= 3
-                carry = carry_out
+            m.d.comb += self.link.sign.eq(_sign(self.w, self.w_shape))
+        return m
+
+
+def link_digits(m: Module, link, w_shape: ShapeLike, encoding: str):
+    """The digits (:func:`digits_layout`) of a weight that arrives as ``link`` (:func:`link_layout`,
+    from a :class:`SharedEncoder`): the link itself for ``booth_r4``, two gates per digit
+    (signal ``digits``) for ``en_t``."""
+    w_shape = Shape.cast(w_shape)
+    if encoding == "booth_r4":
+        return link
+    digits = Signal(digits_layout(w_shape), name="digits")
+    sign = link.sign if w_shape.signed else Const(0, 1)
+    for digit, code in zip(digits, link.code, strict=True):
+        _en_t_digit(m, digit, code[0], code[1], sign)
+    return digits
 
 
 class Radix4MultiplyAdd(wiring.Component):
