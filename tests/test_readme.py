@@ -26,8 +26,7 @@ README = REPO / "README.md"
 # Published figures the README cites for comparison (not produced by this repository).
 LITERATURE = [
     "(Horowitz 45 nm)",
-    "The paper reports about 16% area.",
-    "The paper reports -16% area and -13% power.",
+    "Alexandridis et al. (`arXiv 2408.11997`) report -16% area and -13% power for bfloat16.",
     "LUT Tensor Core reports 61.8 vs 17.7 TOPS/mm² (3.5x) at W2A8 in 28 nm.",
     "LUT Tensor Core reports 4-6x lower area and power at W1 against its MAC tensor core.",
     "the paper reports its design at 1.317x, 1.351x and 1.44x over its baseline after the same three steps",
@@ -136,125 +135,79 @@ def sim_speed_fragments() -> list[str]:
     return out
 
 
-def _approximation(name: str) -> str:
-    """The README's description of a config's normalization, from the config itself."""
-    pe = load_config(REPO / "configs" / f"{name}.yaml").pe
-    parts = []
-    if pe.norm_window is not None:
-        parts.append(f"{pe.norm_window}-bit window")
-    if pe.shift_granularity > 1:
-        parts.append(f"shifts in steps of {pe.shift_granularity}")
-    if not pe.normalize_in_pe:
-        parts.append("relaxed partial sums, one normalizer per column")
-    return ", ".join(parts) or "none"
-
-
-def _exact_of(name: str) -> str:
-    pe = load_config(REPO / "configs" / f"{name}.yaml").pe
-    return "bf16_exact" if pe.acc_format == "fp32" else "bf16_exact_bf16acc"
-
-
-def fp_accuracy_fragments() -> list[str]:
-    a = result("fp_accuracy")
-    rows = {r["config"]: r for r in a["rows"]}
-    ref = rows.pop("fp32 (reference)")
-    assert ref["cos_min"] == pytest.approx(1.0)
-    macs = {r["macs"] for r in rows.values()}
-    assert len(macs) == 1, "every configuration runs the same MACs"
-    assert all(r["nn_agree"] == 1.0 and r["para_acc"] == 1.0 for r in rows.values())
-    assert a["attention_on_engine"]
-    out = [
-        f"That is {macs.pop() / 1e9:.1f} G MACs per configuration, over {a['sentences']} built-in "
-        f"sentences ({a['sentences'] // 2} paraphrase pairs, {a['tokens']} tokens).",
-        "Nearest-neighbour agreement with fp32 and paraphrase retrieval are 1.0 for every configuration",
-    ]
-    for name, r in rows.items():
-        acc = load_config(REPO / "configs" / f"{name}.yaml").pe.acc_format
-        exact = _exact_of(name)
-        change = "-" if name == exact else pct(100 * (r["area_um2"] / rows[exact]["area_um2"] - 1))
+def fp_dse_rows() -> list[str]:
+    """The rows of README's table of bench/fp_dse.py (same formatting)."""
+    f = result("fp_dse")
+    out = []
+    for r in f["rows"]:
+        base = r["name"] == r["baseline"]
+        mm = r["minilm"]
+        assert r["energy_checked_against"] in ("rtl", "golden")
         out.append(
-            f"| `{name}` | {acc} | {_approximation(name)} | {r['cos_mean']:.6f} / {r['cos_min']:.6f} | "
-            f"{r['spearman']:.5f} | {r['max_abs_err']:.2e} | {r['area_um2']:.0f} | {change} |"
+            f"| `{r['name']}` | {r['what']} | {'-' if base else '`' + r['baseline'] + '`'} | "
+            f"{r['area_per_fma_um2']:,.0f}{'' if base else ' (' + pct(r['area_pct']) + ')'} | "
+            f"{r['array_pj_per_fma']:.2f}{'' if base else ' (' + pct(r['energy_pct']) + ')'} | "
+            f"{r['slack_ns']:+.2f} | {100 * r['digits_top1']:.1f}% | {mm['cos_mean']:.6f} | "
+            f"{100 * mm['para_acc']:.0f}% |"
         )
-    # "bf16_approx_w8 is larger than exact and, with an fp32 accumulator, equals it on MiniLM"
-    w8, ex = rows["bf16_approx_w8"], rows["bf16_exact"]
-    assert w8["area_um2"] > ex["area_um2"]
-    assert all(w8[k] == ex[k] for k in ("cos_mean", "cos_min", "spearman", "max_abs_err"))
-    out.append("`bf16_approx_w8` is larger than exact and, with an fp32 accumulator, equals it on MiniLM")
     return out
-
-
-def _dse_rows() -> dict[str, dict]:
-    return {r["config"]: r for r in result("fp_dse")["rows"]}
 
 
 def fp_dse_fragments() -> list[str]:
     f = result("fp_dse")
-    rows = _dse_rows()
-    g = f["gemm"]
-    exact, best = rows["fp32_exact_g1_pe_rne"], rows["fp32_w2_g2_relaxed_rne"]
-    pe = load_config(REPO / "configs" / "bf16_approx_relaxed_w2_g2.yaml").pe
-    assert pe.relaxed_guard_bits == 3
-    # "both smaller and more accurate than exact in-PE normalization"
-    assert best["eff_um2"] < exact["eff_um2"]
-    assert best["err_vs_f64"]["fro"] <= exact["err_vs_f64"]["fro"]
-    assert best["timing_engine"] == exact["timing_engine"], "delays compared across timing engines"
-    out = [
-        f"sweeps {len(rows)} PE configurations",
-        f"error on a {g['m']}x{g['k']}x{g['n']} bf16 GEMM against float64",
-        "The relaxed partial-sum format (3 guard bits, one rounding at the edge) is both smaller and "
-        "more accurate than exact in-PE normalization.",
-        f"saves {best['area_saved_pct']:.1f}-{100 * (1 - best['pe_um2'] / exact['pe_um2']):.1f}% "
-        f"PE area (with and without its share of the edge normalizer) and its critical path is {100 * (1 - best['delay_ns'] / exact['delay_ns']):.0f}% shorter "
-        f"({best['delay_ns']:.2f} vs {exact['delay_ns']:.2f} ns, {ENGINES[best['timing_engine']]})",
-        f"(+1/{f['rows_per_edge_normalizer']} edge normalizer)",
+    rows = {r["name"]: r for r in f["rows"]}
+    engines = {r["timing_engine"] for r in rows.values()}
+    assert len(engines) == 1, "slack compared across timing engines"
+    ref = f["minilm_reference"]
+    out = [re.sub(r"\s+", " ", row) for row in fp_dse_rows()]
+    out += [
+        f"{f['array']}x{f['array']} output-stationary FP engine",
+        f"toward one clock of {f['period_ns']} ns and timed there by {ENGINES[engines.pop()]}",
+        f"on a real layer: {f['workload']}",
+        f"all-MiniLM-L6-v2 on the {ref['sentences']} built-in sentences",
+        f"| pJ/FMA | slack at {f['period_ns']} ns |",
+        f"at most {f['target']['accuracy_points']} points of task accuracy lost, at least "
+        f"{-f['target']['area_pct']:.0f}% less PE area and {-f['target']['energy_pct']:.0f}% less energy per FMA",
     ]
-    e = f["energy"]
-    k = f["gemm"]["k"]
-    steps = int(e["workload"].split()[0])
-    out.append(f"({steps // k} dot products of k = {k} bf16")
-    shipped = {n: r for r in rows.values() for n in r.get("names", [])}
-    for name, r in shipped.items():
-        assert r["energy"]["checked_against_rtl"]
-        exact_name = _exact_of(name)
-        base = shipped[exact_name]
-        area = f"{r['eff_um2']:.0f} µm²"
-        if name != exact_name:
-            area += f" ({pct(100 * (r['eff_um2'] / base['eff_um2'] - 1))})"
-        change = "-" if name == exact_name else pct(r["energy"]["delta_pct_vs_exact"])
-        out.append(f"| `{name}` | {r['acc']} | {area} | {r['energy']['eff_pj_per_fma']:.2f} | {change} |")
-    w4 = shipped["bf16_approx_w4_g4"]
-    saves_both = [
-        n
-        for n, r in shipped.items()
-        if r["energy"].get("delta_pct_vs_exact", 0) < 0 and r["area_saved_pct"] > 0
-    ]
-    assert saves_both == ["bf16_approx_w4_g4"], saves_both
+    macs = {r["minilm"]["macs"] for r in rows.values()}
+    assert len(macs) == 1, "every point runs the same MiniLM MACs"
+    out.append(f"bit-exact numerics ({macs.pop() / 1e9:.1f} G MACs per point")
+    met = [r for r in rows.values() if r["meets_target"]]
+    if met:
+        assert len(met) == 1, [r["name"] for r in met]
+        m = met[0]
+        out.append(
+            f"is met by one point, `{m['name']}`: {pct(m['area_pct'])} PE area, {pct(m['energy_pct'])} energy per FMA"
+        )
+        # "... and it is dominated: <d> ... is smaller, uses less energy and is more accurate"
+        d = rows["bf16_approx_relaxed_w8"]
+        assert d["timing_met"] and d["area_per_fma_um2"] < m["area_per_fma_um2"]
+        assert (
+            d["array_pj_per_fma"] < m["array_pj_per_fma"]
+            and d["minilm"]["cos_mean"] > m["minilm"]["cos_mean"]
+        )
+        out.append(
+            f"`{d['name']}` ({d['pe']['acc_format']} out, {d['pe']['acc_format']} + "
+            f"{d['pe']['relaxed_guard_bits']} guard bits = {load_config('bf16_approx_relaxed_w8').pe.fma.relaxed.man_bits}-bit "
+            f"partial sums) is smaller, uses less energy and is more accurate"
+        )
+    top1 = [100 * r["digits_top1"] for r in rows.values()]
+    assert all(r["minilm"]["para_acc"] == 1.0 for r in rows.values())
     out.append(
-        f"The only configuration that saves both is `bf16_approx_w4_g4` "
-        f"({pct(-w4['area_saved_pct'])} area, {pct(w4['energy']['delta_pct_vs_exact'])} energy)."
+        f"digits_cnn top-1 stays between {min(top1):.1f}% and {max(top1):.1f}% and paraphrase retrieval at 100%"
     )
-    # where the area savings come from (in-PE normalization, fp32 accumulator, RNE)
-    inpe = [
-        r for r in rows.values() if r["acc"] == "fp32" and r["normalize_in_pe"] and r["rounding"] == "rne"
-    ]
-    top = max(inpe, key=lambda r: r["area_saved_pct"])
-    assert top["norm_window"] in (2, 4) and top["shift_granularity"] > 1
-    small = max(r["area_saved_pct"] for r in inpe if r["norm_window"] in (2, 4))
-    large = [r["area_saved_pct"] for r in inpe if (r["norm_window"] or 0) >= 8]
-    assert min(large) < 0
+    approx = [r for r in rows.values() if r["pe"]["norm_window"] is not None and r["pe"]["normalize_in_pe"]]
     out.append(
-        f"the largest savings come from windows of 2 and 4 with coarse shifts (up to {small:.1f}%); "
-        f"windows of 8 to 16 save at most {max(large):.1f}%, and some add area"
+        f"saves at most {-min(r['area_pct'] for r in approx):.1f}% PE area and "
+        f"{-min(r['energy_pct'] for r in approx):.1f}% energy per FMA"
     )
-    # "The relaxed format saves area but costs energy: ... raises sequential and clock energy."
-    rx, ex = shipped["bf16_approx_relaxed_w2_g2"], shipped["bf16_exact"]
-    assert rx["area_saved_pct"] > 0 and rx["energy"]["delta_pct_vs_exact"] > 0
-    seq_clk = [sum(r["energy"]["breakdown_pj_per_op"][k] for k in ("sequential", "clock")) for r in (rx, ex)]
-    assert seq_clk[0] > seq_clk[1], seq_clk
-    relaxed = load_config(REPO / "configs" / "bf16_approx_relaxed_w2_g2.yaml").pe.acc_shape.size
-    exact_bits = load_config(REPO / "configs" / "bf16_exact.yaml").pe.acc_shape.size
-    out.append(f"its wider partial-sum register ({relaxed} vs {exact_bits} bits)")
+    dot = rows["tc_fp16_dot4"]
+    assert not dot["timing_met"]
+    ex = rows["bf16_exact"]
+    out.append(
+        f"In the exact bf16 PE the datapath is {100 * ex['datapath_um2'] / ex['cell_um2']:.0f}% of the cell "
+        f"({ex['datapath_um2']:,.0f} of {ex['cell_um2']:,.0f} µm²) and the cell holds {ex['flops_per_cell']} flip-flops"
+    )
     return out
 
 
@@ -588,7 +541,6 @@ FRAGMENTS = {
     "rtl_speed": rtl_speed_rows,
     "scale": scale_fragments,
     "sim_speed": sim_speed_fragments,
-    "fp_accuracy": fp_accuracy_fragments,
     "fp_dse": fp_dse_fragments,
     "lut_vs_mac": lut_vs_mac_fragments,
     "ppa_16x16": ppa_16x16_fragments,
