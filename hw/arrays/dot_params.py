@@ -28,29 +28,41 @@ by building one. ``stages`` is the number of pipeline registers in the reduction
 generator places them as evenly as it can over the ``depth + 2`` logic blocks between the operand
 register and the accumulator (multipliers, ``depth = ceil(log2 tile_k)`` adder levels, accumulator
 adder), so ``0 <= stages <= depth + 1``. Each stage adds one cycle of latency and none of throughput.
+
+**Reduce by bit-weight first** (``reduction: bitweight``; Wu et al., HPCA 2025, OPT2): instead of
+``tile_k`` multipliers whose products an adder tree sums, each weight is split into ``D`` digits
+(``multiplier: array``: its bits, radix 2, ``D = weight_bits``; ``booth_r4`` / ``en_t``: radix-4
+digits, :mod:`tpegen.hw.pe.radix4`), and the tree sums the *unshifted* partial products of equal
+bit-weight across K first, ``S_j = sum_k pp_{k,j}`` (``D`` narrow column trees of the same depth and
+with the same ``stages`` register levels), after which the last block shifts and adds the few
+``S_j`` with the accumulator. The result is the same exact dot product, so the numeric and timing
+models do not depend on it. It applies to all three organizations (they share the tile RTL).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from tpegen.errors import ConfigError, check_choice, check_int
-from tpegen.hw.pe.mac_params import MacPEParams
+from tpegen.hw.pe.mac_params import MULTIPLIERS, MacPEParams
 
 if TYPE_CHECKING:
     from amaranth import Shape
 
-__all__ = ["MAX_MULTIPLIERS", "ORGANIZATIONS", "DotTileParams"]
+__all__ = ["MAX_MULTIPLIERS", "ORGANIZATIONS", "REDUCTIONS", "DotTileParams"]
 
 ORGANIZATIONS = ("matrix2d", "addertree", "cube3d")
+REDUCTIONS = ("products", "bitweight")
+# Fields left out of the repr at their default: designs from before they existed keep their repr.
+_REPR_DEFAULTS = {"multiplier": MULTIPLIERS[0], "reduction": REDUCTIONS[0]}
 
 # Multipliers in one tile (tile_m * tile_n * tile_k): 2^16 already is a 16x16x256 or 64x64x16 tile,
 # far beyond what elaborates, simulates or synthesises in reasonable time here.
 MAX_MULTIPLIERS = 1 << 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DotTileParams:
     """Parameters of a dot-product tile (YAML names in brackets; ``pe:`` and ``array:`` sections).
 
@@ -64,6 +76,12 @@ class DotTileParams:
       weight columns, ``tile_k`` [``array.tile_k``] 1..64 products per output per cycle (the
       adder tree's length); at most :data:`MAX_MULTIPLIERS` multipliers in all.
     * ``stages`` [``array.stages``]: pipeline registers in the reduction tree, ``0..tree_depth + 1``.
+    * ``reduction`` [``pe.reduction``]: ``products`` (default: multiply, then sum the products over
+      K) or ``bitweight`` (sum the partial products of equal bit-weight over K first, then shift and
+      add the column sums; module docstring).
+    * ``multiplier`` [``pe.multiplier``]: the weight digits of ``reduction: bitweight``: ``array``
+      (default: the weight's bits), ``booth_r4`` or ``en_t`` (radix-4 digits); a recoded multiplier
+      needs ``reduction: bitweight``.
     """
 
     act_bits: int = 8
@@ -76,6 +94,14 @@ class DotTileParams:
     tile_n: int = field(default=4, metadata={"section": "array"})
     tile_k: int = field(default=8, metadata={"section": "array"})
     stages: int = field(default=0, metadata={"section": "array"})
+    multiplier: str = "array"
+    reduction: str = "products"
+
+    def __repr__(self) -> str:
+        """The dataclass repr without ``multiplier`` and ``reduction`` at their defaults."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown = {k: v for k, v in shown.items() if _REPR_DEFAULTS.get(k, object()) != v}
+        return f"{type(self).__qualname__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
         self.mac  # noqa: B018 -- validates the operand and accumulator fields (MacPEParams' rules)
@@ -113,6 +139,14 @@ class DotTileParams:
                 f"{self.tile_m} x {self.tile_n} x {self.tile_k} = {self.multipliers}",
             )
         check_int("array.stages", self.stages, 0, self.tree_depth + 1)
+        check_choice("pe.reduction", self.reduction, REDUCTIONS)
+        check_choice("pe.multiplier", self.multiplier, MULTIPLIERS)
+        if self.multiplier != "array" and self.reduction != "bitweight":
+            raise ConfigError(
+                "pe.multiplier",
+                "'array' with pe.reduction 'products' (recoded weight digits need pe.reduction 'bitweight')",
+                self.multiplier,
+            )
 
     # -- operands (the integer MAC PE's) ---------------------------------------------------------
     @property
@@ -178,6 +212,11 @@ class DotTileParams:
     def result_payload_bits(self) -> int:
         """Width of a ``results`` beat: ``tile_m * tile_n`` accumulators of ``acc_bits``."""
         return self.tile_m * self.tile_n * self.acc_bits
+
+    @property
+    def bitweight(self) -> bool:
+        """True when the tree reduces by bit-weight first (``reduction: bitweight``)."""
+        return self.reduction == "bitweight"
 
     def register_levels(self) -> tuple[int, ...]:
         """Tree levels followed by a pipeline register: 0 = after the multipliers, ``l`` = after

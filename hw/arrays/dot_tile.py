@@ -12,6 +12,7 @@ from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tpegen.hw.arrays.bitweight import bitweight_columns, bitweight_total
 from tpegen.hw.arrays.dot_params import DotTileParams
 from tpegen.hw.arrays.weight_store import ResultRegister, WeightStore
 
@@ -64,7 +65,10 @@ class DotTile(wiring.Component):
     in the next cycle ``tile_m * tile_n * tile_k`` multipliers read it and the bank, the
     ``ceil(log2 tile_k)``-level adder trees reduce over K through ``stages`` pipeline registers
     (:meth:`DotTileParams.register_levels`), and the last stage adds into the accumulators; on a
-    ``last`` beat the sum goes to the result register instead and the accumulators clear.
+    ``last`` beat the sum goes to the result register instead and the accumulators clear. With
+    ``reduction: bitweight`` the multipliers and their tree are replaced by :mod:`tpegen.hw.arrays.bitweight`'s
+    column trees of equal-weight partial products (same depth, registers and latency) and a shift-add
+    of the column sums into the accumulator.
 
     Timing (inputs always valid, output always ready): the first weight beat is accepted at cycle
     0, activation beat ``j`` at cycle ``j + 1``, its result ``2 + stages`` cycles later. A GEMM of
@@ -110,24 +114,37 @@ class DotTile(wiring.Component):
         accept = Signal()
         m.d.comb += accept.eq(self.acts.valid & self.acts.ready)
 
-        # ---- multipliers: A lane (m, k) broadcast to every n, W lane (n, k) to every m
+        # ---- multipliers: A lane (m, k) broadcast to every n, W lane (n, k) to every m; per output one
+        # column of tile_k products
         w_sel = Signal(weight_layout(p))
         m.d.comb += w_sel.eq(store.read(op_bank))
-        trees: list[list[Value]] = [
-            [op_a[i * tk + k] * w_sel[n * tk + k] for k in range(tk)] for i in range(tm) for n in range(tn)
-        ]
+        # (or, reducing by bit-weight first, each output's columns of equal-weight partial products)
+        if p.bitweight:
+            trees = bitweight_columns(m, p, op_a, w_sel)
+        else:
+            trees = [
+                [[op_a[i * tk + k] * w_sel[n * tk + k] for k in range(tk)]]
+                for i in range(tm)
+                for n in range(tn)
+            ]
 
         # ---- reduction trees with pipeline registers after the levels register_levels() names
         valid, last = op_valid, op_last
         cuts = p.register_levels()
         for level in range(p.tree_depth + 1):
             if level > 0:
-                trees = [_tree_level(t) for t in trees]
+                trees = [[_tree_level(c) for c in t] for t in trees]
             for _ in range(cuts.count(level)):
                 stage_valid = Signal(name=f"s{level}_valid")
                 stage_last = Signal(name=f"s{level}_last")
                 regs = [
-                    [Signal(v.shape(), name=f"s{level}_o{o}_{j}") for j, v in enumerate(t)]
+                    [
+                        [
+                            Signal(v.shape(), name=f"s{level}_o{o}_{f'c{c}_' if p.bitweight else ''}{j}")
+                            for j, v in enumerate(col)
+                        ]
+                        for c, col in enumerate(t)
+                    ]
                     for o, t in enumerate(trees)
                 ]
                 with m.If(ce):
@@ -136,13 +153,20 @@ class DotTile(wiring.Component):
                         m.d.sync += [
                             r.eq(v)
                             for rt, t in zip(regs, trees, strict=True)
-                            for r, v in zip(rt, t, strict=True)
+                            for rc, col in zip(rt, t, strict=True)
+                            for r, v in zip(rc, col, strict=True)
                         ]
                 trees, valid, last = regs, stage_valid, stage_last
 
         # ---- accumulators (last stage): add, or emit the sum and clear on a `last` beat
         accs = [Signal(p.acc_shape, name=f"acc_m{o // tn}_n{o % tn}") for o in range(tm * tn)]
-        totals = [acc + t[0] for acc, t in zip(accs, trees, strict=True)]
+        if p.bitweight:
+            totals = [
+                bitweight_total(m, p, acc, [col[0] for col in t], acc.name)
+                for acc, t in zip(accs, trees, strict=True)
+            ]
+        else:
+            totals = [acc + t[0][0] for acc, t in zip(accs, trees, strict=True)]
         emit = Signal()
         m.d.comb += emit.eq(valid & last)
 
