@@ -32,6 +32,11 @@ LITERATURE = [
     "the paper reports its design at 1.317x, 1.351x and 1.44x over its baseline after the same three steps",
     "FreePDK45 library `gscl45nm.lib` (1.1 V)",
     "published 45 nm figures",
+    "Wu et al. (HPCA 2025) report area efficiency 1.27x / 1.28x / 1.56x / 1.44x and energy efficiency "
+    "1.04x / 1.56x / 1.49x / 1.20x on the systolic array, 3D-Cube, multiplier-adder tree and 2D-Matrix "
+    "(INT8, SMIC 28 nm), and EN-T (ICCD 2024) +8.7% to +12.2% area efficiency and +13.0% to +17.5% "
+    "energy efficiency from shared encoders; both papers quote 2.41 (Booth) and 2.22 (EN-T) non-zero "
+    "digits per operand on normally distributed data.",
 ]
 
 ENGINES = {"opensta": "OpenSTA", "tpegen": "built-in STA"}  # synth/timing.py's engine names
@@ -208,6 +213,44 @@ def fp_dse_fragments() -> list[str]:
         f"In the exact bf16 PE the datapath is {100 * ex['datapath_um2'] / ex['cell_um2']:.0f}% of the cell "
         f"({ex['datapath_um2']:,.0f} of {ex['cell_um2']:,.0f} µm²) and the cell holds {ex['flops_per_cell']} flip-flops"
     )
+    return out
+
+
+def bitweight_rows() -> list[str]:
+    """README's tables of bench/bitweight.py: one row per design, then the digit statistics."""
+    b = result("bitweight")
+    names = b["orgs"]
+    rows, best = b["summary"]["rows"], b["summary"]["best_combination"]
+    out = []
+    for key, d in b["designs"].items():
+        assert d["checked_against"] == "rtl" and d["timing_met"], key
+        knobs = d["knobs"]
+        label = "+".join(v for k, v in knobs.items()) or "plain"
+        if best.get(d["org"]) == key:
+            label += " (best combination)"
+        x = rows[key]["ratio"]
+        pes = f"{x['mac_per_cycle_per_mm2_pes']:.2f}" if "mac_per_cycle_per_mm2_pes" in x else "-"
+        out.append(
+            f"| {names[d['org']]} | {label} | {d['counted']} | {d['area_um2']:,.0f} | {d['slack_ns']:.3f} | "
+            f"{d['real']['energy_pj_per_op']:.2f} / {d['random']['energy_pj_per_op']:.2f} | "
+            f"{x['mac_per_cycle_per_mm2']:.2f} / {pes} / {x['mac_per_ns_per_mm2_own_clock']:.2f} | "
+            f"{x['mac_per_nj_real']:.2f} / {x['mac_per_nj_random']:.2f} |"
+        )
+    for operands, v in b["digits"].items():
+        out.append(f"| {operands.replace('|x|', 'abs(x)')} | {v['booth_r4']:.2f} | {v['en_t']:.2f} |")
+    return out
+
+
+def bitweight_fragments() -> list[str]:
+    b = result("bitweight")
+    out = [re.sub(r"\s+", " ", row) for row in bitweight_rows()]
+    out += [re.sub(r"\s+", " ", t) for t in b["summary"]["differences_from_papers"]]
+    out.append(
+        f"{b['size']}x{b['size']} INT8 engines at one clock, {b['period_ns']} ns (the minimum period of the slowest "
+        f"design, `{b['period_source']}`, all mapped toward an ABC target of {b['abc_target_ns']} ns)"
+    )
+    shape = b["workloads"]["shape"]
+    out.append(f"on a {shape['M']}x{shape['K']}x{shape['N']} GEMM: {b['workloads']['real']}")
     return out
 
 
@@ -542,6 +585,7 @@ FRAGMENTS = {
     "scale": scale_fragments,
     "sim_speed": sim_speed_fragments,
     "fp_dse": fp_dse_fragments,
+    "bitweight": bitweight_fragments,
     "lut_vs_mac": lut_vs_mac_fragments,
     "ppa_16x16": ppa_16x16_fragments,
     "ppa": ppa_fragments,
