@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tpegen.errors import check_choice, check_int
-from tpegen.hw.pe.mac_params import MacPEParams, radix4_digits
+from tpegen.hw.pe.mac_params import IntegerOperands, radix4_digits
 
 if TYPE_CHECKING:
-    from amaranth import Shape
+    pass
 
 __all__ = ["ENCODINGS", "BitSerialParams"]
 
@@ -27,7 +27,7 @@ ENCODINGS = ("en_t", "booth_r4")  # the first is the default
 
 
 @dataclass(frozen=True)
-class BitSerialParams:
+class BitSerialParams(IntegerOperands):
     """Parameters of a bit-serial tile (YAML names in brackets; ``pe:`` and ``array:`` sections).
 
     * ``act_bits``, ``weight_bits`` [``pe.*``]: operand widths 2..16; ``act_signed``,
@@ -53,29 +53,6 @@ class BitSerialParams:
         check_choice("pe.encoding", self.encoding, ENCODINGS)
         check_int("array.tile_m", self.tile_m, 1, 64)
         check_int("array.tile_n", self.tile_n, 1, 64)
-
-    @property
-    def mac(self) -> MacPEParams:
-        """The integer MAC PE parameters of the operands and accumulator (its rules validate them)."""
-        return MacPEParams(
-            act_bits=self.act_bits,
-            weight_bits=self.weight_bits,
-            act_signed=self.act_signed,
-            weight_signed=self.weight_signed,
-            acc_bits=self.acc_bits,
-        )
-
-    @property
-    def a_shape(self) -> Shape:
-        return self.mac.a_shape
-
-    @property
-    def w_shape(self) -> Shape:
-        return self.mac.w_shape
-
-    @property
-    def acc_shape(self) -> Shape:
-        return self.mac.acc_shape
 
     @property
     def digits(self) -> int:

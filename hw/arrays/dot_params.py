@@ -45,10 +45,10 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from tpegen.errors import ConfigError, check_choice, check_int
-from tpegen.hw.pe.mac_params import MULTIPLIERS, MacPEParams
+from tpegen.hw.pe.mac_params import MULTIPLIERS, IntegerOperands
 
 if TYPE_CHECKING:
-    from amaranth import Shape
+    pass
 
 __all__ = ["MAX_MULTIPLIERS", "ORGANIZATIONS", "REDUCTIONS", "DotTileParams"]
 
@@ -63,7 +63,7 @@ MAX_MULTIPLIERS = 1 << 16
 
 
 @dataclass(frozen=True, repr=False)
-class DotTileParams:
+class DotTileParams(IntegerOperands):
     """Parameters of a dot-product tile (YAML names in brackets; ``pe:`` and ``array:`` sections).
 
     * ``act_bits``, ``weight_bits`` [``pe.*``]: operand widths 2..16; ``act_signed``,
@@ -149,29 +149,6 @@ class DotTileParams:
             )
 
     # -- operands (the integer MAC PE's) ---------------------------------------------------------
-    @property
-    def mac(self) -> MacPEParams:
-        """The integer MAC PE parameters of the operands and accumulator (its rules validate them)."""
-        return MacPEParams(
-            act_bits=self.act_bits,
-            weight_bits=self.weight_bits,
-            act_signed=self.act_signed,
-            weight_signed=self.weight_signed,
-            acc_bits=self.acc_bits,
-        )
-
-    @property
-    def a_shape(self) -> Shape:
-        return self.mac.a_shape
-
-    @property
-    def w_shape(self) -> Shape:
-        return self.mac.w_shape
-
-    @property
-    def acc_shape(self) -> Shape:
-        return self.mac.acc_shape
-
     # -- derived sizes -----------------------------------------------------------------------------
     @property
     def multipliers(self) -> int:

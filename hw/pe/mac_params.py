@@ -203,3 +203,32 @@ def _shape(bits: int, is_signed: bool) -> Shape:
     from amaranth import signed, unsigned
 
     return signed(bits) if is_signed else unsigned(bits)
+
+
+class IntegerOperands:
+    """Mixin for the parameters of designs whose operands and accumulator follow the integer MAC PE's
+    rules (fields ``act_bits``, ``weight_bits``, ``act_signed``, ``weight_signed``, ``acc_bits``): the
+    :class:`MacPEParams` of them (which validates them) and its Amaranth shapes."""
+
+    @property
+    def mac(self) -> MacPEParams:
+        """The integer MAC PE parameters of the operands and accumulator (its rules validate them)."""
+        return MacPEParams(
+            act_bits=self.act_bits,
+            weight_bits=self.weight_bits,
+            act_signed=self.act_signed,
+            weight_signed=self.weight_signed,
+            acc_bits=self.acc_bits,
+        )
+
+    @property
+    def a_shape(self) -> Shape:
+        return self.mac.a_shape
+
+    @property
+    def w_shape(self) -> Shape:
+        return self.mac.w_shape
+
+    @property
+    def acc_shape(self) -> Shape:
+        return self.mac.acc_shape
