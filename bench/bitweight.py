@@ -15,13 +15,18 @@ the netlist's outputs checked against the RTL on Verilator):
   32-bit accumulators, resized to ``--size`` x ``--size``), the plain PE (``pe.multiplier array``, ``pe.accumulation
   binary``) against ``pe.multiplier booth_r4`` and ``en_t`` (encoder in each PE), ``en_t`` with one
   shared encoder per column (``pe.encoder per_column``, EN-T's encoder sharing), ``pe.accumulation
-  carry_save`` (HPCA'25 OPT1) and the combinations of carry-save with each multiplier. The "best
-  combination" of an organization is its combination of two or more knobs with the most throughput
-  per area. A knob the working tree's config loader rejects (for the dot-product tiles -- 2D-Matrix,
-  multiplier-adder tree, 3D-Cube -- and for a bit-serial organization that has not landed) is listed
-  as "not supported" with the loader's one-line error. The bit-serial tile (``pe.type bitserial``,
-  EN-T or Booth digits with zero skipping) is compared with the plain output-stationary array of as
-  many PEs.
+  carry_save`` (HPCA'25 OPT1) and the combinations of carry-save with each multiplier. For the
+  dot-product tiles (``pe.type dot``: 2D-Matrix, multiplier-adder tree, 3D-Cube; one tile RTL), the
+  plain tile (``pe.reduction products``, ``pe.multiplier array``: Yosys's ``*`` and an adder tree)
+  against ``pe.reduction bitweight`` (HPCA'25 OPT2: sum equal-weight partial products over K first)
+  with the weight's bits (``array``), ``booth_r4`` or ``en_t`` digits. The tiles do as many MACs per
+  cycle as the ``--size`` x ``--size`` arrays (:data:`DOT_TILES`: shape and reduction-tree
+  ``stages``, the same for every design of an organization, enough for the systolic arrays' clock).
+  The "best combination" of an organization is its combination of two or more knobs (of a dot
+  tile: its bit-weight design) with the most throughput per area. A knob the working tree's config
+  loader rejects is listed as "not supported" with the loader's one-line error. The bit-serial tile
+  (``pe.type bitserial``, EN-T or Booth digits with zero skipping) is compared with the plain
+  output-stationary array of as many PEs.
 * **Clock**: every design is mapped toward one delay target (``--target-ns``, ABC's ``-D``, which
   covers logic only), timed by OpenSTA, and all are quoted at one common period: the slowest
   design's minimum period, which every design therefore meets (slack and leakage energy restated at
@@ -78,7 +83,22 @@ SYSTOLIC_VARIANTS: tuple[dict[str, str], ...] = (
     {"multiplier": "en_t", "accumulation": "carry_save"},
     {"multiplier": "en_t", "encoder": "per_column", "accumulation": "carry_save"},
 )
-PROBES = ({"multiplier": "booth_r4"}, {"accumulation": "carry_save"})  # what an organization must accept
+# Knob settings of a dot-product tile, plain first: the bit-weight reduction over each kind of digit.
+DOT_VARIANTS: tuple[dict[str, str], ...] = (
+    {},
+    {"reduction": "bitweight"},
+    {"reduction": "bitweight", "multiplier": "booth_r4"},
+    {"reduction": "bitweight", "multiplier": "en_t"},
+)
+# Per --size, each dot organization's (tile_m, tile_n, tile_k, stages): size^2 MACs per cycle like the
+# arrays, the shipped configs' shape classes (matrix2d K = 2M, addertree 1 x N x K, cube3d a genuine
+# M x N x K block; matrix2d and cube3d generate the same RTL for one shape, so they get different ones),
+# and the fewest reduction-tree stages with which every design meets the systolic arrays' clock
+# (a 16x8 adder tree without stages needs ~3.5 ns). Only --size 4's were checked.
+DOT_TILES: dict[int, dict[str, tuple[int, int, int, int]]] = {
+    4: {"matrix2d": (2, 2, 4, 1), "addertree": (1, 4, 4, 1), "cube3d": (2, 4, 2, 1)},
+    8: {"matrix2d": (2, 4, 8, 1), "addertree": (1, 8, 8, 1), "cube3d": (4, 4, 4, 1)},
+}
 
 # The papers' ratios (> 1: the transformed design is better), as quoted in issue #16.
 HPCA = "Wu et al., HPCA 2025 (arXiv 2503.06342), INT8, SMIC 28 nm, vs its own plain organization"
@@ -195,20 +215,24 @@ def plan(size: int) -> tuple[list[Design], dict[str, str]]:
                 counted = "tile"
                 designs.append(Design(f"bitserial_{enc}", org.key, {"encoding": enc}, raw, plain, counted))
             continue
-        if "rows" not in base["array"]:  # a dot-product tile: does it take the knobs?
-            errors = [_rejects(_config(base, base["name"], p, {})) for p in PROBES]
-            if all(errors):
-                unsupported[org.key] = " / ".join(dict.fromkeys(errors))
-                continue
-            raise SystemExit(f"{org.label} takes a bit-weight knob now: add it to bench/bitweight.py")
-        for knobs in SYSTOLIC_VARIANTS:
+        if "rows" in base["array"]:
+            variants, shape, array = SYSTOLIC_VARIANTS, f"{size}x{size}", {"rows": size, "cols": size}
+        else:  # a dot-product tile
+            if size not in DOT_TILES:
+                raise SystemExit(
+                    f"--size {size}: no dot-product tile shapes for it (DOT_TILES: {list(DOT_TILES)})"
+                )
+            m, n, k, stages = DOT_TILES[size][org.key]
+            variants, shape = DOT_VARIANTS, f"{m}x{n}x{k}"
+            array = {"tile_m": m, "tile_n": n, "tile_k": k, "stages": stages}
+        for knobs in variants:
             key = f"{org.key}_{knob_key(knobs)}"
-            raw = _config(base, f"{key}_{size}x{size}", knobs, {"rows": size, "cols": size})
+            raw = _config(base, f"{key}_{shape}", knobs, array)
             why = _rejects(raw)
             if why:
                 unsupported.setdefault(f"{org.key}: {knob_label(knobs)}", why)
                 continue
-            counted = "array"
+            counted = "array" if variants is SYSTOLIC_VARIANTS else "tile"
             if knobs.get("accumulation") == "carry_save":
                 counted += " + edge CPAs"
             if knobs.get("encoder") == "per_column":
@@ -393,7 +417,8 @@ def figures(rec: dict[str, Any], n_pe: int) -> dict[str, float]:
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """Each design's figures and ratios over its baseline (> 1: better), and per organization the
-    best combination (two or more independent knobs, most throughput per area)."""
+    best combination (two or more independent knobs, or a dot tile's bit-weight reduction; most
+    throughput per area)."""
     d = result["designs"]
     rows = {key: figures(rec, result["size"] ** 2) for key, rec in d.items()}
     for key, rec in d.items():
@@ -402,7 +427,8 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
             f["ratio"] = {k: f[k] / b[k] for k in b if k.startswith("mac_") and k in f}
     best: dict[str, str] = {}
     for key, rec in d.items():
-        if rec["org"] == "bitserial" or knob_count(rec["knobs"]) < 2 or "ratio" not in rows[key]:
+        combined = knob_count(rec["knobs"]) >= 2 or "reduction" in rec["knobs"]
+        if rec["org"] == "bitserial" or not combined or "ratio" not in rows[key]:
             continue
         org = rec["org"]
         if org not in best or rows[key]["mac_per_cycle_per_mm2"] > rows[best[org]]["mac_per_cycle_per_mm2"]:
@@ -428,9 +454,10 @@ def differences(result: dict[str, Any], rows: dict[str, dict[str, Any]], best: d
         "Technology: the built-in tpegen45 library (45 nm-class, few drive strengths, no placement or "
         "wires) against SMIC 28 nm and a commercial flow; registers and the clock network (no clock "
         "gating: every flop's clock pin toggles every cycle) carry a large share of the energy here.",
-        f"Scope: {n}x{n} arrays (the papers' engines are larger), the whole synthesized array at one "
-        f"common clock ({result['period_ns']:.3f} ns, the slowest design's minimum period), skew/deskew "
-        "registers included, on a small CNN layer's int8 codes and on uniform random int8.",
+        f"Scope: {n}x{n} arrays and dot-product tiles of as many MACs per cycle (the papers' engines are "
+        f"larger), the whole synthesized array at one common clock ({result['period_ns']:.3f} ns, the "
+        "slowest design's minimum period), skew/deskew registers included, on a small CNN layer's int8 "
+        "codes and on uniform random int8.",
     ]
     for org in ("systolic_os", "systolic_ws"):
         plain, cs = d.get(f"{org}_plain"), d.get(f"{org}_cs")
@@ -472,6 +499,7 @@ def differences(result: dict[str, Any], rows: dict[str, dict[str, Any]], best: d
                 "through one more flop per register than the raw weight; EN-T reports +8.7..12.2% / "
                 "+13..17.5% for engines of 256 GOPS..4 TOPS."
             )
+    out += dot_differences(result, rows, best)
     digits = result["digits"]
     (w_name, w), (_a, a) = list(digits.items())[:2]
     out.append(
@@ -494,6 +522,53 @@ def differences(result: dict[str, Any], rows: dict[str, dict[str, Any]], best: d
     return out
 
 
+def dot_differences(
+    result: dict[str, Any], rows: dict[str, dict[str, Any]], best: dict[str, str]
+) -> list[str]:
+    """The dot-product tiles' notes: bit-weight reduction against the plain tile, per organization."""
+    d, orgs, hp = result["designs"], result["orgs"], PAPER["hpca25"]
+    out = []
+    for org in ("matrix2d", "addertree", "cube3d"):
+        plain = d.get(f"{org}_plain")
+        if not plain or org not in best:
+            continue
+        a = plain["config"]["array"]
+        m, n, k, stages = a["tile_m"], a["tile_n"], a["tile_k"], a["stages"]
+        keys = [f"{org}_{knob_key(v)}" for v in DOT_VARIANTS[1:] if f"{org}_{knob_key(v)}" in rows]
+        each = ", ".join(
+            f"{d[key]['knobs'].get('multiplier', 'array')} x{rows[key]['ratio']['mac_per_cycle_per_mm2']:.2f}"
+            f" / x{rows[key]['ratio']['mac_per_nj_real']:.2f} ({d[key]['delay_ns']:.2f} ns)"
+            for key in keys
+        )
+        b = best[org]
+        sharing = (
+            f"shared by the {m} multipliers a weight lane is broadcast to"
+            if m > 1
+            else "one per multiplier (a weight lane feeds one multiplier)"
+        )
+        out.append(
+            f"{orgs[org]} ({m}x{n}x{k} tile, {stages} reduction-tree stage(s), plain tile "
+            f"{plain['delay_ns']:.2f} ns): reducing by bit-weight first gives area / energy efficiency "
+            f"(array digits = the weight's bits) {each} at the common clock; best "
+            f"({knob_label(d[b]['knobs'])}) x{rows[b]['ratio']['mac_per_cycle_per_mm2']:.2f} / "
+            f"x{rows[b]['ratio']['mac_per_nj_real']:.2f} against the paper's {hp['area_efficiency'][org]} / "
+            f"{hp['energy_efficiency'][org]}. The plain tile's products are Yosys's '*' (ABC-optimized) "
+            f"summed by one adder tree of depth {max(1, (k - 1).bit_length())}; the bit-weight tile sums "
+            f"{k} unshifted partial products per digit column in 8 (bits) or 4 (radix-4) narrow column trees, "
+            "then compresses the shifted column sums with the accumulator (3:2 tree) into one carry-propagate "
+            f"add, a fixed cost shared by only K = {k} products per output here (the paper's engines reduce "
+            "over longer K; longer K was not measured). Booth/EN-T encoders "
+            f"are per weight lane, {sharing}, not amortized over a column of PEs as in EN-T."
+        )
+    if "matrix2d" in best and "cube3d" in best:
+        out.append(
+            "2D-Matrix and 3D-Cube generate the same tile RTL for one shape (operands broadcast into the "
+            "cube; the HPCA reference cube skews and pipelines its operands instead), so they differ here "
+            "only in shape: the 2D-Matrix's longer K against the cube's wider M x N."
+        )
+    return out
+
+
 # ---- printing -----------------------------------------------------------------------------------
 def design_label(knobs: dict[str, str]) -> str:
     return "+".join(knobs.values()) or "plain"
@@ -504,6 +579,8 @@ def paper_note(org: str, knobs: dict[str, str], is_best: bool) -> str:
     hp = PAPER["hpca25"]
     if org.startswith("systolic") and (is_best or knobs == {"accumulation": "carry_save"}):
         return f"HPCA {hp['area_efficiency']['systolic']}/{hp['energy_efficiency']['systolic']}"
+    if is_best and org in hp["area_efficiency"]:
+        return f"HPCA {hp['area_efficiency'][org]}/{hp['energy_efficiency'][org]}"
     if knobs.get("encoder") == "per_column" and knob_count(knobs) == 1:
         return "EN-T 1.09-1.12/1.13-1.18"
     if org == "bitserial":
