@@ -4,7 +4,7 @@
   digits (two's-complement bits, modified Booth and EN-T radix-4 digits) per bit-weight ``j``, the
   column sums ``S_j = A @ D_j`` across K, shifted and added, equal ``A @ W``.
 * The config errors, and that the default keeps the repr (the Verilog is hashed in the report).
-* ``configs/bitweight/addertree_bitweight_first_16x8.yaml`` on Verilator: ``tpegen verify`` and
+* ``configs/bitweight/addertree_bitweight_first_4x4.yaml`` on Verilator: ``tpegen verify`` and
   ``tpegen gemm --backend rtl`` equal ``A @ W`` with the cycle simulator's cycles; under ``-m slow``
   the other digit encodings, signedness, pipeline stages and a wrapping accumulator on small tiles.
 """
@@ -22,7 +22,7 @@ from tpegen.config import load_config
 from tpegen.hw.arrays.dot_params import DotTileParams
 from tpegen.sim.intgemm import operand_range
 
-CONFIG = CONFIGS / "bitweight/addertree_bitweight_first_16x8.yaml"
+CONFIG = CONFIGS / "bitweight/addertree_bitweight_first_4x4.yaml"
 RNG = np.random.default_rng(16)
 
 
@@ -77,7 +77,7 @@ def test_config_and_default_repr():
         "addertree",
         "bitweight",
         "en_t",
-        128,
+        16,
     )
     assert "reduction" in repr(p) and "multiplier" in repr(p)
     assert "reduction" not in repr(DotTileParams()) and "multiplier" not in repr(DotTileParams())
@@ -119,7 +119,7 @@ def _check_on_verilator(run_cli, gemm_cli, hw, shape: tuple[int, int, int]) -> N
 
 @pytest.mark.rtl
 def test_addertree_bitweight_first_on_verilator(run_cli, gemm_cli):
-    _check_on_verilator(run_cli, gemm_cli, CONFIG, (3, 20, 33))
+    _check_on_verilator(run_cli, gemm_cli, CONFIG, (3, 10, 9))  # K, N not multiples of the 1x4x4 tile
 
 
 # Small tiles for what the shipped config does not exercise: the other digit encodings, unsigned

@@ -152,6 +152,7 @@ def small_config(multiplier: str = "array"):
     return config_from_dict({"name": "cs_small", "pe": pe, "array": {"rows": 2, "cols": 2}})
 
 
+@pytest.mark.slow  # a Yosys SAT proof (~30 s); the knob stays on Verilator in the default run
 def test_formal_proves_carry_save_step_and_edge_adder():
     report = formal_verify(small_config("booth_r4"))
     assert report.passed, list(report.lines())

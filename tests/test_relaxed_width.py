@@ -177,6 +177,7 @@ def test_datapath_and_normalizer_verilator_10k(names):
 
 
 @pytest.mark.rtl
+@pytest.mark.slow  # the relaxed widths stay on Verilator in the default run (datapath and normalizer, 10k x 4 modes)
 def test_array_rtl_equals_golden_and_reference(gemm_cli):
     hw = CONFIGS / f"{ARRAY}.yaml"
     acc = load_config(hw).accelerator()

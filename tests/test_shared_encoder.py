@@ -176,6 +176,7 @@ def test_default_encoder_leaves_existing_designs_alone():
 # ---------------------------------------------------------------------------------- formal
 
 
+@pytest.mark.slow  # a Yosys SAT proof (15-30 s); the knob stays on Verilator in the default run
 def test_formal_proves_the_pe_behind_its_edge_encoder():
     """``tpegen verify --formal``: edge encoder -> datapath equals the reference MAC for every raw
     weight (at 5-bit operands, as the report says) and the netlist equals the RTL."""
