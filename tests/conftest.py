@@ -43,6 +43,29 @@ def gemm_cli(run_cli, tmp_path):
 
 
 @pytest.fixture
+def knob_array_check(gemm_cli):
+    """Check an integer array config that adds a bit-weight knob: ``verify`` passes, ``tpegen gemm
+    --backend rtl`` on ``a``/``w`` equals ``A @ W`` in the cycle backend's cycles, and the same array
+    with ``baseline_pe`` fields (the knob undone) takes as many cycles (the knob adds no latency)."""
+    from tpegen.config import config_from_dict, load_config
+    from tpegen.sw.verify import verify
+
+    def check(name: str, a: np.ndarray, w: np.ndarray, baseline_pe: dict, verify_seed: int) -> None:
+        cfg = load_config(name)
+        report = verify(cfg.accelerator(), cases=3, seed=verify_seed)
+        assert report.passed, [c for c in report.cases if not c.passed]
+        rtl, out = gemm_cli(name, a, w, "rtl")
+        cycle, _ = gemm_cli(name, a, w, "cycle")
+        assert np.array_equal(out, a @ w)
+        assert rtl["cycles"] == cycle["cycles"]
+        raw = cfg.to_dict()
+        baseline = config_from_dict({**raw, "pe": {**raw["pe"], **baseline_pe}})
+        assert baseline.accelerator().cycles(a.shape[0], a.shape[1], w.shape[1]) == rtl["cycles"]
+
+    return check
+
+
+@pytest.fixture
 def bad_config(run_cli, tmp_path):
     """Check that config mapping ``raw`` is refused: ``config_from_dict`` raises a ConfigError
     naming ``field`` with ``allowed`` in its message, and ``tpegen gen`` on it as a YAML file exits
