@@ -205,10 +205,10 @@ def _cell_class(report, cells: int) -> str:
     return max(per_pe)[1]
 
 
-def hardware(point: Point, rows: int, period_ns: float, workload, liberty) -> dict:
+def hardware(cfg, rows: int, period_ns: float, workload, liberty) -> dict:
+    """Area, timing and energy of the design ``cfg`` (a ``rows x rows`` array) at ``period_ns``."""
     from tpegen.api import synthesize_design
 
-    cfg = design(point, rows)
     terms = cfg.pe.fma.terms
     rep, en = synthesize_design(
         cfg, liberty=liberty, period_ns=period_ns, workload=workload, hierarchical=True
@@ -250,10 +250,9 @@ def _cells(report, module: str) -> dict[str, int]:
 # ------------------------------------------------------------------------------------------------
 # task accuracy
 # ------------------------------------------------------------------------------------------------
-def digits_top1(point: Point, rows: int) -> float:
+def digits_top1(cfg) -> float:
     from tpegen.sw.mapper import map_model
 
-    cfg = design(point, rows)
     rep = map_model("digits_cnn", cfg, QUANT[cfg.pe.input_format], backend="golden")
     return float(rep.accuracy["mapped"])
 
@@ -272,16 +271,16 @@ class MiniLM:
         self.ref = fp_accuracy.Encoder(self.weights, self.mcfg, fp_accuracy._f32_matmul, True).embed(self.ids)
         self.reference = fp_accuracy.metrics(self.ref, self.ref)
 
-    def __call__(self, point: Point, rows: int) -> dict:
-        """Metrics of the point's numerics, cached on disk by numerics and sentences (3.3 G MACs each)."""
+    def __call__(self, name: str, cfg) -> dict:
+        """Metrics of the numerics ``cfg`` (a :class:`~tpegen.sim.fp.FmaConfig`; ``name`` labels it),
+        cached on disk by numerics and sentences (3.3 G MACs each)."""
         from tpegen.sim.verilator import cache_root
 
-        cfg = design(point, rows).pe.fma
         key = hashlib.sha256(repr((cfg, self.ids)).encode()).hexdigest()[:20]
         path = cache_root() / "fp_dse_minilm" / f"{key}.json"
         if path.exists():
             return json.loads(path.read_text())
-        self.fa.self_check({point.name: cfg})  # the compiled kernel equals the model on this config
+        self.fa.self_check({name: cfg})  # the compiled kernel equals the model on this config
         counter = [0]
         emb = self.fa.Encoder(self.weights, self.mcfg, self.fa.engine_gemm(cfg, counter), True).embed(
             self.ids
@@ -492,19 +491,15 @@ def main(argv: list[str] | None = None) -> int:
         for p in points:
             progress.update(task, description=f"{p.name}: synthesis + energy")
             t = time.perf_counter()
-            r = {
-                "name": p.name,
-                "baseline": p.baseline,
-                "what": p.what,
-                "pe": design(p, args.rows).pe.__dict__,
-            }
-            r["pe"] = {k: v for k, v in r["pe"].items() if not k.startswith("_")}
-            r.update(hardware(p, args.rows, args.period_ns, (a, w), args.liberty))
+            cfg = design(p, args.rows)
+            pe = {k: v for k, v in cfg.pe.__dict__.items() if not k.startswith("_")}
+            r = {"name": p.name, "baseline": p.baseline, "what": p.what, "pe": pe}
+            r.update(hardware(cfg, args.rows, args.period_ns, (a, w), args.liberty))
             progress.update(task, description=f"{p.name}: digits_cnn")
-            r["digits_top1"] = digits_top1(p, args.rows)
+            r["digits_top1"] = digits_top1(cfg)
             if minilm is not None:
                 progress.update(task, description=f"{p.name}: MiniLM")
-                r["minilm"] = minilm(p, args.rows)
+                r["minilm"] = minilm(p.name, cfg.pe.fma)
             r["seconds"] = time.perf_counter() - t
             rows.append(r)
             progress.advance(task)
