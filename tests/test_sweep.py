@@ -292,3 +292,165 @@ def test_synthesis_sweep_on_two_workers_equals_serial(tmp_path):
         tmp_path / "serial" / "results.csv"
     ).read_text()
     assert dask.computed == serial.computed == 6
+
+
+# The points of a spec listed instead of a grid: a field a point does not set keeps its base's value.
+LISTED = {
+    "name": "listed",
+    "base": ["int8_os_8x8", "int8_ws_8x8"],
+    "fixed": {"array.cols": 2},
+    "points": [{"name": "os2", "array.rows": 2}, {"name": "ws3", "base": "int8_ws_8x8", "array.rows": 3}, {"name": "os"}],
+    "workloads": ["5x7x6"],
+    "metrics": ["cycles"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"points": [{"array.rowz": 2}]}, "points[0].array.rowz"),
+        ({"points": []}, "points"),
+        ({"points": [{"name": "a"}, {"name": "a"}]}, "points"),
+        ({"points": [{"base": "int8_os_16x16"}]}, "points[0].base"),
+        ({"points": [{"array.cols": 4}]}, "points[0].array.cols"),
+        ({"axes": {"array.rows": [2]}}, "axes"),
+        ({"mode": "zip"}, "mode"),
+    ],
+)
+def test_listed_points_errors_name_the_field(change, field):
+    with pytest.raises(Exception) as info:
+        load_sweep_spec({**LISTED, **change})
+    assert f"{field}: must be" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"workloads": [{"model": "absent.onnx", "inputs": "x.npy"}]}, "workloads[0].model"),
+        ({"workloads": [{"model": "net.onnx"}]}, "workloads[0].inputs"),
+        ({"workloads": [{"model": "digits_mlp", "inputs": "x.npy"}]}, "workloads[0].inputs"),
+        ({"liberty": "absent.lib"}, "liberty"),
+    ],
+)
+def test_file_errors_name_the_field(run_cli, tmp_path, change, field):
+    (tmp_path / "net.onnx").write_bytes(b"not read before the inputs are checked")
+    path = _spec(tmp_path, {**TINY, **change})
+    code, out, err = run_cli("sweep", path, "-o", tmp_path / "out", "--serial", "--no-plots")
+    assert code == 2 and out == "" and err.count("\n") == 1 and f": {field}: " in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_listed_points_show_the_base_values_and_run_their_own_configs(tmp_path):
+    listed = run_sweep(LISTED, tmp_path / "listed", serial=True, plots=False)
+    assert [(r["name"], r["base"], r["array.rows"]) for r in listed.rows] == [
+        ("os2", "int8_os_8x8", 2), ("ws3", "int8_ws_8x8", 3), ("os", "int8_os_8x8", 8)]  # fmt: skip
+    for row in listed.rows:
+        raw = load_config(row["base"]).to_dict()
+        raw["array"].update(rows=row["array.rows"], cols=2)
+        from tpegen.config import config_from_dict
+
+        acc = config_from_dict(raw).accelerator()
+        rng = np.random.default_rng(1)
+        res = acc.run_gemm(rng.integers(-9, 9, (5, 7)), rng.integers(-9, 9, (7, 6)), "cycle")
+        assert row["cycles"] == res.cycles
+    assert "listed" in (tmp_path / "listed" / "summary.md").read_text()
+
+
+def test_workload_energy_reproduces_the_measured_total_on_the_energy_gemm(tmp_path):
+    """The workload energy model (dynamic per MAC x MACs + clock and leakage per cycle x cycles)
+    gives back the gate-level total on the GEMM that energy was measured on, and scales a small
+    GEMM by its own MACs and cycles."""
+    from tpegen.api import synthesize_design
+    from tpegen.config import config_from_dict
+
+    raw = load_config("int8_os_8x8").to_dict()
+    raw["array"].update(rows=2, cols=2)
+    cfg = config_from_dict(raw)
+    m, k, n = cfg.accelerator().workload_shape()
+    spec = {
+        "base": "int8_os_8x8",
+        "fixed": {"array.rows": 2, "array.cols": 2},
+        "workloads": [f"{m}x{k}x{n}", "5x7x6"],
+        "metrics": ["energy_per_op", "energy", "cycles"],
+    }
+    res = run_sweep(spec, tmp_path / "o", serial=True, plots=False)
+    steady, small = res.rows
+    _, e = synthesize_design(cfg)
+    assert steady["energy_per_op"] == small["energy_per_op"] == pytest.approx(e.energy_pj_per_op, rel=1e-9)
+    assert steady["energy"] * 1000 == pytest.approx(e.energy_pj, rel=0.03)
+    static = e.breakdown_pj["clock"] + e.breakdown_pj["leakage"]
+    assert 0 < static < e.energy_pj
+    expect = (e.energy_pj - static) / e.ops * 5 * 7 * 6 + static / e.cycles * small["cycles"]
+    assert small["energy"] * 1000 == pytest.approx(expect, rel=1e-9)
+
+
+GSCL45 = Path(__file__).resolve().parents[2] / "shared" / "tech" / "gscl45nm.lib"
+
+
+@pytest.mark.skipif(not GSCL45.exists(), reason="../shared/tech/gscl45nm.lib is not present")
+def test_liberty_choice_is_synthesized_and_keyed_by_content(tmp_path):
+    import shutil
+
+    from tpegen.api import synthesize_design
+    from tpegen.config import config_from_dict
+    from tpegen.sweep_tasks import run_task
+
+    lib = tmp_path / "cells.lib"
+    shutil.copy(GSCL45, lib)
+    spec = {"base": "int8_os_8x8", "fixed": {"array.rows": 2, "array.cols": 2}, "metrics": ["area"]}
+    builtin = run_sweep(spec, tmp_path / "builtin", serial=True, plots=False)
+    res = run_sweep({**spec, "liberty": str(lib)}, tmp_path / "o", serial=True, plots=False)
+    raw = load_config("int8_os_8x8").to_dict()
+    raw["array"].update(rows=2, cols=2)
+    synth, _ = synthesize_design(config_from_dict(raw), liberty=lib, energy=False)
+    assert res.rows[0]["area"] == synth.area_um2 != builtin.rows[0]["area"]
+    assert "cells.lib" in (tmp_path / "o" / "summary.md").read_text()
+    again = run_sweep({**spec, "liberty": str(lib)}, tmp_path / "o", serial=True, plots=False)
+    assert (again.computed, again.cached) == (0, 1)
+    with lib.open("a") as fh:  # the same path, other bytes: a new key
+        fh.write("\n/* edited */\n")
+    edited = run_sweep({**spec, "liberty": str(lib)}, tmp_path / "o", serial=True, plots=False)
+    assert (edited.computed, edited.rows[0]["area"]) == (1, synth.area_um2)
+    task = json.loads(next((tmp_path / "o" / "cache").rglob("*.json")).read_text())["task"]
+    task["liberty"][1] = "0" * 64  # a worker that sees other bytes at that path refuses the task
+    out = run_task(task)
+    assert out["status"] == "failed" and not out["cacheable"] and "differs" in out["error"]
+
+
+def test_onnx_model_file_workload(tmp_path):
+    """An ONNX file with an input batch and labels: mapped on each point, keyed by the file's bytes."""
+    onnx = pytest.importorskip("onnx", reason="pip install -e '.[onnx]'")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((16, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"])],
+        "fc",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "fc.onnx")
+    x = rng.standard_normal((40, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", (x @ w).argmax(1))
+    path = _spec(tmp_path, {
+        "base": "int8_os_8x8", "axes": {"array.rows": [2, 4]}, "metrics": ["cycles", "accuracy"],
+        "workloads": [{"model": "fc.onnx", "inputs": "x.npy", "labels": "y.npy", "quant": "W4A8"}]})  # fmt: skip
+    res = run_sweep(path, tmp_path / "o", serial=True, plots=False)
+    assert [r["workload"] for r in res.rows] == ["fc.onnx:W4A8"] * 2
+    assert all(r["status"] == "ok" and r["accuracy_float"] == 1.0 for r in res.rows)
+    assert 0.5 < res.rows[0]["accuracy"] == res.rows[1]["accuracy"] < 1.0
+    assert res.rows[0]["cycles"] > res.rows[1]["cycles"]  # 2 rows of PEs take longer than 4
+    for row in res.rows:
+        raw = load_config("int8_os_8x8").to_dict()
+        raw["array"]["rows"] = row["array.rows"]
+        from tpegen.config import config_from_dict
+
+        acc = config_from_dict(raw).accelerator()
+        assert row["cycles"] == acc.cycles(40, 16, 8)
+    assert run_sweep(path, tmp_path / "o", serial=True, plots=False).computed == 0
+    np.save(tmp_path / "y.npy", np.zeros(40, dtype=np.int64))  # other labels: mapped anew
+    relabeled = run_sweep(path, tmp_path / "o", serial=True, plots=False)
+    assert relabeled.computed == 2 and relabeled.rows[0]["accuracy_float"] < 1.0

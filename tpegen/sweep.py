@@ -18,21 +18,28 @@ Spec (YAML; every key but ``base`` and ``metrics`` is optional)::
       array.rows: [4, 8, 16]
       array.cols: {start: 4, stop: 16, factor: 2}   # or {start, stop, step}
     mode: product                    # product (every combination) | zip (axes of one length, in step)
-    workloads:                       # for cycles, utilization, accuracy
+    points:                          # instead of axes and mode: the points, listed
+      - {name: exact}                # the base as it is (name: the row's label, optional)
+      - {name: w8, pe.norm_window: 8, base: OTHER_BASE}   # base: one of a list of bases
+    workloads:                       # for cycles, utilization, accuracy, energy
       - 64x256x64                    # a GEMM M x K x N
       - {model: digits_cnn, quant: BF16}   # a built-in model (a plain name maps at W8A8)
+      - {model: net.onnx, quant: W4A8}     # an .onnx or .pt2 file (relative: to the spec's folder)
       - {topology: resnet18_conv}    # a SCALE-Sim topology: its GEMMs summed
-    metrics: [area, delay, energy_per_op, cycles, utilization, accuracy]
+    metrics: [area, delay, energy_per_op, energy, cycles, utilization, accuracy]
     period_ns: 2.0                   # clock target of synthesis (default: minimum delay)
+    liberty: cells.lib               # a Liberty file (default: tpegen's built-in library)
     constraints: ["accuracy_drop <= 0.01", "delay <= 2.5"]
     objectives:                      # Pareto fronts, one per pair
       - {area: min, cycles: min}
       - {energy_per_op: min, accuracy: max}
 
 Metric columns: ``area`` (um^2), ``delay`` (ns), ``energy_per_op`` (pJ per MAC on the design's
-steady-state GEMM), ``cycles`` and ``utilization`` (timing model, RTL-exact; on a model workload
-the sum over its GEMMs), ``accuracy`` (top-1 of the mapped model; adds ``accuracy_float`` and
-``accuracy_drop``). A point whose config is invalid, or whose task fails, gets ``status: failed``
+steady-state GEMM), ``energy`` (nJ on the workload: that GEMM's dynamic energy per MAC x the
+workload's MACs + its clock-tree and leakage energy per cycle x the workload's cycles, see
+:func:`tpegen.sweep_tasks.workload_energy_nj`), ``cycles`` and ``utilization`` (timing model,
+RTL-exact; on a model workload the sum over its GEMMs), ``accuracy`` (top-1 of the mapped model;
+adds ``accuracy_float`` and ``accuracy_drop``; a model file without labels has none). A point whose config is invalid, or whose task fails, gets ``status: failed``
 and the one-line error; the sweep goes on.
 
 Outputs in DIR: ``results.csv`` and ``results.json`` (a row per point and workload),
@@ -47,8 +54,10 @@ sweep at the scheduler::
     dask worker tcp://HOST:8786 --nthreads 1 --nworkers 4   # on every worker machine
     tpegen sweep SPEC.yaml -o DIR --scheduler tcp://HOST:8786
 
-Workers need no shared file system: configs travel in the tasks, results come back to the client,
-which alone writes the cache.
+Workers need no shared file system for configs, GEMMs and topologies: they travel in the tasks,
+results come back to the client, which alone writes the cache. A Liberty file or model file travels
+as its path and SHA-256: a worker must see the same bytes at the same path (a shared mount), or the
+task fails with a one-line error (not cached).
 """
 
 from __future__ import annotations
@@ -62,8 +71,15 @@ from typing import Any
 from tpegen.errors import ConfigError, TpegenError
 from tpegen.sweep_engine import Progress, ResultCache, check_execution, execute
 from tpegen.sweep_report import fronts, mark_feasible, write_results
-from tpegen.sweep_spec import SweepSpec, load_sweep_spec, point_config, shipped_sweeps
-from tpegen.sweep_tasks import plan_row, task_key
+from tpegen.sweep_spec import (
+    BASE_AXIS,
+    NAME_AXIS,
+    SweepSpec,
+    load_sweep_spec,
+    point_config,
+    shipped_sweeps,
+)
+from tpegen.sweep_tasks import plan_row, task_key, workload_energy_nj
 
 __all__ = ["Progress", "SweepResult", "SweepSpec", "load_sweep_spec", "run_sweep", "shipped_sweeps"]
 
@@ -114,6 +130,17 @@ class SweepResult:
         }
 
 
+def _resolved(spec: SweepSpec, config: dict[str, Any] | None, column: str) -> Any:
+    """The value a listed point keeps for a column it does not set: its base's (None for a point
+    whose config is invalid, or a field its family does not have)."""
+    if column == BASE_AXIS:
+        return next(iter(spec.bases))
+    if column == NAME_AXIS or config is None:
+        return None
+    section, key = column.split(".", 1)
+    return config.get(section, {}).get(key)
+
+
 def _prepare_output(out_dir: str | Path, force: bool) -> Path:
     """Create ``out_dir`` with tpegen's marker now: the cache fills it while the sweep runs."""
     from tpegen._io import MARKER, check_output_dir
@@ -162,7 +189,8 @@ def run_sweep(
         except TpegenError as exc:  # an invalid config: this point fails, the sweep goes on
             config, error = None, str(exc).splitlines()[0]
         for workload in spec.workloads or (None,):
-            row = {"point": i, **values, "workload": workload.label if workload else ""}
+            axes = {a: values[a] if a in values else _resolved(spec, config, a) for a in spec.axes}
+            row = {"point": i, **axes, "workload": workload.label if workload else ""}
             row.update(dict.fromkeys(spec.columns), status="failed" if error else "ok", error=error)
             keys = []
             for task in plan_row(spec, config, workload) if config is not None else []:
@@ -180,13 +208,16 @@ def run_sweep(
     )
     wanted = set(spec.columns)
     for row, keys in zip(rows, row_tasks, strict=True):
-        errors = []
+        errors, values = [], {}
         for key in keys:
             res = results[key]
             if res["status"] == "ok":
-                row.update({k: v for k, v in res["values"].items() if k in wanted})
+                values.update(res["values"])
             else:
                 errors.append(f"{tasks[key]['kind']}: {res['error']}")
+        if "energy" in wanted:
+            values["energy"] = workload_energy_nj(values)
+        row.update({k: v for k, v in values.items() if k in wanted})
         if errors:
             row.update(status="failed", error="; ".join(errors))
     mark_feasible(spec, rows)

@@ -136,6 +136,8 @@ def _pareto_plot_name(k: int, f: dict[str, Any]) -> str:
 
 def _sensitivity(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """The axes with more than one value and the metric columns with a value: the sensitivity grid."""
+    if spec.mode == "points":  # not a grid: no per-axis means
+        return [], []
     axes = [a for a, values in spec.axes.items() if len(values) > 1]
     columns = [c for c in spec.columns if any(isinstance(r.get(c), (int, float)) for r in rows)]
     return (axes, columns) if axes and columns else ([], [])
@@ -207,6 +209,12 @@ def write_plots(
     plt.close(fig)
 
 
+def _layout(spec: SweepSpec) -> str:
+    if spec.mode == "points":
+        return "listed; a field a point does not set shows its base's value"
+    return f"{spec.mode} of {', '.join(spec.axes) or 'no axes'}"
+
+
 def _md_table(head: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in body)])
@@ -230,13 +238,14 @@ def summary_markdown(
     if spec.description:
         parts += [spec.description.strip(), ""]
     parts += [
-        f"- points: {stats['points']} ({spec.mode} of {', '.join(spec.axes) or 'no axes'}); "
+        f"- points: {stats['points']} ({_layout(spec)}); "
         f"workloads: {', '.join(w.label for w in spec.workloads) or 'none'}; rows: {len(rows)} "
         f"({ok} ok, {len(rows) - ok} failed, {sum(r['feasible'] for r in rows)} feasible)",
         f"- tasks: {stats['tasks']} ({stats['computed']} computed, {stats['cached']} cached, "
         f"{stats['failed']} failed) in {stats['seconds']:.1f} s",
         "- metrics: " + ", ".join(f"{c} [{UNITS[c]}]" for m in spec.metrics for c in METRICS[m][0]),
         f"- clock target: {spec.period_ns} ns" if spec.period_ns else "- clock target: none (minimum delay)",
+        f"- Liberty: {spec.liberty[0]}" if spec.liberty else "- Liberty: tpegen's built-in library",
         "- constraints: " + ("; ".join(c.text for c in spec.constraints) or "none"),
         "",
     ]

@@ -20,14 +20,15 @@ from typing import Any
 from tpegen.config import DesignConfig, config_from_dict, parse_yaml, resolve_config_path
 from tpegen.errors import ConfigError, TpegenError
 
-SPEC_KEYS = ("name", "description", "base", "fixed", "axes", "mode", "workloads", "metrics", "period_ns")
-SPEC_KEYS += ("constraints", "objectives")
-MODES = ("product", "zip")
+SPEC_KEYS = ("name", "description", "base", "fixed", "axes", "points", "mode", "workloads", "metrics")
+SPEC_KEYS += ("period_ns", "liberty", "constraints", "objectives")
+MODES = ("product", "zip")  # "points" is the mode of a spec with an explicit point list
 # metric -> (columns it adds to a row, whether it depends on the workload)
 METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     "area": (("area",), False),
     "delay": (("delay",), False),
     "energy_per_op": (("energy_per_op",), False),
+    "energy": (("energy",), True),
     "cycles": (("cycles",), True),
     "utilization": (("utilization",), True),
     "accuracy": (("accuracy", "accuracy_float", "accuracy_drop"), True),
@@ -36,6 +37,7 @@ UNITS = {
     "area": "um^2",
     "delay": "ns",
     "energy_per_op": "pJ per MAC",
+    "energy": "nJ on the workload",
     "cycles": "cycles",
     "utilization": "fraction of peak",
     "accuracy": "top-1, mapped",
@@ -45,6 +47,8 @@ UNITS = {
 SENSES = ("min", "max")
 OPERATORS = ("<=", ">=", "<", ">", "==")
 BASE_AXIS = "base"
+NAME_AXIS = "name"  # a point's label in an explicit point list
+MODEL_SUFFIXES = (".onnx", ".pt2")
 MAX_POINTS = 100_000
 MAX_SPEC_BYTES = 1 << 20
 _GEMM = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*$")
@@ -53,8 +57,10 @@ _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*(\S+
 
 @dataclass(frozen=True)
 class Workload:
-    """One workload of a sweep: a GEMM ``M x K x N``, a built-in model mapped at a quantization
-    format, or a SCALE-Sim topology (its GEMM shapes, read when the spec is loaded)."""
+    """One workload of a sweep: a GEMM ``M x K x N``, a model (built-in, or an ``.onnx`` / ``.pt2``
+    file: ``model`` is then its absolute path and ``digest`` the SHA-256 of its bytes, with an input
+    batch and optional labels) mapped at a quantization format, or a SCALE-Sim topology (its GEMM
+    shapes, read when the spec is loaded)."""
 
     label: str
     kind: str  # "gemm" | "model" | "topology"
@@ -62,6 +68,9 @@ class Workload:
     model: str | None = None
     quant: str | None = None
     layers: tuple[tuple[str, int, int, int], ...] = ()
+    digest: str | None = None
+    inputs: tuple[str, str] | None = None  # a model file's input batch (.npy): (path, SHA-256)
+    labels: tuple[str, str] | None = None  # and its class labels, for accuracy
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,11 @@ class SweepSpec:
     """A validated sweep spec (see :mod:`tpegen.sweep` for the YAML format).
 
     ``bases`` maps a base label to its raw config dict; ``axes`` maps a dotted config field (or
-    ``base``) to its values; ``fixed`` holds dotted fields set on every point.
+    ``base``) to its values; ``fixed`` holds dotted fields set on every point. With an explicit
+    point list (``mode == "points"``), ``explicit`` holds each point's fields and ``axes`` the
+    columns they fill (``name``, ``base`` and every field some point sets; None where a point keeps
+    its base's value). ``liberty`` is ``(absolute path, SHA-256)`` of the Liberty file, or None for
+    the built-in library.
     """
 
     name: str
@@ -103,6 +116,8 @@ class SweepSpec:
     period_ns: float | None
     constraints: tuple[Constraint, ...]
     objectives: tuple[tuple[tuple[str, str], tuple[str, str]], ...]
+    liberty: tuple[str, str] | None = None
+    explicit: tuple[dict[str, Any], ...] = ()
     source: str = "spec"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -112,7 +127,10 @@ class SweepSpec:
         return [c for m in self.metrics for c in METRICS[m][0]]
 
     def points(self) -> list[dict[str, Any]]:
-        """The axis values of every point, in sweep order (``product``: the last axis fastest)."""
+        """The axis values of every point, in sweep order (``product``: the last axis fastest; an
+        explicit list: the fields each point sets)."""
+        if self.mode == "points":
+            return [dict(p) for p in self.explicit]
         names = list(self.axes)
         if self.mode == "zip" and self.axes:
             combos = zip(*self.axes.values(), strict=True)
@@ -139,7 +157,7 @@ def point_config(spec: SweepSpec, values: dict[str, Any]) -> DesignConfig:
     base = values.get(BASE_AXIS, next(iter(spec.bases)))
     raw = copy.deepcopy(spec.bases[base])
     for path, value in [*spec.fixed.items(), *values.items()]:
-        if path != BASE_AXIS:
+        if path not in (BASE_AXIS, NAME_AXIS):
             _set_dotted(raw, path, value)
     return config_from_dict(raw, default_name=Path(base).stem)
 
@@ -164,6 +182,28 @@ def _load_base(where: str, name: Any, field_name: str, root: Path | None) -> tup
     raw.setdefault("name", Path(path).stem)
     raw.pop("description", None)  # not part of the design (nor of the cache keys)
     return name, raw
+
+
+def _user_file(
+    where: str, field_name: str, name: Any, root: Path | None, what: str, limit: int
+) -> tuple[str, str]:
+    """``(absolute path, SHA-256 of its bytes)`` of a user file named in the spec: a path relative
+    to the working directory, else to the spec's folder ``root``. The digest goes into the cache
+    keys, so a changed file is computed anew."""
+    from tpegen._io import check_input_file
+
+    if not isinstance(name, str) or not name:
+        raise _fail(where, field_name, f"a path to {what}", name)
+    path = Path(name).expanduser()
+    if not path.exists() and root is not None and (root / path).exists():
+        path = root / path
+    try:
+        path, _ = check_input_file(path, what, limit=limit)
+    except TpegenError as exc:
+        raise TpegenError(f"{where}: {field_name}: {exc}") from None
+    from tpegen.sweep_tasks import file_digest
+
+    return str(path.resolve()), file_digest(path)
 
 
 def _known_fields(bases: dict[str, dict[str, Any]]) -> set[str]:
@@ -232,14 +272,15 @@ def _axis_values(where: str, name: str, values: Any) -> list[Any]:
     return out
 
 
-def _workload(where: str, i: int, item: Any) -> Workload:
+def _workload(where: str, i: int, item: Any, root: Path | None = None) -> Workload:
     from tpegen.sw.models import builtin_models
 
     what = f"workloads[{i}]"
     models = builtin_models()
     allowed = (
         "a GEMM shape 'MxKxN', a built-in model name (" + ", ".join(models) + "), "
-        "{model: NAME, quant: FORMAT} or {topology: NAME_OR_CSV}"
+        "{model: NAME, quant: FORMAT}, {model: FILE.onnx|.pt2, inputs: X.npy, labels: Y.npy, quant: FORMAT} "
+        "or {topology: NAME_OR_CSV}"
     )
     if isinstance(item, str) and _GEMM.match(item):
         m, k, n = (int(x) for x in _GEMM.match(item).groups())
@@ -266,11 +307,27 @@ def _workload(where: str, i: int, item: Any) -> Workload:
             raise _fail(where, f"{what}.topology", "a topology CSV path or a shipped topology name", item)
         shapes = tuple((layer.name, layer.m, layer.k, layer.n) for layer in layers)
         return Workload(label=f"topology:{Path(item['topology']).stem}", kind="topology", layers=shapes)
-    unknown = set(item) - {"model", "quant"}
+    unknown = set(item) - {"model", "quant", "inputs", "labels"}
     if unknown or "model" not in item:
         raise _fail(where, what, allowed, item)
-    if item["model"] not in models:
-        raise _fail(where, f"{what}.model", "a built-in model: " + ", ".join(models), item["model"])
+    model, digest, files = item["model"], None, {}
+    if isinstance(model, str) and model.endswith(MODEL_SUFFIXES):
+        from tpegen._io import MAX_MATRIX_ELEMENTS
+        from tpegen.sw.frontend.onnx import MAX_ONNX_BYTES
+
+        model, digest = _user_file(where, f"{what}.model", model, root, "model file", MAX_ONNX_BYTES)
+        if "inputs" not in item:
+            raise _fail(where, f"{what}.inputs", "an input batch (.npy) for the model file")
+        for key in ("inputs", "labels"):
+            if key in item:
+                limit = 16 * MAX_MATRIX_ELEMENTS
+                files[key] = _user_file(where, f"{what}.{key}", item[key], root, f"{key} (.npy)", limit)
+    elif model not in models:
+        allowed_models = "a built-in model (" + ", ".join(models) + ") or an .onnx or .pt2 file"
+        raise _fail(where, f"{what}.model", allowed_models, model)
+    elif {"inputs", "labels"} & set(item):
+        key = sorted({"inputs", "labels"} & set(item))[0]
+        raise _fail(where, f"{what}.{key}", "omitted for a built-in model (it brings its test split)")
     from tpegen.sw.quant import parse_scheme
 
     quant = item.get("quant", "W8A8")
@@ -278,7 +335,45 @@ def _workload(where: str, i: int, item: Any) -> Workload:
         quant = parse_scheme(quant).name
     except ConfigError as exc:
         raise _fail(where, f"{what}.quant", exc.allowed, quant) from None
-    return Workload(label=f"{item['model']}:{quant}", kind="model", model=item["model"], quant=quant)
+    label = f"{Path(model).name if digest else model}:{quant}"
+    return Workload(label=label, kind="model", model=model, quant=quant, digest=digest, **files)
+
+
+def _explicit_points(
+    where: str, raw: Any, bases: dict[str, dict[str, Any]], known: set[str], fixed: dict[str, Any]
+) -> tuple[tuple[dict[str, Any], ...], dict[str, list[Any]]]:
+    """The validated ``points:`` list and the columns it fills (see :class:`SweepSpec`)."""
+    allowed = "a non-empty list of points, each a mapping of dotted config fields (and name, base)"
+    if not isinstance(raw, list) or not raw:
+        raise _fail(where, "points", allowed, raw)
+    if len(raw) > MAX_POINTS:
+        raise _fail(where, "points", f"at most {MAX_POINTS:,} points", len(raw))
+    points: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        what = f"points[{i}]"
+        if not isinstance(item, dict) or not item:
+            raise _fail(where, what, "a mapping of dotted config fields (and name, base) to values", item)
+        for key, value in item.items():
+            if key == NAME_AXIS:
+                if not isinstance(value, str) or not 0 < len(value) <= 64:
+                    raise _fail(where, f"{what}.name", "a string of 1..64 characters", value)
+            elif key == BASE_AXIS:
+                if value not in bases:
+                    raise _fail(where, f"{what}.base", "one of the spec's bases: " + ", ".join(bases), value)
+            else:
+                _check_field(where, f"{what}.{key}", key, known)
+                if key in fixed:
+                    raise _fail(where, f"{what}.{key}", "a field not also in fixed", key)
+        points.append(dict(item))
+    names = [p[NAME_AXIS] for p in points if NAME_AXIS in p]
+    if len(set(names)) != len(names):
+        raise _fail(
+            where, "points", "points of distinct names", sorted({n for n in names if names.count(n) > 1})
+        )
+    columns = [NAME_AXIS] if names else []
+    columns += [BASE_AXIS] if len(bases) > 1 else []
+    columns += list(dict.fromkeys(k for p in points for k in p if k not in (NAME_AXIS, BASE_AXIS)))
+    return tuple(points), {c: [p.get(c) for p in points] for c in columns}
 
 
 def _objective(where: str, i: int, item: Any, columns: list[str]) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -346,6 +441,12 @@ def parse_sweep_spec(raw: Any, where: str = "sweep spec", root: Path | None = No
         raise _fail(where, "fixed", "a mapping of dotted config fields to values", fixed_raw)
     fixed = {_check_field(where, f"fixed.{k}", k, known): v for k, v in fixed_raw.items()}
 
+    explicit: tuple[dict[str, Any], ...] = ()
+    if "points" in raw:
+        for other in ("axes", "mode"):
+            if other in raw:
+                raise _fail(where, other, "omitted when the spec lists its points")
+        explicit, points_axes = _explicit_points(where, raw["points"], bases, known, fixed)
     axes_raw = raw.get("axes", {}) or {}
     if not isinstance(axes_raw, dict):
         raise _fail(where, "axes", "a mapping of dotted config fields (e.g. array.rows) to values", axes_raw)
@@ -368,6 +469,8 @@ def parse_sweep_spec(raw: Any, where: str = "sweep spec", root: Path | None = No
     )
     if count > MAX_POINTS:
         raise _fail(where, "axes", f"at most {MAX_POINTS:,} points", count)
+    if explicit:
+        mode, axes = "points", points_axes
 
     metrics_raw = raw.get("metrics")
     if not isinstance(metrics_raw, list) or not metrics_raw:
@@ -380,7 +483,7 @@ def parse_sweep_spec(raw: Any, where: str = "sweep spec", root: Path | None = No
     workloads_raw = raw.get("workloads", []) or []
     if not isinstance(workloads_raw, list):
         raise _fail(where, "workloads", "a list of workloads", workloads_raw)
-    workloads = tuple(_workload(where, i, w) for i, w in enumerate(workloads_raw))
+    workloads = tuple(_workload(where, i, w, root) for i, w in enumerate(workloads_raw))
     if len({w.label for w in workloads}) != len(workloads):
         raise _fail(where, "workloads", "a list of distinct workloads", [w.label for w in workloads])
     needs = [m for m in metrics if METRICS[m][1]]
@@ -394,6 +497,11 @@ def parse_sweep_spec(raw: Any, where: str = "sweep spec", root: Path | None = No
     from tpegen.synth.yosys import check_period
 
     period_ns = check_period(raw.get("period_ns"), "period_ns")
+    liberty = None
+    if raw.get("liberty") is not None:
+        from tpegen.synth.liberty import MAX_LIBERTY_BYTES
+
+        liberty = _user_file(where, "liberty", raw["liberty"], root, "Liberty file", MAX_LIBERTY_BYTES)
     columns = [c for m in metrics for c in METRICS[m][0]]
     constraints_raw = raw.get("constraints", []) or []
     if not isinstance(constraints_raw, list):
@@ -417,6 +525,8 @@ def parse_sweep_spec(raw: Any, where: str = "sweep spec", root: Path | None = No
         period_ns=period_ns,
         constraints=constraints,
         objectives=objectives,
+        liberty=liberty,
+        explicit=explicit,
         source=where,
         raw=raw,
     )

