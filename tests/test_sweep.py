@@ -454,3 +454,17 @@ def test_onnx_model_file_workload(tmp_path):
     np.save(tmp_path / "y.npy", np.zeros(40, dtype=np.int64))  # other labels: mapped anew
     relabeled = run_sweep(path, tmp_path / "o", serial=True, plots=False)
     assert relabeled.computed == 2 and relabeled.rows[0]["accuracy_float"] < 1.0
+
+
+def test_native_quant_follows_each_points_format(tmp_path):
+    spec = {
+        "base": ["int8_os_8x8", "bf16_exact"],
+        "fixed": {"array.rows": 2, "array.cols": 2},
+        "workloads": [{"model": "digits_mlp", "quant": "native"}],
+        "metrics": ["accuracy"],
+    }
+    res = run_sweep(spec, tmp_path / "o", serial=True, plots=False)
+    assert [r["workload"] for r in res.rows] == ["digits_mlp:native"] * 2
+    tasks = [json.loads(p.read_text())["task"] for p in sorted((tmp_path / "o" / "cache").rglob("*.json"))]
+    assert sorted(t["quant"] for t in tasks) == ["BF16", "W8A8"]
+    assert all(r["status"] == "ok" and 0.5 < r["accuracy"] <= 1 for r in res.rows)

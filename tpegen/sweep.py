@@ -24,6 +24,7 @@ Spec (YAML; every key but ``base`` and ``metrics`` is optional)::
     workloads:                       # for cycles, utilization, accuracy, energy
       - 64x256x64                    # a GEMM M x K x N
       - {model: digits_cnn, quant: BF16}   # a built-in model (a plain name maps at W8A8)
+      - {model: digits_cnn, quant: native} # at each point's own format (BF16/FP16/FP8, W{w}A{a})
       - {model: net.onnx, quant: W4A8}     # an .onnx or .pt2 file (relative: to the spec's folder)
       - {topology: resnet18_conv}    # a SCALE-Sim topology: its GEMMs summed
     metrics: [area, delay, energy_per_op, energy, cycles, utilization, accuracy]

@@ -144,10 +144,15 @@ def execute(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    runner: Callable[[dict[str, Any]], dict[str, Any]] = run_task,
 ) -> tuple[dict[str, dict[str, Any]], Progress]:
     """Results of ``tasks`` (by key): from ``cache`` or computed, each new one filed at once.
 
-    Returns the results and the final :class:`Progress` (its ``cached`` counts the hits)."""
+    ``runner(task)`` computes one task and returns a result in :func:`~tpegen.sweep_tasks.run_task`'s
+    format (``status`` ok with ``values``, or failed with ``error`` and ``cacheable``); a bench with
+    task kinds of its own passes its function (it must pickle for Dask: a module-level function of
+    an importable module or of the ``__main__`` script). Returns the results and the final
+    :class:`Progress` (its ``cached`` counts the hits)."""
     check_execution(serial, workers, scheduler)
     state = Progress(total=len(tasks), started=time.perf_counter())
     results: dict[str, dict[str, Any]] = {}
@@ -175,14 +180,14 @@ def execute(
         return results, state
     if serial:
         for key in todo:
-            finished(key, run_task(tasks[key]))
+            finished(key, runner(tasks[key]))
         return results, state
     from distributed import as_completed
 
     local = min(workers or os.cpu_count() or 1, len(todo))  # no idle workers to start
     with dask_client(scheduler, None if scheduler else local) as client:
         futures = {
-            client.submit(run_task, tasks[key], key=f"tpegen-sweep-{key}", retries=0): key for key in todo
+            client.submit(runner, tasks[key], key=f"tpegen-sweep-{key}", retries=0): key for key in todo
         }
         for future in as_completed(futures):
             key = futures[future]

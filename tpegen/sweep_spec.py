@@ -49,6 +49,19 @@ OPERATORS = ("<=", ">=", "<", ">", "==")
 BASE_AXIS = "base"
 NAME_AXIS = "name"  # a point's label in an explicit point list
 MODEL_SUFFIXES = (".onnx", ".pt2")
+NATIVE_QUANT = "native"  # a model workload's quant that follows each point's operand format
+FP_QUANT = {"bf16": "BF16", "fp16": "FP16", "fp8_e4m3fn": "FP8"}  # by an FP engine's input format
+
+
+def native_quant(config: dict[str, Any]) -> str:
+    """The quantization format that matches a design's operands (a resolved config dict): BF16,
+    FP16 or FP8 by a floating-point engine's input format, else ``W{weight_bits}A{act_bits}``."""
+    pe = config["pe"]
+    if "input_format" in pe:
+        return FP_QUANT.get(pe["input_format"], pe["input_format"])
+    return f"W{pe['weight_bits']}A{pe['act_bits']}"
+
+
 MAX_POINTS = 100_000
 MAX_SPEC_BYTES = 1 << 20
 _GEMM = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*$")
@@ -331,10 +344,12 @@ def _workload(where: str, i: int, item: Any, root: Path | None = None) -> Worklo
     from tpegen.sw.quant import parse_scheme
 
     quant = item.get("quant", "W8A8")
-    try:
-        quant = parse_scheme(quant).name
-    except ConfigError as exc:
-        raise _fail(where, f"{what}.quant", exc.allowed, quant) from None
+    if quant != NATIVE_QUANT:
+        try:
+            quant = parse_scheme(quant).name
+        except ConfigError as exc:
+            allowed_quant = f"{exc.allowed}, or {NATIVE_QUANT} (each point's own operand format)"
+            raise _fail(where, f"{what}.quant", allowed_quant, quant) from None
     label = f"{Path(model).name if digest else model}:{quant}"
     return Workload(label=label, kind="model", model=model, quant=quant, digest=digest, **files)
 

@@ -34,7 +34,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tpegen.sweep_spec import SweepSpec, Workload
+from tpegen.sweep_spec import NATIVE_QUANT, SweepSpec, Workload, native_quant
 
 SCHEMA = 2  # bump when a task's result format changes: older cache entries are then not reused
 SYNTH_COLUMNS = ("area", "delay", "energy_per_op")
@@ -84,7 +84,8 @@ def plan_row(spec: SweepSpec, config: dict[str, Any], workload: Workload | None)
     if workload is None or not metrics & WORKLOAD_METRICS:
         return tasks
     if workload.kind == "model":
-        model = {"model": workload.model, "quant": workload.quant}
+        quant = native_quant(config) if workload.quant == NATIVE_QUANT else workload.quant
+        model = {"model": workload.model, "quant": quant}
         if workload.digest is not None:
             model["digest"] = workload.digest
             model.update({k: list(v) for k in ("inputs", "labels") if (v := getattr(workload, k))})
