@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lut_vs_mac import _at_period, _ceil_ps
+from lut_vs_mac import at_period, ceil_ps
 from provenance import REPO, RESULTS, write_result
 
 TARGET_NS = 2.5  # ABC's delay target for every design (logic only)
@@ -367,11 +367,11 @@ def run(size: int, target_ns: float, n_jobs: int, seed: int, say: Callable[[str]
     failed = {f"{d.org}: {knob_label(d.knobs)}": r["error"] for d, r in pairs if "error" in r}
     ok = [(d, r) for d, r in pairs if "error" not in r]
     delay, source = max((r["delay_ns"], d.key) for d, r in ok)
-    period = _ceil_ps(delay)
+    period = ceil_ps(delay)
     out: dict[str, dict[str, Any]] = {}
     for d, r in ok:
         for kind in WORKLOADS:
-            _at_period(r[kind], period)
+            at_period(r[kind], period)
         r["period_ns"], r["slack_ns"] = period, round(period - r["delay_ns"], 6)
         r["timing_met"] = r["slack_ns"] >= 0
         out[d.key] = {"org": d.org, "knobs": d.knobs, "baseline": d.baseline, "counted": d.counted}

@@ -241,11 +241,11 @@ def run(n_jobs: int, seed: int, say: Callable[[str], None], only: set[str] | Non
     delay, source = max(
         (e[v]["delay_ns"], f"{k} ({v})") for k, e in records.items() for v in VARIANTS if v in e
     )
-    period = _ceil_ps(delay)
+    period = ceil_ps(delay)
     for e in records.values():
         for v in VARIANTS:
             if v in e:
-                _at_period(e[v], period)
+                at_period(e[v], period)
     return {
         "abc_target_ns": ABC_TARGET_NS,
         "period_ns": period,
@@ -257,12 +257,12 @@ def run(n_jobs: int, seed: int, say: Callable[[str], None], only: set[str] | Non
     }
 
 
-def _ceil_ps(ns: float) -> float:
+def ceil_ps(ns: float) -> float:
     """A period in ns rounded up to whole picoseconds."""
     return float(np.ceil(round(ns * 1000, 6)) / 1000)
 
 
-def _at_period(rec: dict[str, Any], period: float) -> None:
+def at_period(rec: dict[str, Any], period: float) -> None:
     """Restate a record at the table's common period: slack, and leakage energy (power x time, the
     only part of the energy that depends on the period; the netlist ran at ``energy_period_ns``)."""
     rec["period_ns"] = period
