@@ -468,3 +468,11 @@ def test_native_quant_follows_each_points_format(tmp_path):
     tasks = [json.loads(p.read_text())["task"] for p in sorted((tmp_path / "o" / "cache").rglob("*.json"))]
     assert sorted(t["quant"] for t in tasks) == ["BF16", "W8A8"]
     assert all(r["status"] == "ok" and 0.5 < r["accuracy"] <= 1 for r in res.rows)
+
+
+def test_help_names_every_shipped_sweep(run_cli, capsys):
+    with pytest.raises(SystemExit) as info:
+        run_cli("sweep", "--help")
+    out = capsys.readouterr().out
+    listed = " ".join(out.split()).split("configs/sweeps/: ", 1)[1].split(")", 1)[0]
+    assert info.value.code == 0 and sorted(listed.split(", ")) == sorted(shipped_sweeps())

@@ -1152,17 +1152,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sweep",
         help="design-space sweep: configs x workloads -> table, Pareto fronts, plots (Dask)",
-        description="Evaluate every point of the sweep SPEC (a YAML file or a shipped sweep's name: "
-        "array_size, lut_vs_mac, approx_fp) -- design configs made from a base config and axes of config "
-        "fields -- on its workloads: area, delay and energy per op from synthesis, cycles and utilization "
-        "from the timing model, accuracy from model mapping. Writes results.csv/.json, pareto.csv, "
-        "summary.md and plots into DIR. Results are cached in DIR/cache by content (config, workload, tool "
-        "versions): a re-run computes nothing new and an interrupted sweep resumes. A point that fails is "
-        "recorded with its one-line error. Spec format: python -m pydoc tpegen.sweep.",
+        description="Evaluate every point of the sweep SPEC (a YAML file, or the name of a shipped sweep in "
+        "configs/sweeps/: array_size, lut_vs_mac, approx_fp) -- design configs made from base configs and axes of config fields (or listed points) -- on its "
+        "workloads (GEMMs, SCALE-Sim topologies, built-in or ONNX/.pt2 models): area, delay and energy per op "
+        "from synthesis (built-in or the spec's Liberty library), energy on the workload, cycles and "
+        "utilization from the timing model, accuracy from model mapping. Writes results.csv/.json, "
+        "pareto.csv, summary.md and plots into DIR. Results are cached in DIR/cache by content (config, "
+        "workload, files, tool versions): a re-run computes nothing new and an interrupted sweep resumes. "
+        "A point that fails is recorded with its one-line error. Spec format: python -m pydoc tpegen.sweep.",
         epilog="tasks run on Dask (pip install 'tpegen[sweep]'): by default a local cluster with one "
         "single-threaded worker process per core. On a cluster, start a scheduler ('dask scheduler --port "
         "8786') and workers on machines with the same tpegen installed ('dask worker tcp://HOST:8786 "
-        "--nthreads 1 --nworkers N'), then pass --scheduler tcp://HOST:8786. Workers need no shared files.",
+        "--nthreads 1 --nworkers N'), then pass --scheduler tcp://HOST:8786. Workers need no shared files, "
+        "except a Liberty or model file, which must be at the same path with the same bytes.",
     )
     p.add_argument("spec", metavar="SPEC", help="sweep spec: a YAML path or a shipped sweep's name")
     p.add_argument(
