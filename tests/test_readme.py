@@ -609,7 +609,7 @@ def _closest(text: str, fragment: str) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bench", BENCHES)
+@pytest.mark.parametrize("bench", [*BENCHES, "sweep"])
 def test_stored_result_has_provenance(bench):
     rec = record(bench)
     assert rec["bench"] == bench
@@ -641,31 +641,104 @@ def test_machine_is_stated():
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?=x?(?!\w))")
 
 
-def test_every_number_is_pinned():
-    """No figure in "Measured results" stands outside a checked fragment, a code span or a citation."""
-    text = measured()
+def loose_numbers(text: str, fragments: list[str]) -> list[str]:
+    """The numbers in ``text`` outside every one of ``fragments`` and outside code spans."""
     covered = [False] * len(text)
 
     def cover(fragment: str) -> None:
         for m in re.finditer(re.escape(fragment), text):
             covered[m.start() : m.end()] = [True] * (m.end() - m.start())
 
-    for bench in BENCHES:
-        for f in FRAGMENTS[bench]():
-            cover(f)
-    for f in [*machine_fragments(), *LITERATURE]:
+    for f in fragments:
         cover(f)
     for m in re.finditer(r"`[^`\n]*`", text):  # commands, config names, code
         cover(m.group())
-    for bench in BENCHES:
-        cover(record(bench)["command"].removeprefix("python "))
-    loose = []
-    for m in NUMBER.finditer(text):
-        if not all(covered[m.start() : m.end()]):
-            loose.append(f"{m.group()!r} in: ...{text[max(0, m.start() - 60) : m.end() + 30]}...")
+    return [
+        f"{m.group()!r} in: ...{text[max(0, m.start() - 60) : m.end() + 30]}..."
+        for m in NUMBER.finditer(text)
+        if not all(covered[m.start() : m.end()])
+    ]
+
+
+def test_every_number_is_pinned():
+    """No figure in "Measured results" stands outside a checked fragment, a code span or a citation."""
+    fragments = [f for bench in BENCHES for f in FRAGMENTS[bench]()]
+    fragments += [*machine_fragments(), *LITERATURE]
+    fragments += [record(bench)["command"].removeprefix("python ") for bench in BENCHES]
+    loose = loose_numbers(measured(), fragments)
     assert not loose, "numbers in README 'Measured results' that no stored result checks:\n" + "\n".join(
         loose
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# "Design-space sweeps": the block on bench/sweep.py (cached re-run, 1 vs 2 workers)
+# ------------------------------------------------------------------------------------------------
+
+SWEEP_COMMAND = "`python bench/sweep.py`"
+
+
+def sweep_block() -> str:
+    """The paragraph of the "Design-space sweeps" section that names bench/sweep.py and the table
+    after it, whitespace folded; the section's other paragraphs are not part of it."""
+    text = README.read_text()
+    start = text.index("\n### Design-space sweeps (`tpegen sweep`)\n")
+    end = re.compile(r"\n#{2,3} ").search(text, start + 1)
+    body = text[start : end.start() if end else len(text)]
+    at = body.index(SWEEP_COMMAND)
+    first = body.rfind("\n\n", 0, at)
+    table = body.index("\n|", at)
+    last = body.find("\n\n", table)
+    return re.sub(r"\s+", " ", body[first : last if last != -1 else len(body)])
+
+
+def sweep_rows() -> list[str]:
+    """The README's sentence and table on bench/sweep.py (also what README is written from)."""
+    rec = record("sweep")
+    r = rec["result"]
+    assert all(r["checks"].values()), f"bench/sweep.py's checks failed: {r['checks']}"
+    c, s = r["cache"], r["speedup"]
+    cold, rerun, w1, w2 = c["cold"], c["rerun"], s["workers_1"], s["workers_2"]
+    axis = c["spec"]["axes"]["array.rows"]
+    assert c["spec"]["axes"]["array.cols"] == axis and c["spec"]["metrics"] == ["cycles", "utilization"]
+    assert s["spec"]["metrics"] == ["area", "delay"] and w1["workers"] == 1 and w2["workers"] == 2
+    la = r["load_average_1min"]
+    pes = eval_shape(s["shapes"][0])
+    gemms = " and ".join(c["spec"]["workloads"])
+
+    def end(run: dict) -> str:
+        load = run["load_1min"]
+        return f"{run['computed']} / {run['cached']} | {load['before']:.2f} / {load['after']:.2f} |"
+
+    return [
+        f"{SWEEP_COMMAND} on a {rec['machine']['cpus']}-core machine (load average {la['start']:.2f} at "
+        f"the start and {la['end']:.2f} at the end)",
+        f"cached re-run of the {cold['points']}-point sweep takes {rerun['wall_s']:.1f} s "
+        f"(target: under {c['target_rerun_s']:g} s)",
+        f"| {cold['points']} points: rows x cols {axis['start']}..{axis['stop']} step {axis['step']}, "
+        f"cycles and utilization on {gemms} | {cold['tasks']} timing-model | cold (a worker per core) | "
+        f"{cold['wall_s']:.1f} s | {end(cold)}",
+        f"| | | cached re-run | {rerun['wall_s']:.1f} s | {end(rerun)}",
+        f"| {w1['points']} shapes of {pes} MACs ({s['shapes'][0]} .. {s['shapes'][-1]}): area and delay | "
+        f"{w1['tasks']} syntheses | 1 worker | {w1['wall_s']:.1f} s | {end(w1)}",
+        f"| | | 2 workers | {w2['wall_s']:.1f} s, speed-up {s['speedup']:.2f}x | {end(w2)}",
+    ]
+
+
+def eval_shape(shape: str) -> int:
+    """MACs of an ``RxC`` shape."""
+    rows, cols = (int(x) for x in shape.split("x"))
+    return rows * cols
+
+
+def test_sweep_section_quotes_bench_sweep():
+    text = sweep_block()
+    missing = [f for f in sweep_rows() if f not in text]
+    diff = "\n".join(f"  expected: {f}\n  README:   {_closest(text, f)}" for f in missing)
+    assert not missing, f"README.md's sweep section differs from bench/results/sweep.json:\n{diff}"
+    assert record("sweep")["command"] == "python bench/sweep.py", "README quotes the default run"
+    loose = loose_numbers(text, sweep_rows())
+    assert not loose, "numbers in the bench/sweep.py block that no stored result checks:\n" + "\n".join(loose)
 
 
 # ------------------------------------------------------------------------------------------------
