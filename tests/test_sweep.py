@@ -371,17 +371,22 @@ def test_workload_energy_reproduces_the_measured_total_on_the_energy_gemm(tmp_pa
         "base": "int8_os_8x8",
         "fixed": {"array.rows": 2, "array.cols": 2},
         "workloads": [f"{m}x{k}x{n}", "5x7x6"],
-        "metrics": ["energy_per_op", "energy", "cycles"],
+        "metrics": ["energy_per_op", "energy", "time", "cycles"],
     }
     res = run_sweep(spec, tmp_path / "o", serial=True, plots=False)
     steady, small = res.rows
-    _, e = synthesize_design(cfg)
+    synth, e = synthesize_design(cfg)
+    assert small["time"] == pytest.approx(small["cycles"] * synth.delay_ns / 1e6, rel=1e-12)
+    clocked = run_sweep(
+        {**spec, "metrics": ["time"], "period_ns": 5.0}, tmp_path / "p", serial=True, plots=False
+    )
+    assert clocked.tasks == 2 and clocked.rows[1]["time"] == small["cycles"] * 5.0 / 1e6  # no synthesis
     assert steady["energy_per_op"] == small["energy_per_op"] == pytest.approx(e.energy_pj_per_op, rel=1e-9)
-    assert steady["energy"] * 1000 == pytest.approx(e.energy_pj, rel=0.03)
+    assert steady["energy"] * 1e6 == pytest.approx(e.energy_pj, rel=0.03)
     static = e.breakdown_pj["clock"] + e.breakdown_pj["leakage"]
     assert 0 < static < e.energy_pj
     expect = (e.energy_pj - static) / e.ops * 5 * 7 * 6 + static / e.cycles * small["cycles"]
-    assert small["energy"] * 1000 == pytest.approx(expect, rel=1e-9)
+    assert small["energy"] * 1e6 == pytest.approx(expect, rel=1e-9)
 
 
 GSCL45 = Path(__file__).resolve().parents[2] / "shared" / "tech" / "gscl45nm.lib"

@@ -27,7 +27,7 @@ Spec (YAML; every key but ``base`` and ``metrics`` is optional)::
       - {model: digits_cnn, quant: native} # at each point's own format (BF16/FP16/FP8, W{w}A{a})
       - {model: net.onnx, quant: W4A8}     # an .onnx or .pt2 file (relative: to the spec's folder)
       - {topology: resnet18_conv}    # a SCALE-Sim topology: its GEMMs summed
-    metrics: [area, delay, energy_per_op, energy, cycles, utilization, accuracy]
+    metrics: [area, delay, energy_per_op, energy, time, cycles, utilization, accuracy]
     period_ns: 2.0                   # clock target of synthesis (default: minimum delay)
     liberty: cells.lib               # a Liberty file (default: tpegen's built-in library)
     constraints: ["accuracy_drop <= 0.01", "delay <= 2.5"]
@@ -36,12 +36,14 @@ Spec (YAML; every key but ``base`` and ``metrics`` is optional)::
       - {energy_per_op: min, accuracy: max}
 
 Metric columns: ``area`` (um^2), ``delay`` (ns), ``energy_per_op`` (pJ per MAC on the design's
-steady-state GEMM), ``energy`` (nJ on the workload: that GEMM's dynamic energy per MAC x the
+steady-state GEMM), ``energy`` (uJ on the workload: that GEMM's dynamic energy per MAC x the
 workload's MACs + its clock-tree and leakage energy per cycle x the workload's cycles, see
-:func:`tpegen.sweep_tasks.workload_energy_nj`), ``cycles`` and ``utilization`` (timing model,
-RTL-exact; on a model workload the sum over its GEMMs), ``accuracy`` (top-1 of the mapped model;
-adds ``accuracy_float`` and ``accuracy_drop``; a model file without labels has none). A point whose config is invalid, or whose task fails, gets ``status: failed``
-and the one-line error; the sweep goes on.
+:func:`tpegen.sweep_tasks.workload_energy_uj`), ``time`` (ms on the workload: its cycles at
+``period_ns``, or at the design's ``delay`` without a clock target), ``cycles`` and
+``utilization`` (timing model, RTL-exact; on a model workload the sum over its GEMMs),
+``accuracy`` (top-1 of the mapped model; adds ``accuracy_float`` and ``accuracy_drop``; a model
+file without labels has none). A point whose config is invalid, or whose task fails, gets
+``status: failed`` and the one-line error; the sweep goes on.
 
 Outputs in DIR: ``results.csv`` and ``results.json`` (a row per point and workload),
 ``pareto.csv``, ``summary.md``, ``pareto_*.png`` and ``sensitivity.png`` (with matplotlib), and
@@ -80,7 +82,7 @@ from tpegen.sweep_spec import (
     point_config,
     shipped_sweeps,
 )
-from tpegen.sweep_tasks import plan_row, task_key, workload_energy_nj
+from tpegen.sweep_tasks import plan_row, task_key, workload_energy_uj, workload_time_ms
 
 __all__ = ["Progress", "SweepResult", "SweepSpec", "load_sweep_spec", "run_sweep", "shipped_sweeps"]
 
@@ -217,7 +219,9 @@ def run_sweep(
             else:
                 errors.append(f"{tasks[key]['kind']}: {res['error']}")
         if "energy" in wanted:
-            values["energy"] = workload_energy_nj(values)
+            values["energy"] = workload_energy_uj(values)
+        if "time" in wanted:
+            values["time"] = workload_time_ms(values, spec.period_ns)
         row.update({k: v for k, v in values.items() if k in wanted})
         if errors:
             row.update(status="failed", error="; ".join(errors))

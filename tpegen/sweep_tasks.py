@@ -9,7 +9,7 @@ config travels as a dict, a topology as its GEMM shapes):
 * ``energy`` -- the same with gate-level energy: also ``energy_per_op`` (pJ per MAC on the design's
   steady-state GEMM, which :func:`~tpegen.api.synthesize_design` picks; independent of the workload)
   and its split into a dynamic part per MAC (combinational and sequential switching) and a part
-  per cycle (clock tree and leakage), from which :func:`workload_energy_nj` gives ``energy``;
+  per cycle (clock tree and leakage), from which :func:`workload_energy_uj` gives ``energy``;
 * ``gemm`` / ``topology`` -- ``cycles``, ``utilization`` and ``macs`` from the timing model
   (:func:`tpegen.api.simulate_topology` on the shapes alone: cycle-exact with the RTL, no operands);
 * ``map`` -- :func:`tpegen.sw.mapper.map_model` on the golden backend (numeric model, cycles from the
@@ -38,7 +38,7 @@ from tpegen.sweep_spec import NATIVE_QUANT, SweepSpec, Workload, native_quant
 
 SCHEMA = 2  # bump when a task's result format changes: older cache entries are then not reused
 SYNTH_COLUMNS = ("area", "delay", "energy_per_op")
-WORKLOAD_METRICS = {"cycles", "utilization", "accuracy", "energy"}
+WORKLOAD_METRICS = {"cycles", "utilization", "accuracy", "energy", "time"}
 
 
 @cache
@@ -79,7 +79,7 @@ def plan_row(spec: SweepSpec, config: dict[str, Any], workload: Workload | None)
         synth["liberty"] = list(spec.liberty)
     if metrics & {"energy_per_op", "energy"}:
         tasks.append({"kind": "energy", **synth})
-    elif metrics & {"area", "delay"}:
+    elif metrics & {"area", "delay"} or ("time" in metrics and spec.period_ns is None):
         tasks.append({"kind": "synth", **synth})
     if workload is None or not metrics & WORKLOAD_METRICS:
         return tasks
@@ -97,8 +97,17 @@ def plan_row(spec: SweepSpec, config: dict[str, Any], workload: Workload | None)
     return tasks
 
 
-def workload_energy_nj(values: dict[str, Any]) -> float | None:
-    """Energy of one workload in nJ, from an ``energy`` task's and a workload task's values:
+def workload_time_ms(values: dict[str, Any], period_ns: float | None) -> float | None:
+    """Time of one workload in ms: its cycles at the clock target ``period_ns``, or without one at
+    the design's own critical-path ``delay`` (None if a value is missing)."""
+    period = period_ns if period_ns is not None else values.get("delay")
+    if period is None or values.get("cycles") is None:
+        return None
+    return values["cycles"] * period / 1e6
+
+
+def workload_energy_uj(values: dict[str, Any]) -> float | None:
+    """Energy of one workload in uJ, from an ``energy`` task's and a workload task's values:
     dynamic energy per MAC x the workload's MACs + clock-tree and leakage energy per cycle x its
     cycles. Switching scales with the MACs done, the clock and leakage with the time taken, so an
     array that idles through a small workload pays for its idle cycles. (The per-MAC figure is
@@ -107,7 +116,7 @@ def workload_energy_nj(values: dict[str, Any]) -> float | None:
     if any(values.get(k) is None for k in need):
         return None
     pj = values[need[0]] * values["macs"] + values[need[1]] * values["cycles"]
-    return pj / 1000.0
+    return pj / 1e6
 
 
 def _synth(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
