@@ -35,7 +35,8 @@ Spec (YAML; every key but ``base`` and ``metrics`` is optional)::
       - {area: min, cycles: min}
       - {energy_per_op: min, accuracy: max}
 
-Metric columns: ``area`` (um^2), ``delay`` (ns), ``energy_per_op`` (pJ per MAC on the design's
+Metric columns: ``area`` (um^2, logic + black-boxed memories; adds ``memory_area``, the memories
+alone), ``delay`` (ns), ``energy_per_op`` (pJ per MAC on the design's
 steady-state GEMM), ``energy`` (uJ on the workload: that GEMM's dynamic energy per MAC x the
 workload's MACs + its clock-tree and leakage energy per cycle x the workload's cycles, see
 :func:`tpegen.sweep_tasks.workload_energy_uj`), ``time`` (ms on the workload: its cycles at

@@ -25,7 +25,7 @@ SPEC_KEYS += ("period_ns", "liberty", "constraints", "objectives")
 MODES = ("product", "zip")  # "points" is the mode of a spec with an explicit point list
 # metric -> (columns it adds to a row, whether it depends on the workload)
 METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "area": (("area",), False),
+    "area": (("area", "memory_area"), False),
     "delay": (("delay",), False),
     "energy_per_op": (("energy_per_op",), False),
     "energy": (("energy",), True),
@@ -35,7 +35,8 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     "accuracy": (("accuracy", "accuracy_float", "accuracy_drop"), True),
 }
 UNITS = {
-    "area": "um^2",
+    "area": "um^2, logic + memories",
+    "memory_area": "um^2, black-boxed memories (SRAM model), part of area",
     "delay": "ns",
     "energy_per_op": "pJ per MAC",
     "energy": "uJ on the workload",

@@ -4,8 +4,10 @@ A point of a sweep (a design config) on one workload needs up to two tasks, each
 dict that a Dask worker can run with :func:`run_task` (it needs tpegen installed, nothing else: the
 config travels as a dict, a topology as its GEMM shapes):
 
-* ``synth`` -- :func:`tpegen.api.synthesize_design` without energy: ``area`` (um^2) and ``delay``
-  (ns; the critical path, at ``period_ns`` when the spec sets one);
+* ``synth`` -- :func:`tpegen.api.synthesize_design` without energy: ``area`` (um^2: the logic
+  plus its black-boxed memories from the SRAM model, e.g. a queued array's result queue, also given
+  alone as ``memory_area``) and ``delay`` (ns; the critical path, at ``period_ns`` when the spec
+  sets one);
 * ``energy`` -- the same with gate-level energy: also ``energy_per_op`` (pJ per MAC on the design's
   steady-state GEMM, which :func:`~tpegen.api.synthesize_design` picks; independent of the workload)
   and its split into a dynamic part per MAC (combinational and sequential switching) and a part
@@ -36,8 +38,8 @@ from typing import Any
 
 from tpegen.sweep_spec import NATIVE_QUANT, SweepSpec, Workload, native_quant
 
-SCHEMA = 2  # bump when a task's result format changes: older cache entries are then not reused
-SYNTH_COLUMNS = ("area", "delay", "energy_per_op")
+SCHEMA = 3  # bump when a task's result format changes: older cache entries are then not reused
+SYNTH_COLUMNS = ("area", "memory_area", "delay", "energy_per_op")
 WORKLOAD_METRICS = {"cycles", "utilization", "accuracy", "energy", "time"}
 
 
@@ -127,7 +129,8 @@ def _synth(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
     report, energy_report = synthesize_design(
         cfg, liberty=liberty, period_ns=task["period_ns"], energy=energy
     )
-    values = {"area": report.area_um2, "delay": report.delay_ns}
+    memory = report.memory_area_um2  # a queued array's result queue is a memory, costed by the SRAM model
+    values = {"area": report.area_um2 + memory, "memory_area": memory, "delay": report.delay_ns}
     if energy:
         e = energy_report
         static = e.breakdown_pj.get("clock", 0.0) + e.breakdown_pj.get("leakage", 0.0)
