@@ -241,62 +241,34 @@ def tasks_of(point: Point, period_ns: float, liberty, operands: dict, minilm: di
     return out
 
 
-class _Environment(Exception):
-    """A failure of this machine's files (a Liberty file or MiniLM package that differs from the
-    client's), not of the design: reported, not cached."""
-
-
 def run(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one task of this bench (here or on a Dask worker), in the format of
-    :func:`tpegen.sweep_tasks.run_task`: ``{"status": "ok", "values": {...}}`` (with the compute
-    ``seconds``) or ``{"status": "failed", "error": ONE_LINE, "cacheable": bool}``. A
-    :class:`~tpegen.errors.TpegenError` is a property of the design and is cached; anything else
-    (a bug, a tool crash, a worker with other versions or files) is reported and tried again."""
-    from tpegen.errors import TpegenError
-    from tpegen.sweep_tasks import versions
+    """Run one task of this bench (here or on a Dask worker) under
+    :func:`tpegen.sweep_tasks.run_guarded` (versions checked; a design error cached, a worker's
+    environment or a crash not), with the compute ``seconds`` among its values."""
+    from tpegen.sweep_tasks import run_guarded
 
-    if task["versions"] != versions():
-        error = f"worker versions {versions()} differ from the client's {task['versions']}"
-        return {"status": "failed", "error": error, "cacheable": False}
-    t0 = time.perf_counter()
-    try:
-        values = {"hardware": _hardware, "digits": _digits, "minilm": _minilm}[task["kind"]](task)
-    except _Environment as exc:
-        return {"status": "failed", "error": _one_line(exc), "cacheable": False}
-    except TpegenError as exc:
-        return {"status": "failed", "error": _one_line(exc), "cacheable": True}
-    except Exception as exc:
-        error = f"internal error: {type(exc).__name__}: {_one_line(exc)}"
-        return {"status": "failed", "error": error, "cacheable": False}
-    values["seconds"] = time.perf_counter() - t0
-    return {"status": "ok", "values": json.loads(json.dumps(values, default=lambda v: v.item()))}
+    def compute(t: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        values = {"hardware": _hardware, "digits": _digits, "minilm": _minilm}[t["kind"]](t)
+        return {**values, "seconds": time.perf_counter() - t0}
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else type(exc).__name__
+    return run_guarded(task, compute)
 
 
 def _hardware(task: dict[str, Any]) -> dict[str, Any]:
     """Area, timing and energy of the task's design at its clock, energy on the MiniLM operands."""
     from tpegen.api import synthesize_design
     from tpegen.config import config_from_dict
-    from tpegen.sweep_tasks import file_digest
+    from tpegen.sweep_tasks import WorkerEnvironmentError, checked_file
 
     cfg = config_from_dict(task["config"])
     rows, cols = cfg.array.rows, cfg.array.cols
-    liberty = None
-    if task["liberty"] is not None:
-        liberty, digest = task["liberty"]
-        try:
-            same = file_digest(liberty) == digest
-        except OSError as exc:
-            raise _Environment(f"{liberty}: cannot read the Liberty file here ({exc.strerror})") from None
-        if not same:
-            raise _Environment(f"{liberty}: the Liberty file differs from the client's")
+    liberty = checked_file(task["liberty"], "Liberty file") if task["liberty"] is not None else None
     a, w, _ = minilm_layer(task["operands"]["rows"])
     if operands_digest(a, w) != task["operands"]["digest"]:
-        raise _Environment("the MiniLM layer-0 operands differ from the client's (another MiniLM package?)")
+        raise WorkerEnvironmentError(
+            "the MiniLM layer-0 operands differ from the client's (another MiniLM package?)"
+        )
     terms = cfg.pe.fma.terms
     rep, en = synthesize_design(
         cfg, liberty=liberty, period_ns=task["period_ns"], workload=(a, w), hierarchical=True
@@ -363,9 +335,10 @@ def _minilm(task: dict[str, Any]) -> dict[str, Any]:
 
     from tpegen.sim.fp import FORMATS, FmaConfig
     from tpegen.sw.models.minilm import load_minilm
+    from tpegen.sweep_tasks import WorkerEnvironmentError
 
     if version(MINILM_PACKAGE) != task["package"]:
-        raise _Environment(
+        raise WorkerEnvironmentError(
             f"{MINILM_PACKAGE} {version(MINILM_PACKAGE)} here, {task['package']} on the client"
         )
     cfg = FmaConfig(**{k: FORMATS[v] if k.endswith("_fmt") else v for k, v in task["numerics"].items()})
@@ -389,18 +362,6 @@ def measure(
 
     keys = {p.name: {kind: task_key(t) for kind, t in tasks[p.name].items()} for p in points}
     flat = {keys[p.name][kind]: t for p in points for kind, t in tasks[p.name].items()}
-    finished: set[str] = set()
-
-    class Watched(ResultCache):  # notes which tasks are done, for the points count
-        def get(self, key):
-            hit = super().get(key)
-            if hit is not None:
-                finished.add(key)
-            return hit
-
-        def put(self, key, task, result):
-            finished.add(key)
-            super().put(key, task, result)
 
     bar = Progress(
         TextColumn("fp_dse tasks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -408,14 +369,14 @@ def measure(
     )  # fmt: skip
 
     def show(state) -> None:
-        points_done = sum(set(k.values()) <= finished for k in keys.values())
+        points_done = sum(set(k.values()) <= state.finished for k in keys.values())
         eta = "-" if state.eta_seconds is None else f"{state.eta_seconds:.0f} s"
         text = f"points {points_done}/{len(points)}, cached {state.cached}, failed {state.failed}, ETA {eta}"
         bar.update(progress_task, completed=state.done, total=state.total, description=text)
 
     with bar:
         progress_task = bar.add_task("", total=len(flat))
-        results, state = execute(flat, Watched(cache_dir), progress=show, runner=run, **execution)
+        results, state = execute(flat, ResultCache(cache_dir), progress=show, runner=run, **execution)
     computed = state.done - state.cached
     print(
         f"{len(flat)} tasks: {computed} computed, {state.cached} cached, {state.failed} failed ({cache_dir})"
