@@ -579,6 +579,28 @@ def rtl_speed_rows() -> list[str]:
     return out
 
 
+def sweep_array_size_fragments() -> list[str]:
+    """README's table of the shipped array_size sweep (bench/shipped_sweeps.py) and its fronts."""
+    r = result("sweep_array_size")
+    assert r["workloads"] == ["topology:bert_encoder_6x384"] and r["liberty"] == "built-in"
+    assert all(row["status"] == "ok" for row in r["rows"])
+    size = {row["point"]: f"{row['array.rows']}x{row['array.cols']}" for row in r["rows"]}
+    out = [
+        f"| {size[row['point']]} | {row['area'] / 1e6:.3f} | {row['memory_area'] / 1e6:.3f} | {row['delay']:.2f} | "
+        f"{row['energy_per_op']:.3f} | {row['cycles']:,} | {100 * row['utilization']:.1f}% | {row['time']:.2f} | "
+        f"{row['energy'] / 1000:.2f} |"
+        for row in r["rows"]
+    ]
+    layers = load_topology("bert_encoder_6x384")
+    (tokens,) = {layer.m for layer in layers}
+    out.append(f"(`bert_encoder_6x384`: {len(layers)} GEMMs, {tokens} tokens)")
+    for f in r["fronts"]:
+        names = [size[r["rows"][i]["point"]] for i in f["front"]]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+        out.append(f"{f['columns'][0]} and {f['columns'][1]}: {listed}")
+    return out
+
+
 FRAGMENTS = {
     "demo": demo_fragments,
     "rtl_speed": rtl_speed_rows,
@@ -591,6 +613,7 @@ FRAGMENTS = {
     "ppa": ppa_fragments,
     "map_models": map_models_fragments,
     "system": system_fragments,
+    "sweep_array_size": sweep_array_size_fragments,
 }
 BENCHES = list(FRAGMENTS)
 

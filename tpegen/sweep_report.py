@@ -134,6 +134,19 @@ def _pareto_plot_name(k: int, f: dict[str, Any]) -> str:
     return f"pareto_{k}_{_slug(cx)}_{_slug(cy)}_{_slug(f['workload'])}.png"
 
 
+MAX_LABELS = 24  # a scatter names its points when it has at most this many
+LOG_SPAN = 30  # an axis whose values span more than this factor is drawn on a log scale
+
+
+def _point_label(spec: SweepSpec, row: dict[str, Any]) -> str:
+    """A short name of a row's point on a plot: its listed name, else its axis values."""
+    if row.get("name"):
+        return str(row["name"])
+    return "/".join(_axis_cell(row[a]) for a, values in spec.axes.items() if len(values) > 1) or str(
+        row["point"]
+    )
+
+
 def _sensitivity(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """The axes with more than one value and the metric columns with a value: the sensitivity grid."""
     if spec.mode == "points":  # not a grid: no per-axis means
@@ -172,8 +185,17 @@ def write_plots(
         if f["front"]:
             xs, ys = [rows[i][cx] for i in f["front"]], [rows[i][cy] for i in f["front"]]
             ax.plot(xs, ys, "-o", c="tab:orange", ms=6, label="Pareto front", drawstyle="steps-post")
-        ax.set_xlabel(f"{cx} [{UNITS.get(cx, '')}] ({sx})")
-        ax.set_ylabel(f"{cy} [{UNITS.get(cy, '')}] ({sy})")
+        shown = f["candidates"] + infeasible
+        if len(shown) <= MAX_LABELS:  # few points: name each by its axis values
+            for i in shown:
+                ax.annotate(_point_label(spec, rows[i]), (rows[i][cx], rows[i][cy]), fontsize=7,
+                            xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        for column, scale in ((cx, ax.set_xscale), (cy, ax.set_yscale)):
+            values = [rows[i][column] for i in shown]
+            if values and min(values) > 0 and max(values) / min(values) > LOG_SPAN:
+                scale("log")
+        ax.set_xlabel(f"{cx} [{UNITS.get(cx, ('',))[0]}] ({sx})")
+        ax.set_ylabel(f"{cy} [{UNITS.get(cy, ('',))[0]}] ({sy})")
         ax.set_title(f"{spec.name}: {f['workload']}", fontsize=10)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -243,7 +265,7 @@ def summary_markdown(
         f"({ok} ok, {len(rows) - ok} failed, {sum(r['feasible'] for r in rows)} feasible)",
         f"- tasks: {stats['tasks']} ({stats['computed']} computed, {stats['cached']} cached, "
         f"{stats['failed']} failed) in {stats['seconds']:.1f} s",
-        "- metrics: " + ", ".join(f"{c} [{UNITS[c]}]" for m in spec.metrics for c in METRICS[m][0]),
+        "- metrics: " + ", ".join(f"{c} [{UNITS[c][1]}]" for m in spec.metrics for c in METRICS[m][0]),
         f"- clock target: {spec.period_ns} ns" if spec.period_ns else "- clock target: none (minimum delay)",
         f"- Liberty: {spec.liberty[0]}" if spec.liberty else "- Liberty: tpegen's built-in library",
         "- constraints: " + ("; ".join(c.text for c in spec.constraints) or "none"),

@@ -34,18 +34,18 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     "utilization": (("utilization",), True),
     "accuracy": (("accuracy", "accuracy_float", "accuracy_drop"), True),
 }
-UNITS = {
-    "area": "um^2, logic + memories",
-    "memory_area": "um^2, black-boxed memories (SRAM model), part of area",
-    "delay": "ns",
-    "energy_per_op": "pJ per MAC",
-    "energy": "uJ on the workload",
-    "time": "ms on the workload, at period_ns or else the design's delay",
-    "cycles": "cycles",
-    "utilization": "fraction of peak",
-    "accuracy": "top-1, mapped",
-    "accuracy_float": "top-1, float32",
-    "accuracy_drop": "float - mapped",
+UNITS = {  # column -> (unit on a plot axis, what the column counts, for summary.md)
+    "area": ("um^2", "um^2, logic + black-boxed memories"),
+    "memory_area": ("um^2", "um^2, black-boxed memories (SRAM model), part of area"),
+    "delay": ("ns", "ns, critical path"),
+    "energy_per_op": ("pJ/MAC", "pJ per MAC on the design's steady-state GEMM"),
+    "energy": ("uJ", "uJ on the workload"),
+    "time": ("ms", "ms on the workload, at period_ns or else at the design's delay"),
+    "cycles": ("cycles", "cycles"),
+    "utilization": ("of peak", "fraction of peak"),
+    "accuracy": ("top-1", "top-1, mapped"),
+    "accuracy_float": ("top-1", "top-1, float32"),
+    "accuracy_drop": ("points", "float - mapped"),
 }
 SENSES = ("min", "max")
 OPERATORS = ("<=", ">=", "<", ">", "==")
