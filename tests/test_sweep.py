@@ -481,3 +481,16 @@ def test_help_names_every_shipped_sweep(run_cli, capsys):
     out = capsys.readouterr().out
     listed = " ".join(out.split()).split("configs/sweeps/: ", 1)[1].split(")", 1)[0]
     assert info.value.code == 0 and sorted(listed.split(", ")) == sorted(shipped_sweeps())
+
+
+def test_progress_counts_points_done(tmp_path):
+    seen = []
+    run_sweep(
+        TINY,
+        tmp_path / "o",
+        serial=True,
+        plots=False,
+        progress=lambda s: seen.append((s.points_done, s.done)),
+    )
+    # the invalid point has no task (done from the start); each valid point has one task per workload
+    assert seen == [(1, 0), (1, 1), (2, 2), (2, 3), (3, 4)]

@@ -749,7 +749,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         def show(state) -> None:
             eta = "-" if state.eta_seconds is None else f"{state.eta_seconds:.0f} s"
-            text = f"cached {state.cached}, failed {state.failed}, ETA {eta}"
+            text = f"points {state.points_done}/{state.points}, cached {state.cached}, failed {state.failed}, ETA {eta}"
             bar.update(task, completed=state.done, total=state.total, description=text)
 
         with bar:

@@ -202,13 +202,23 @@ def run_sweep(
                 tasks[keys[-1]] = task
             rows.append(row)
             row_tasks.append(keys)
+    point_keys: dict[int, set[str]] = {}
+    for row, keys in zip(rows, row_tasks, strict=True):
+        point_keys.setdefault(row["point"], set()).update(keys)
+
+    def report(state: Progress) -> None:
+        state.points = len(point_keys)
+        state.points_done = sum(keys <= state.finished for keys in point_keys.values())
+        if progress is not None:
+            progress(state)
+
     results, state = execute(
         tasks,
         ResultCache(out / "cache"),
         serial=serial,
         workers=workers,
         scheduler=scheduler,
-        progress=progress,
+        progress=report,
     )
     wanted = set(spec.columns)
     for row, keys in zip(rows, row_tasks, strict=True):

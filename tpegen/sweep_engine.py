@@ -31,7 +31,8 @@ MAX_WORKERS = 1024
 @dataclass
 class Progress:
     """Where a sweep stands: tasks ``done`` of ``total`` (``cached`` of them from the cache,
-    ``failed`` of them failed; their keys in ``finished``), and seconds since execution started."""
+    ``failed`` of them failed; their keys in ``finished``), seconds since execution started, and
+    for :func:`tpegen.sweep.run_sweep` the ``points_done`` of its ``points``."""
 
     total: int
     done: int = 0
@@ -39,6 +40,8 @@ class Progress:
     failed: int = 0
     started: float = 0.0
     finished: set[str] = field(default_factory=set)  # keys of the tasks done (cached, computed or failed)
+    points: int = 0  # points of the sweep, and those whose every task is done (set by run_sweep)
+    points_done: int = 0
 
     @property
     def eta_seconds(self) -> float | None:
