@@ -86,18 +86,23 @@ class Encoder:
         y = (x - mu) / np.sqrt(var + np.float32(self.cfg["layer_norm_eps"]))
         return (y * self.w[f"{name}.weight"] + self.w[f"{name}.bias"]).astype(np.float32)
 
-    def embed(self, sentences: list[list[int]]) -> np.ndarray:
-        """Token ids of each sentence -> L2-normalized mean-pooled embeddings (float32)."""
-        W, H = self.w, self.cfg["num_attention_heads"]
-        lens = [len(s) for s in sentences]
-        ids = np.concatenate([np.asarray(s) for s in sentences])
-        pos = np.concatenate([np.arange(n) for n in lens])
+    def embeddings(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The first layer's input (float32): word + position + token-type embeddings of token
+        ``ids`` at ``positions``, layer-normalized."""
+        W = self.w
         x = (
             W["embeddings.word_embeddings.weight"][ids]
-            + W["embeddings.position_embeddings.weight"][pos]
+            + W["embeddings.position_embeddings.weight"][positions]
             + W["embeddings.token_type_embeddings.weight"][0]
         )
-        x = self.layer_norm(x, "embeddings.LayerNorm")
+        return self.layer_norm(x, "embeddings.LayerNorm")
+
+    def embed(self, sentences: list[list[int]]) -> np.ndarray:
+        """Token ids of each sentence -> L2-normalized mean-pooled embeddings (float32)."""
+        H = self.cfg["num_attention_heads"]
+        lens = [len(s) for s in sentences]
+        ids = np.concatenate([np.asarray(s) for s in sentences])
+        x = self.embeddings(ids, np.concatenate([np.arange(n) for n in lens]))
         bounds = np.cumsum([0, *lens])
         d = x.shape[1] // H
         for layer in range(self.cfg["num_hidden_layers"]):

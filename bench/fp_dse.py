@@ -164,12 +164,7 @@ def minilm_layer(rows: int) -> tuple[np.ndarray, np.ndarray, str]:
         return a, w, "standard normal A, N(0, 0.05^2) W (MiniLM not installed)"
     enc = fp_accuracy.Encoder(dict(weights), mcfg, fp_accuracy._f32_matmul, True)
     ids = np.concatenate([np.asarray(s) for s in token_ids(tok, SENTENCES)])[: 2 * rows]
-    x = (
-        weights["embeddings.word_embeddings.weight"][ids]
-        + weights["embeddings.position_embeddings.weight"][np.arange(len(ids))]
-        + weights["embeddings.token_type_embeddings.weight"][0]
-    )
-    a = enc.layer_norm(x, "embeddings.LayerNorm").astype(np.float64)
+    a = enc.embeddings(ids, np.arange(len(ids))).astype(np.float64)  # positions run on across sentences
     w = weights["encoder.layer.0.attention.self.query.weight"].T[:, : 2 * rows].astype(np.float64)
     return a, w, f"MiniLM layer-0 query projection, {2 * rows} tokens x 384 x {2 * rows} features"
 
