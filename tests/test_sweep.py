@@ -494,3 +494,17 @@ def test_progress_counts_points_done(tmp_path):
     )
     # the invalid point has no task (done from the start); each valid point has one task per workload
     assert seen == [(1, 0), (1, 1), (2, 2), (2, 3), (3, 4)]
+
+
+def test_plots_are_kept_for_the_same_results_and_redrawn_by_another_tpegen(tmp_path):
+    pytest.importorskip("matplotlib", reason="pip install -e '.[plot]'")
+    run_sweep(TINY, tmp_path / "o", serial=True)
+    plot = tmp_path / "o" / "sensitivity.png"
+    plot.write_bytes(b"kept")  # the same results by the same tpegen: not drawn again
+    run_sweep(TINY, tmp_path / "o", serial=True)
+    assert plot.read_bytes() == b"kept"
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    doc["versions"]["tpegen"] = "0.0.0"  # as if an older tpegen had drawn them
+    (tmp_path / "o" / "results.json").write_text(json.dumps(doc))
+    run_sweep(TINY, tmp_path / "o", serial=True)
+    assert plot.read_bytes().startswith(b"\x89PNG")

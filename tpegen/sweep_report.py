@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tpegen.sweep_spec import METRICS, UNITS, SweepSpec
-from tpegen.sweep_tasks import SYNTH_COLUMNS
+from tpegen.sweep_tasks import SYNTH_COLUMNS, versions
 
 ANY_WORKLOAD = "(any)"
 
@@ -296,6 +296,16 @@ def summary_markdown(
     return "\n".join(parts)
 
 
+def _same_results(previous: Path, table: str) -> bool:
+    """Whether ``previous`` holds this results.csv, written by this tpegen (so its plots are current)."""
+    try:
+        same_table = (previous / "results.csv").read_text() == table
+        doc = json.loads((previous / "results.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return same_table and isinstance(doc, dict) and doc.get("versions") == versions()
+
+
 def write_results(
     spec: SweepSpec,
     rows: list[dict[str, Any]],
@@ -308,7 +318,8 @@ def write_results(
 ) -> list[str]:
     """Write results.csv, results.json, pareto.csv, summary.md and (``plots``, with matplotlib) the
     plots into ``folder``. Plots that ``previous`` (the output folder) holds for the same results.csv
-    are kept instead of drawn again (drawing takes longer than a cached re-run)."""
+    are kept instead of drawn again (drawing takes longer than a cached re-run), unless another
+    tpegen drew them."""
     import importlib.util
 
     table = to_csv(spec, rows)
@@ -325,12 +336,12 @@ def write_results(
             for f in fronts_
         ],
         "stats": stats,
+        "versions": versions(),
     }
     (folder / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     (folder / "pareto.csv").write_text(pareto_csv(spec, rows, fronts_))
     names = plot_names(spec, rows, fronts_) if plots and importlib.util.find_spec("matplotlib") else []
-    old = previous / "results.csv" if previous is not None else None
-    drawn = old is not None and old.is_file() and old.read_text() == table
+    drawn = previous is not None and _same_results(previous, table)
     if names and not (drawn and all((previous / n).is_file() for n in names)):
         write_plots(spec, rows, fronts_, folder)
     if names:
