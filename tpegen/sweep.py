@@ -36,9 +36,9 @@ Spec (YAML; every key but ``base`` and ``metrics`` is optional)::
       - {energy_per_op: min, accuracy: max}
 
 Metric columns: ``area`` (um^2, logic + black-boxed memories; adds ``memory_area``, the memories
-alone), ``delay`` (ns), ``energy_per_op`` (pJ per MAC on the design's
-steady-state GEMM), ``energy`` (uJ on the workload: that GEMM's dynamic energy per MAC x the
-workload's MACs + its clock-tree and leakage energy per cycle x the workload's cycles, see
+alone), ``delay`` (ns), ``energy_per_op`` (pJ per MAC on the design's steady-state GEMM),
+``energy`` (uJ on the workload: that GEMM's dynamic energy per MAC x the workload's MACs + its
+clock-tree and leakage energy per cycle x the workload's cycles, see
 :func:`tpegen.sweep_tasks.workload_energy_uj`), ``time`` (ms on the workload: its cycles at
 ``period_ns``, or at the design's ``delay`` without a clock target), ``cycles`` and
 ``utilization`` (timing model, RTL-exact; on a model workload the sum over its GEMMs),
@@ -184,6 +184,7 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     row_tasks: list[list[str]] = []
     tasks: dict[str, dict[str, Any]] = {}
+    point_keys: dict[int, set[str]] = {}  # each point's tasks over its workloads, for the progress line
     points = spec.points()
     for i, values in enumerate(points):
         try:
@@ -202,9 +203,7 @@ def run_sweep(
                 tasks[keys[-1]] = task
             rows.append(row)
             row_tasks.append(keys)
-    point_keys: dict[int, set[str]] = {}
-    for row, keys in zip(rows, row_tasks, strict=True):
-        point_keys.setdefault(row["point"], set()).update(keys)
+            point_keys.setdefault(i, set()).update(keys)
 
     def report(state: Progress) -> None:
         state.points = len(point_keys)
