@@ -364,14 +364,14 @@ def measure(
     )  # fmt: skip
 
     def show(state) -> None:
-        points_done = sum(set(k.values()) <= state.finished for k in keys.values())
-        eta = "-" if state.eta_seconds is None else f"{state.eta_seconds:.0f} s"
-        text = f"points {points_done}/{len(points)}, cached {state.cached}, failed {state.failed}, ETA {eta}"
-        bar.update(progress_task, completed=state.done, total=state.total, description=text)
+        bar.update(progress_task, completed=state.done, total=state.total, description=state.describe())
 
     with bar:
         progress_task = bar.add_task("", total=len(flat))
-        results, state = execute(flat, ResultCache(cache_dir), progress=show, runner=run, **execution)
+        point_keys = {name: k.values() for name, k in keys.items()}
+        results, state = execute(
+            flat, ResultCache(cache_dir), progress=show, runner=run, points=point_keys, **execution
+        )
     computed = state.done - state.cached
     print(
         f"{len(flat)} tasks: {computed} computed, {state.cached} cached, {state.failed} failed ({cache_dir})"

@@ -748,9 +748,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )  # fmt: skip
 
         def show(state) -> None:
-            eta = "-" if state.eta_seconds is None else f"{state.eta_seconds:.0f} s"
-            text = f"points {state.points_done}/{state.points}, cached {state.cached}, failed {state.failed}, ETA {eta}"
-            bar.update(task, completed=state.done, total=state.total, description=text)
+            bar.update(task, completed=state.done, total=state.total, description=state.describe())
 
         with bar:
             task = bar.add_task("", total=None)

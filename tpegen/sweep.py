@@ -204,20 +204,14 @@ def run_sweep(
             rows.append(row)
             row_tasks.append(keys)
             point_keys.setdefault(i, set()).update(keys)
-
-    def report(state: Progress) -> None:
-        state.points = len(point_keys)
-        state.points_done = sum(keys <= state.finished for keys in point_keys.values())
-        if progress is not None:
-            progress(state)
-
     results, state = execute(
         tasks,
         ResultCache(out / "cache"),
         serial=serial,
         workers=workers,
         scheduler=scheduler,
-        progress=report,
+        progress=progress,
+        points=point_keys,
     )
     wanted = set(spec.columns)
     for row, keys in zip(rows, row_tasks, strict=True):

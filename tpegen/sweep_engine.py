@@ -16,9 +16,9 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,15 @@ MAX_WORKERS = 1024
 @dataclass
 class Progress:
     """Where a sweep stands: tasks ``done`` of ``total`` (``cached`` of them from the cache,
-    ``failed`` of them failed; their keys in ``finished``), seconds since execution started, and
-    for :func:`tpegen.sweep.run_sweep` the ``points_done`` of its ``points``."""
+    ``failed`` of them failed), seconds since execution started, and
+    the ``points_done`` of the ``points`` (groups of tasks) that :func:`execute` was given."""
 
     total: int
     done: int = 0
     cached: int = 0
     failed: int = 0
     started: float = 0.0
-    finished: set[str] = field(default_factory=set)  # keys of the tasks done (cached, computed or failed)
-    points: int = 0  # points of the sweep, and those whose every task is done (set by run_sweep)
+    points: int = 0  # the points given to execute(), and those whose every task is done
     points_done: int = 0
 
     @property
@@ -50,6 +49,13 @@ class Progress:
         if computed <= 0:
             return None
         return (time.perf_counter() - self.started) / computed * (self.total - self.done)
+
+    def describe(self) -> str:
+        """One line for a progress bar: points done, tasks cached and failed, the ETA."""
+        eta = "-" if self.eta_seconds is None else f"{self.eta_seconds:.0f} s"
+        return (
+            f"points {self.points_done}/{self.points}, cached {self.cached}, failed {self.failed}, ETA {eta}"
+        )
 
 
 class ResultCache:
@@ -149,23 +155,37 @@ def execute(
     scheduler: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     runner: Callable[[dict[str, Any]], dict[str, Any]] = run_task,
+    points: Mapping[Hashable, Iterable[str]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], Progress]:
     """Results of ``tasks`` (by key): from ``cache`` or computed, each new one filed at once.
 
     ``runner(task)`` computes one task and returns a result in :func:`~tpegen.sweep_tasks.run_task`'s
     format (``status`` ok with ``values``, or failed with ``error`` and ``cacheable``); a bench with
     task kinds of its own passes its function (it must pickle for Dask: a module-level function of
-    an importable module or of the ``__main__`` script). Returns the results and the final
-    :class:`Progress` (its ``cached`` counts the hits)."""
+    an importable module or of the ``__main__`` script). ``points`` groups the task keys (a point's
+    tasks over its workloads) for :attr:`Progress.points_done`, counted as tasks finish. Returns the
+    results and the final :class:`Progress` (its ``cached`` counts the hits)."""
     check_execution(serial, workers, scheduler)
-    state = Progress(total=len(tasks), started=time.perf_counter())
+    waiting = {point: set(keys) for point, keys in (points or {}).items()}
+    owners: dict[str, list[Hashable]] = {}
+    for point, keys in waiting.items():
+        for key in keys:
+            owners.setdefault(key, []).append(point)
+    state = Progress(total=len(tasks), started=time.perf_counter(), points=len(waiting))
+    state.points_done = sum(not keys for keys in waiting.values())
+
+    def mark(key: str) -> None:
+        state.done += 1
+        for point in owners.get(key, ()):
+            waiting[point].discard(key)
+            state.points_done += not waiting[point]
+
     results: dict[str, dict[str, Any]] = {}
     for key in tasks:
         hit = cache.get(key)
         if hit is not None:
             results[key] = hit
-            state.finished.add(key)
-            state.done += 1
+            mark(key)
             state.cached += 1
             state.failed += hit.get("status") != "ok"
     todo = [key for key in tasks if key not in results]
@@ -177,8 +197,7 @@ def execute(
         results[key] = result
         if result["status"] == "ok" or result.get("cacheable"):
             cache.put(key, tasks[key], result)
-        state.finished.add(key)
-        state.done += 1
+        mark(key)
         state.failed += result["status"] != "ok"
         report(state)
 
